@@ -1,0 +1,55 @@
+"""Run ORM work from the async request path on a bounded thread pool, one connection per thread.
+
+Django's own `sync_to_async` defaults to `thread_sensitive=True`, which funnels every ORM call of a
+process through one thread and so serializes requests. The gateway instead runs each unit of
+database work on a dedicated pool; each thread keeps its own (persistent, health-checked)
+connection, so concurrent requests reach the database concurrently.
+"""
+
+import asyncio
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import ParamSpec, TypeVar
+
+from django.conf import settings
+from django.db import close_old_connections
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+_executor: ThreadPoolExecutor | None = None
+
+
+def _get_executor() -> ThreadPoolExecutor:
+    global _executor
+    if _executor is None:
+        _executor = ThreadPoolExecutor(
+            max_workers=settings.GATEWAY_DB_THREADS, thread_name_prefix="llmops-db"
+        )
+    return _executor
+
+
+def _run_with_fresh_connection(fn: Callable[..., T], args: tuple, kwargs: dict) -> T:
+    # Drop connections that are broken or past CONN_MAX_AGE before use, as Django does at the
+    # start of every request for its own request thread.
+    close_old_connections()
+    return fn(*args, **kwargs)
+
+
+async def run_db(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run `fn(*args, **kwargs)` on the database thread pool and return its result."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(
+        _get_executor(), functools.partial(_run_with_fresh_connection, fn, args, kwargs)
+    )
+
+
+def db_task(fn: Callable[P, T]) -> Callable[P, "asyncio.Future[T]"]:
+    """Decorate a sync ORM function so that calling it awaits it on the database pool."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        return await run_db(fn, *args, **kwargs)
+
+    return wrapper

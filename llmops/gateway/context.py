@@ -1,0 +1,72 @@
+"""What the pipeline knows about one request, shared by its steps (cache, routing, budgets)."""
+
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the key, its user and team (tenant), and the key's tier."""
+
+    api_key_id: int
+    key_prefix: str
+    user_id: int
+    team_id: int
+    team_name: str
+    tier: str
+
+
+@dataclass(frozen=True)
+class CacheControl:
+    """The client's `Cache-Control` wishes: skip the lookup, or do not store the answer."""
+
+    no_cache: bool = False
+    no_store: bool = False
+
+
+# Generation parameters that change the answer, so they belong to a cache namespace.
+ANSWER_PARAMS = (
+    "temperature", "top_p", "stop", "tools", "tool_choice", "response_format", "seed",
+    "presence_penalty", "frequency_penalty", "logit_bias", "parallel_tool_calls",
+)
+
+
+@dataclass
+class RequestContext:
+    """One chat completion request as the pipeline sees it.
+
+    `body` is the validated request; `params` are the generation parameters forwarded upstream
+    (OpenAI names). Steps write their findings here: the semantic cache sets `embedding` (which
+    routing reuses), routing sets `route`, and timings accumulate in `timings` (seconds).
+    """
+
+    request_id: str
+    principal: Principal
+    body: dict
+    messages: list[dict]
+    requested_model: str
+    params: dict
+    stream: bool = False
+    include_usage: bool = False
+    max_output_tokens: int | None = None
+    metadata: dict = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)  # lower-cased names
+    cache_control: CacheControl = field(default_factory=CacheControl)
+    started: float = field(default_factory=time.perf_counter)
+
+    embedding: Any = None  # numpy vector of the prompt, set by the semantic cache
+    cache_status: str = "miss"
+    cache_similarity: float | None = None
+    route: Any = None  # routing.router.RouteDecision
+    estimated_prompt_tokens: int = 0
+    estimated_cost: Decimal = Decimal(0)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def answer_params(self) -> dict:
+        """Return the generation parameters that change the answer (for cache namespaces)."""
+        return {k: self.params[k] for k in ANSWER_PARAMS if self.params.get(k) is not None}
+
+    def elapsed_ms(self) -> int:
+        return int((time.perf_counter() - self.started) * 1000)

@@ -1,0 +1,72 @@
+"""Tenants and API keys: who is calling, on whose behalf, and at which tier."""
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Team(models.Model):
+    """A tenant: the unit of isolation for cache entries, budgets and reports."""
+
+    name = models.CharField(max_length=100, unique=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ApiKeyTier(models.TextChoices):
+    FREE = "free", "Free"
+    STANDARD = "standard", "Standard"
+    PREMIUM = "premium", "Premium"
+
+
+class ApiKeyQuerySet(models.QuerySet):
+    def usable(self) -> "ApiKeyQuerySet":
+        """Return keys that are active and not expired, right now."""
+        now = timezone.now()
+        return self.filter(is_active=True).filter(
+            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now)
+        )
+
+
+class ApiKey(models.Model):
+    """An application's credential. Only a hash of the secret is stored, never the secret itself.
+
+    A key reads `llmops-<prefix>.<secret>`; the prefix is public (shown in admin and logs) and
+    indexes the row, the secret is checked against `hashed_secret` in constant time.
+    """
+
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="api_keys")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="llmops_api_keys"
+    )
+    name = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(max_length=16, unique=True, editable=False)
+    hashed_secret = models.CharField(max_length=128, editable=False)
+    tier = models.CharField(max_length=16, choices=ApiKeyTier.choices, default=ApiKeyTier.STANDARD)
+    is_active = models.BooleanField(default=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "API key"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.masked} ({self.team})"
+
+    @property
+    def masked(self) -> str:
+        """Return the key as it may be displayed: its public prefix only."""
+        return f"llmops-{self.prefix}.…"
+
+    def is_usable(self, now=None) -> bool:
+        now = now or timezone.now()
+        return self.is_active and (self.expires_at is None or self.expires_at > now)

@@ -1,0 +1,1 @@
+"""Provider adapters: one small class per wire format behind `ProviderAdapter`."""

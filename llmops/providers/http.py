@@ -1,0 +1,32 @@
+"""One pooled async HTTP client per event loop, shared by every adapter."""
+
+import asyncio
+import weakref
+
+import httpx
+from django.conf import settings
+
+_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def get_client() -> httpx.AsyncClient:
+    """Return this event loop's pooled client (created on first use)."""
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None or client.is_closed:
+        client = httpx.AsyncClient(
+            timeout=httpx.Timeout(
+                connect=settings.PROVIDER_CONNECT_TIMEOUT_SECONDS,
+                read=settings.PROVIDER_READ_TIMEOUT_SECONDS,
+                write=settings.PROVIDER_CONNECT_TIMEOUT_SECONDS,
+                pool=settings.PROVIDER_CONNECT_TIMEOUT_SECONDS,
+            ),
+            limits=httpx.Limits(
+                max_connections=settings.PROVIDER_MAX_CONNECTIONS,
+                max_keepalive_connections=min(settings.PROVIDER_MAX_CONNECTIONS, 200),
+            ),
+        )
+        _clients[loop] = client
+    return client

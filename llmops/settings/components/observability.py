@@ -1,0 +1,3 @@
+"""Settings for the observability integration."""
+
+from llmops.settings.env import env  # noqa: F401

@@ -1,0 +1,3 @@
+"""Settings for the routing integration."""
+
+from llmops.settings.env import env  # noqa: F401
