@@ -5,7 +5,9 @@ The body is always OpenAI's shape: `{"error": {"message", "type", "code", "param
 
 import logging
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.db import DatabaseError
 from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
@@ -123,7 +125,12 @@ def _first_validation_error(detail, path: str = "") -> tuple[str, str]:
 def exception_handler(exc: Exception, context: dict) -> Response | None:
     """Render any API error as an OpenAI-style error object (DRF's EXCEPTION_HANDLER)."""
     if isinstance(exc, RequestDataTooBig):
-        exc = PayloadTooLarge()
+        exc = PayloadTooLarge(
+            f"Request body is larger than the {settings.LLMOPS_MAX_BODY_BYTES} bytes allowed.")
+    elif isinstance(exc, DatabaseError):
+        logger.error("database unavailable: %s", exc.__class__.__name__)
+        exc = ServiceUnavailable("The gateway's database is unavailable; no model was called.",
+                                 code="database_unavailable")
     elif isinstance(exc, Http404):
         exc = drf_exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

@@ -10,3 +10,22 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("admin/", admin.site.urls),
 ]
+
+
+def _json_error(status: int, message: str, code: str):
+    from django.http import JsonResponse
+
+    from llmops.errors import error_body
+
+    def view(request, exception=None):
+        return JsonResponse(error_body(message, error_type="invalid_request_error"
+                                       if status < 500 else "api_error", code=code),
+                            status=status)
+
+    return view
+
+
+handler400 = _json_error(400, "Bad request.", "bad_request")
+handler403 = _json_error(403, "Forbidden.", "permission_denied")
+handler404 = _json_error(404, "Unknown URL.", "not_found")
+handler500 = _json_error(500, "The gateway hit an internal error.", "internal_error")

@@ -64,6 +64,19 @@ class ModelProfile(models.Model):
     supports_json_mode = models.BooleanField(default=False)
     supports_vision = models.BooleanField(default=False)
 
+    fallbacks = models.JSONField(
+        default=list, blank=True,
+        help_text="Ordered profile names to try when this one fails (e.g. [\"gpt-4.1-mini\"]).")
+
+    # Observed behaviour: written by routing.services.profiles_refresh_observed from the ledger,
+    # never typed in (read-only in admin).
+    observed_latency_p50_ms = models.PositiveIntegerField(null=True, blank=True)
+    observed_latency_p95_ms = models.PositiveIntegerField(null=True, blank=True)
+    observed_ttft_p50_ms = models.PositiveIntegerField(null=True, blank=True)
+    observed_error_rate = models.FloatField(null=True, blank=True)
+    observed_samples = models.PositiveIntegerField(default=0)
+    observed_at = models.DateTimeField(null=True, blank=True)
+
     enabled = models.BooleanField(default=True)
     options = models.JSONField(
         default=dict, blank=True,
@@ -78,3 +91,82 @@ class ModelProfile(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def latency_ms(self) -> int:
+        """Return the latency to plan with: observed p95 when known, else the static hint."""
+        return self.observed_latency_p95_ms or self.typical_latency_ms
+
+    def is_available(self) -> bool:
+        """Return whether the gateway holds what it needs to call this model (its key)."""
+        from llmops.providers.registry import get_adapter
+
+        adapter = get_adapter(self.provider)
+        return not adapter.needs_key or bool(adapter.api_key_for(self.api_key_env)) or (
+            self.provider == Provider.OPENAI_COMPATIBLE
+        )
+
+
+class RoutingExample(models.Model):
+    """One labeled outcome: how well a model (or any model of a tier) answered a prompt.
+
+    The learned predictor reads these rows; `import_routing_examples` and feedback write them.
+    """
+
+    prompt = models.TextField()
+    prompt_hash = models.CharField(max_length=64, db_index=True, help_text="SHA-256 of prompt.")
+    embedding = models.BinaryField(help_text="float32 unit vector of the prompt (little endian).")
+    model_name = models.CharField(
+        max_length=100, blank=True, db_index=True,
+        help_text="Profile name the outcome is about (empty: any model of `tier`).")
+    tier = models.CharField(max_length=16, choices=Tier.choices, blank=True)
+    score = models.FloatField(
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="1 = answered well, 0 = failed; fractions for graded feedback.")
+    source = models.CharField(max_length=100, blank=True,
+                              help_text="Where the label came from (dataset, feedback).")
+    request_id = models.CharField(max_length=64, blank=True,
+                                  help_text="Ledger request id, for feedback examples.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(model_name="") | ~models.Q(tier=""),
+                name="routing_example_names_model_or_tier"),
+            models.UniqueConstraint(fields=["prompt_hash", "model_name", "tier", "source"],
+                                    name="routing_example_unique_label"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_name or self.tier}: {self.score:.2f}"
+
+
+class RouterAlias(models.Model):
+    """A named router (`model: "<name>"`) for a team, or for everyone when `team` is empty.
+
+    It routes like `auto`, restricted to `candidates` (empty: every profile) and with its own
+    quality floor and latency limit.
+    """
+
+    name = models.CharField(max_length=100)
+    team = models.ForeignKey("llmops.Team", null=True, blank=True, on_delete=models.CASCADE,
+                             related_name="router_aliases")
+    candidates = models.JSONField(default=list, blank=True,
+                                  help_text="Profile names this router may choose (empty: all).")
+    min_quality = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Required predicted quality (empty: the caller's tier decides).")
+    max_latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "router aliases"
+        constraints = [
+            models.UniqueConstraint(fields=["team", "name"], name="router_alias_unique_per_team"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.team or 'all teams'})"

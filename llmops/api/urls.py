@@ -1,3 +1,13 @@
 """API routes."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from llmops.api.health import healthz, readyz
+from llmops.api.views import ChatCompletionCreateApi, ModelListApi
+
+urlpatterns = [
+    path("v1/chat/completions", ChatCompletionCreateApi.as_view(), name="chat-completions"),
+    path("v1/models", ModelListApi.as_view(), name="models"),
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+]

@@ -31,6 +31,7 @@ class ProviderCall:
 
     upstream_model: str
     messages: list[dict]
+    provider: str = ""  # the profile's provider name (openai, gemini, ...): picks default URLs
     params: dict = field(default_factory=dict)  # OpenAI names: temperature, max_tokens, stop, ...
     base_url: str = ""
     api_key: str = ""

@@ -18,19 +18,25 @@ _WORDS = (
 
 
 def simulated_answer(messages: list[dict], max_tokens: int | None, answer_tokens: int) -> str:
-    """Return the deterministic answer for `messages` (same prompt, same answer)."""
+    """Return the deterministic answer for `messages` (same prompt, same answer), at most
+    `max_tokens` tokens long as `count_text_tokens` counts them."""
     last_user = next(
         (message_text(m) for m in reversed(messages) if m.get("role") == "user"), ""
     )
     digest = hashlib.sha256(last_user.encode("utf-8", "surrogatepass")).digest()
     limit = answer_tokens if max_tokens is None else max(1, min(answer_tokens, max_tokens))
-    head = f"[simulated] Re: {' '.join(last_user.split()[:8])}".strip()
-    words = head.split()
-    index = 0
-    while len(words) < limit:
-        words.append(_WORDS[(digest[index % len(digest)] + index) % len(_WORDS)])
-        index += 1
-    return " ".join(words[:limit])
+    words = ["[simulated]", "Re:", *last_user.split()[:8]]
+    filler = (_WORDS[(digest[i % len(digest)] + i) % len(_WORDS)] for i in range(limit))
+    words.extend(filler)
+    answer: list[str] = []
+    used = 0
+    for word in words:
+        cost = count_text_tokens(word)
+        if used + cost > limit:
+            break
+        answer.append(word)
+        used += cost
+    return " ".join(answer) or "[simulated]"[: max(1, limit)]
 
 
 class SimulatedAdapter(ProviderAdapter):
@@ -56,5 +62,5 @@ class SimulatedAdapter(ProviderAdapter):
             ),
             completion_tokens=count_text_tokens(answer),
         )
-        finish = "length" if max_tokens and len(words) >= max_tokens else "stop"
+        finish = "length" if max_tokens and usage.completion_tokens >= max_tokens else "stop"
         yield Delta(finish_reason=finish, usage=usage)

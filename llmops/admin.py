@@ -1,0 +1,56 @@
+"""Admin for teams and API keys. A key's secret is shown once, right after creation."""
+
+from django.contrib import admin, messages
+
+from llmops.models import ApiKey, Team
+from llmops.services import api_key_issue
+
+
+class ApiKeyInline(admin.TabularInline):
+    model = ApiKey
+    extra = 0
+    fields = ("masked", "user", "name", "tier", "is_active", "expires_at", "last_used_at")
+    readonly_fields = ("masked", "last_used_at")
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False  # keys are issued from the API key page, which shows the secret once
+
+
+@admin.register(Team)
+class TeamAdmin(admin.ModelAdmin):
+    list_display = ("name", "created_at")
+    search_fields = ("name",)
+    inlines = [ApiKeyInline]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ("masked", "team", "user", "name", "tier", "is_active", "expires_at",
+                    "created_at")
+    list_filter = ("tier", "is_active", "team")
+    search_fields = ("prefix", "name", "team__name", "user__username")
+    readonly_fields = ("masked", "created_at", "last_used_at")
+    fields = ("team", "user", "name", "tier", "is_active", "expires_at", "masked", "created_at",
+              "last_used_at")
+    autocomplete_fields = ("team",)
+    actions = ["revoke"]
+
+    def save_model(self, request, obj, form, change) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        issued = api_key_issue(team=obj.team, user=obj.user, tier=obj.tier, name=obj.name,
+                               expires_at=obj.expires_at)
+        obj.pk = issued.api_key.pk
+        obj.prefix = issued.api_key.prefix
+        self.message_user(
+            request,
+            f"New API key (copy it now; it will not be shown again): {issued.key}",
+            level=messages.WARNING,
+        )
+
+    @admin.action(description="Revoke selected keys")
+    def revoke(self, request, queryset) -> None:
+        count = queryset.update(is_active=False)
+        self.message_user(request, f"Revoked {count} key(s).")

@@ -1,0 +1,36 @@
+"""An async DRF APIView whose authentication, permissions and throttles keep DRF's semantics but
+run on the gateway's database pool instead of one shared thread."""
+
+from inspect import iscoroutinefunction
+
+from rest_framework.views import APIView
+
+from llmops.db import run_db
+
+
+class AsyncAPIView(APIView):
+    """Like APIView, for `async def` handlers.
+
+    DRF's `initial()` (authentication, permissions, throttling) does ORM and cache work, so it
+    runs through `llmops.db.run_db`; running it with `sync_to_async`'s default would funnel every
+    request of the process through a single thread.
+    """
+
+    async def dispatch(self, request, *args, **kwargs):
+        self.args = args
+        self.kwargs = kwargs
+        request = self.initialize_request(request, *args, **kwargs)
+        self.request = request
+        self.headers = self.default_response_headers
+        try:
+            await run_db(self.initial, request, *args, **kwargs)
+            method = request.method.lower()
+            handler = (getattr(self, method, self.http_method_not_allowed)
+                       if method in self.http_method_names else self.http_method_not_allowed)
+            response = handler(request, *args, **kwargs)
+            if iscoroutinefunction(handler):
+                response = await response
+        except Exception as exc:
+            response = self.handle_exception(exc)
+        self.response = self.finalize_response(request, response, *args, **kwargs)
+        return self.response

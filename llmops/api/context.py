@@ -1,0 +1,48 @@
+"""Build the pipeline's RequestContext from an authenticated, validated API request."""
+
+from llmops.api.serializers import FORWARDED_PARAMS
+from llmops.gateway.context import CacheControl, Principal, RequestContext
+
+# Request headers steps may read (cache threshold overrides, routing hints).
+_FORWARDED_HEADER_PREFIX = "x-llmops-"
+
+
+def principal_from_key(api_key) -> Principal:
+    return Principal(
+        api_key_id=api_key.pk,
+        key_prefix=api_key.prefix,
+        user_id=api_key.user_id,
+        team_id=api_key.team_id,
+        team_name=api_key.team.name,
+        tier=api_key.tier,
+    )
+
+
+def _cache_control(header: str) -> CacheControl:
+    directives = {part.strip().lower().split("=")[0] for part in header.split(",")}
+    return CacheControl(no_cache="no-cache" in directives, no_store="no-store" in directives)
+
+
+def context_from_request(request, data: dict) -> RequestContext:
+    """Return the RequestContext for a validated chat completion request."""
+    params = {name: data[name] for name in FORWARDED_PARAMS if data.get(name) is not None}
+    stream_options = data.get("stream_options") or {}
+    headers = {
+        name.lower(): value for name, value in request.headers.items()
+        if name.lower().startswith(_FORWARDED_HEADER_PREFIX)
+    }
+    return RequestContext(
+        request_id=getattr(request._request, "request_id", "") or request.META.get(
+            "HTTP_X_REQUEST_ID", ""),
+        principal=principal_from_key(request.auth),
+        body=data,
+        messages=[dict(m) for m in data["messages"]],
+        requested_model=data["model"],
+        params=params,
+        stream=data.get("stream", False),
+        include_usage=bool(stream_options.get("include_usage")),
+        max_output_tokens=data.get("max_completion_tokens") or data.get("max_tokens"),
+        metadata=data.get("metadata") or {},
+        headers=headers,
+        cache_control=_cache_control(request.headers.get("Cache-Control", "")),
+    )

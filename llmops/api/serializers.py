@@ -1,0 +1,144 @@
+"""Request validation for the OpenAI-compatible API: refuse bad input with a clear 400."""
+
+from django.conf import settings
+from rest_framework import serializers
+
+ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+CONTENT_PART_TYPES = ("text", "image_url", "input_audio", "file", "refusal")
+
+
+def _check_text(value: str, field: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        # Lone surrogates (valid JSON escapes, invalid Unicode) would break hashing, storage and
+        # every provider: refuse them up front.
+        raise serializers.ValidationError(
+            f"{field} contains invalid Unicode (a lone surrogate)."
+        ) from None
+    return value
+
+
+class MessageContentField(serializers.Field):
+    """A message's content: a string, a list of content parts, or null (assistant tool calls)."""
+
+    default_error_messages = {
+        "invalid": "content must be a string, a list of content parts, or null.",
+    }
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            return _check_text(data, "content")
+        if isinstance(data, list):
+            for index, part in enumerate(data):
+                if not isinstance(part, dict) or part.get("type") not in CONTENT_PART_TYPES:
+                    raise serializers.ValidationError(
+                        f"content[{index}] must be an object whose type is one of "
+                        f"{', '.join(CONTENT_PART_TYPES)}."
+                    )
+                if part["type"] == "text":
+                    if not isinstance(part.get("text"), str):
+                        raise serializers.ValidationError(
+                            f"content[{index}].text must be a string.")
+                    _check_text(part["text"], f"content[{index}].text")
+            return data
+        self.fail("invalid")
+
+    def to_representation(self, value):
+        return value
+
+
+class MessageSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=ROLES)
+    content = MessageContentField(allow_null=True, required=False)
+    name = serializers.CharField(required=False, max_length=256)
+    tool_calls = serializers.ListField(child=serializers.DictField(), required=False)
+    tool_call_id = serializers.CharField(required=False, max_length=256)
+
+    def validate(self, attrs):
+        if attrs["role"] == "assistant":
+            if "content" not in attrs and not attrs.get("tool_calls"):
+                raise serializers.ValidationError("An assistant message needs content or "
+                                                  "tool_calls.")
+        elif attrs["role"] == "tool":
+            if not attrs.get("tool_call_id"):
+                raise serializers.ValidationError("A tool message needs tool_call_id.")
+        elif "content" not in attrs or attrs.get("content") is None:
+            raise serializers.ValidationError(f"A {attrs['role']} message needs content.")
+        return attrs
+
+
+class StreamOptionsSerializer(serializers.Serializer):
+    include_usage = serializers.BooleanField(required=False, default=False)
+
+
+class StopField(serializers.Field):
+    default_error_messages = {"invalid": "stop must be a string or a list of up to 4 strings."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            return _check_text(data, "stop")
+        if isinstance(data, list) and len(data) <= 4 and all(isinstance(s, str) for s in data):
+            return [_check_text(s, "stop") for s in data]
+        self.fail("invalid")
+
+    def to_representation(self, value):
+        return value
+
+
+def _max_tokens_field() -> serializers.IntegerField:
+    return serializers.IntegerField(
+        required=False, allow_null=True, min_value=1,
+        max_value=settings.LLMOPS_MAX_OUTPUT_TOKENS,
+    )
+
+
+class ChatCompletionInputSerializer(serializers.Serializer):
+    """The OpenAI Chat Completions request (fields llmops does not use are ignored)."""
+
+    model = serializers.CharField(max_length=200, help_text='A model profile name, or "auto".')
+    messages = serializers.ListField(
+        child=MessageSerializer(), min_length=1, allow_empty=False,
+        max_length=settings.LLMOPS_MAX_MESSAGES,
+    )
+    temperature = serializers.FloatField(required=False, allow_null=True, min_value=0,
+                                         max_value=2)
+    top_p = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=1)
+    max_tokens = _max_tokens_field()
+    max_completion_tokens = _max_tokens_field()
+    stop = StopField(required=False, allow_null=True)
+    stream = serializers.BooleanField(required=False, default=False)
+    stream_options = StreamOptionsSerializer(required=False, allow_null=True)
+    n = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=128)
+    user = serializers.CharField(required=False, max_length=256, allow_blank=True)
+    metadata = serializers.DictField(required=False, allow_null=True)
+    tools = serializers.ListField(child=serializers.DictField(), required=False, max_length=128)
+    tool_choice = serializers.JSONField(required=False, allow_null=True)
+    parallel_tool_calls = serializers.BooleanField(required=False, allow_null=True)
+    response_format = serializers.DictField(required=False, allow_null=True)
+    seed = serializers.IntegerField(required=False, allow_null=True)
+    presence_penalty = serializers.FloatField(required=False, allow_null=True, min_value=-2,
+                                              max_value=2)
+    frequency_penalty = serializers.FloatField(required=False, allow_null=True, min_value=-2,
+                                               max_value=2)
+    logit_bias = serializers.DictField(child=serializers.FloatField(min_value=-100,
+                                                                    max_value=100),
+                                       required=False, allow_null=True)
+
+    def validate_n(self, value):
+        if value not in (None, 1):
+            raise serializers.ValidationError(
+                "n > 1 is not supported by llmops: send n separate requests.")
+        return value
+
+    def validate_metadata(self, value):
+        if value is not None and len(value) > 16:
+            raise serializers.ValidationError("metadata may hold at most 16 keys.")
+        return value
+
+
+FORWARDED_PARAMS = (
+    "temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "tools",
+    "tool_choice", "parallel_tool_calls", "response_format", "seed", "presence_penalty",
+    "frequency_penalty", "logit_bias", "user",
+)

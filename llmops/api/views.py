@@ -1,0 +1,83 @@
+"""The OpenAI-compatible endpoints: chat completions and the model list."""
+
+import time
+
+from django.http import StreamingHttpResponse
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from llmops.api.base import AsyncAPIView
+from llmops.api.context import context_from_request
+from llmops.api.serializers import ChatCompletionInputSerializer
+from llmops.gateway.pipeline import (
+    StreamResult,
+    chat_completion_create,
+    chat_completion_stream,
+)
+from routing.router import AUTO
+from routing.selectors import profiles_enabled
+
+_ERROR = inline_serializer(
+    "Error",
+    {"error": inline_serializer("ErrorBody", {
+        "message": serializers.CharField(), "type": serializers.CharField(),
+        "code": serializers.CharField(allow_null=True),
+        "param": serializers.CharField(allow_null=True)})},
+)
+_ERRORS = {status: OpenApiResponse(_ERROR) for status in (400, 401, 402, 404, 413, 415, 429,
+                                                          502, 503, 504)}
+
+
+class ChatCompletionCreateApi(AsyncAPIView):
+    """POST /v1/chat/completions — OpenAI's Chat Completions, streamed or not."""
+
+    InputSerializer = ChatCompletionInputSerializer
+
+    @extend_schema(
+        operation_id="chat_completion_create",
+        request=ChatCompletionInputSerializer,
+        responses={200: OpenApiResponse(description="A chat.completion object, or an SSE stream "
+                                        "of chat.completion.chunk objects when stream=true."),
+                   **_ERRORS},
+    )
+    async def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        ctx = context_from_request(request, serializer.validated_data)
+        if ctx.stream:
+            result = await chat_completion_stream(ctx)
+        else:
+            result = await chat_completion_create(ctx)
+        if isinstance(result, StreamResult):
+            response = StreamingHttpResponse(result.events, content_type="text/event-stream")
+            response["Cache-Control"] = "no-cache"
+            response["X-Accel-Buffering"] = "no"
+            for name, value in result.headers.items():
+                response[name] = value
+            return response
+        return Response(result.body, headers=result.headers)
+
+
+class ModelListApi(AsyncAPIView):
+    """GET /v1/models — the enabled model profiles, plus `auto`."""
+
+    @extend_schema(
+        operation_id="model_list",
+        responses={200: inline_serializer("ModelList", {
+            "object": serializers.CharField(),
+            "data": inline_serializer("Model", {
+                "id": serializers.CharField(), "object": serializers.CharField(),
+                "created": serializers.IntegerField(), "owned_by": serializers.CharField(),
+            }, many=True)}), 401: OpenApiResponse(_ERROR)},
+    )
+    async def get(self, request):
+        profiles = await profiles_enabled()
+        now = int(time.time())
+        data = [{"id": AUTO, "object": "model", "created": now, "owned_by": "llmops"}]
+        data += [
+            {"id": p.name, "object": "model", "created": int(p.created_at.timestamp()),
+             "owned_by": p.provider}
+            for p in sorted(profiles, key=lambda p: p.name)
+        ]
+        return Response({"object": "list", "data": data})

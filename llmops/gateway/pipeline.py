@@ -1,0 +1,439 @@
+"""The gateway pipeline, top to bottom: cache → route → reserve → call → settle → store.
+
+Every request that passes admission ends in exactly one `request_settle` (one ledger row),
+whether it succeeded, was served from cache, failed upstream, or lost its client mid-stream.
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import DatabaseError
+
+from budgets.services import Admission, UsageEntry, request_admit, request_settle
+from llmops import metrics
+from llmops.db import run_db
+from llmops.errors import GatewayError, ServiceUnavailable
+from llmops.gateway import upstream
+from llmops.gateway.context import RequestContext
+from llmops.gateway.responses import completion_body, usage_body
+from llmops.providers.base import Completion, Usage
+from routing.models import ModelProfile
+from routing.pricing import max_cost, usage_cost
+from routing.router import route
+from routing.tokens import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY, count_text_tokens, message_text
+
+logger = logging.getLogger("llmops.gateway")
+
+# Settlement must survive the request task being cancelled (client gone); keep strong refs.
+_background: set[asyncio.Task] = set()
+
+
+def _spawn(coro) -> asyncio.Task:
+    task = asyncio.ensure_future(coro)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    return task
+
+
+def _semantic_cache():
+    """Return the cache seam module when the semantic cache is on, else None."""
+    if not getattr(settings, "ENABLE_SEMANTIC_CACHE", False):
+        return None
+    from semcache import gateway as cache_gateway
+
+    return cache_gateway
+
+
+@dataclass
+class Prepared:
+    """A request that passed cache, routing and admission, ready to call upstream."""
+
+    ctx: RequestContext
+    chain: list[ModelProfile]
+    admission: Admission
+    reason: str
+
+
+@dataclass
+class Outcome:
+    """What happened upstream, in the terms the ledger records."""
+
+    profile: ModelProfile | None = None
+    usage: Usage | None = None
+    status: str = "ok"
+    error_kind: str = ""
+    http_status: int = 200
+    attempted: list[str] = field(default_factory=list)
+    upstream_ms: int | None = None
+    ttft_ms: int | None = None
+    reason: str = ""
+
+
+@dataclass
+class CompletionResult:
+    """A finished non-streamed answer with the headers that describe it."""
+
+    body: dict
+    headers: dict[str, str]
+
+
+@dataclass
+class StreamResult:
+    """A stream that has started upstream: headers now, SSE bytes as they come."""
+
+    headers: dict[str, str]
+    events: AsyncIterator[bytes]
+
+
+def fallback_usage(ctx: RequestContext, completion_text: str) -> Usage:
+    """Return usage counted locally, for a provider that reported none (or a cut stream)."""
+    prompt = TOKENS_PER_REPLY + sum(
+        TOKENS_PER_MESSAGE + count_text_tokens(message_text(m)) for m in ctx.messages
+    )
+    return Usage(prompt_tokens=prompt, completion_tokens=count_text_tokens(completion_text))
+
+
+# --- Steps ------------------------------------------------------------------------------------
+
+
+async def _db(fn, /, **kwargs):
+    """Run a database step; a database that is down becomes a clean 503, never a 500."""
+    try:
+        return await run_db(fn, **kwargs)
+    except DatabaseError as exc:
+        logger.error("database unavailable", extra={"error": str(exc)[:200]})
+        raise ServiceUnavailable(
+            "The gateway's database is unavailable; no model was called.",
+            code="database_unavailable",
+        ) from exc
+
+
+async def _lookup_cache(ctx: RequestContext):
+    cache = _semantic_cache()
+    if cache is None:
+        ctx.cache_status = "disabled"
+        return None
+    started = time.perf_counter()
+    try:
+        return await cache.cache_lookup(ctx)
+    except Exception:  # the cache is an optimisation: any failure means "miss, continue"
+        logger.exception("cache lookup failed; bypassing", extra={"request_id": ctx.request_id})
+        ctx.cache_status = "error"
+        return None
+    finally:
+        ctx.timings["cache"] = time.perf_counter() - started
+
+
+async def _prepare(ctx: RequestContext) -> Prepared:
+    started = time.perf_counter()
+    decision = await route(ctx)
+    ctx.route = decision
+    chain = [decision.profile, *decision.fallbacks]
+    ctx.timings["route"] = time.perf_counter() - started
+    metrics.observe_model_selection(model=decision.profile.name, reason=decision.reason)
+
+    from routing.tokens import estimate_prompt_tokens
+
+    ctx.estimated_prompt_tokens = estimate_prompt_tokens(ctx.messages)
+    # Reserve for the dearest model the request may end up on, so a fallback cannot overspend.
+    ctx.estimated_cost = max(
+        max_cost(p, prompt_tokens=ctx.estimated_prompt_tokens,
+                 max_output_tokens=upstream.output_limit(ctx, p))
+        for p in chain
+    )
+    started = time.perf_counter()
+    admission = await _db(request_admit, principal=ctx.principal, request_id=ctx.request_id,
+                          estimated_cost=ctx.estimated_cost)
+    ctx.timings["admission"] = time.perf_counter() - started
+    return Prepared(ctx=ctx, chain=chain, admission=admission, reason=decision.reason)
+
+
+async def _settle(ctx: RequestContext, admission: Admission | None, outcome: Outcome,
+                  *, cost_saved: Decimal = Decimal(0), hit=None) -> UsageEntry:
+    usage = outcome.usage or Usage()
+    profile = outcome.profile
+    cost = Decimal(0)
+    if profile is not None and hit is None:
+        cost = usage_cost(profile, prompt_tokens=usage.prompt_tokens,
+                          completion_tokens=usage.completion_tokens,
+                          cached_tokens=usage.cached_tokens,
+                          reasoning_tokens=usage.reasoning_tokens)
+    served = hit.model if hit is not None else (profile.name if profile else "")
+    entry = UsageEntry(
+        request_id=ctx.request_id,
+        principal=ctx.principal,
+        requested_model=ctx.requested_model,
+        served_model=served,
+        attempted_models=outcome.attempted,
+        routing_reason=outcome.reason,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        cached_tokens=usage.cached_tokens,
+        reasoning_tokens=usage.reasoning_tokens,
+        estimated_prompt_tokens=ctx.estimated_prompt_tokens,
+        estimated_cost=ctx.estimated_cost,
+        cost=cost,
+        cost_saved=cost_saved,
+        cache_status=ctx.cache_status,
+        cache_similarity=ctx.cache_similarity,
+        stream=ctx.stream,
+        latency_ms=ctx.elapsed_ms(),
+        ttft_ms=outcome.ttft_ms,
+        upstream_latency_ms=outcome.upstream_ms,
+        status=outcome.status,
+        error_kind=outcome.error_kind,
+        http_status=outcome.http_status,
+    )
+    started = time.perf_counter()
+    record = None
+    for attempt in range(3):
+        try:
+            record = await run_db(request_settle, admission=admission, entry=entry)
+            break
+        except DatabaseError:
+            # The call already happened: try hard to record it. If the database stays down the
+            # stale-reservation sweep keeps the budget safe, and the entry is logged for replay.
+            if attempt == 2:
+                logger.critical("ledger write failed", extra={"entry": repr(entry)})
+            else:
+                await asyncio.sleep(0.2 * (attempt + 1))
+    ctx.timings["settle"] = time.perf_counter() - started
+    metrics.observe_request(
+        model=served, status=outcome.status, cache_status=ctx.cache_status,
+        cost=float(cost), cost_saved=float(cost_saved), prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens, duration_s=ctx.elapsed_ms() / 1000,
+        upstream_s=None if outcome.upstream_ms is None else outcome.upstream_ms / 1000,
+        ttft_s=None if outcome.ttft_ms is None else outcome.ttft_ms / 1000,
+        similarity=ctx.cache_similarity,
+    )
+    if record is not None:
+        _log_request(record)
+    return entry
+
+
+def _log_request(record) -> None:
+    try:
+        from llmops.observability.logs import log_request
+    except ImportError:
+        logger.info("request", extra={"request_id": record.request_id,
+                                      "model": record.served_model, "cost": str(record.cost),
+                                      "cache": record.cache_status, "status": record.status})
+        return
+    log_request(record)
+
+
+def _headers(ctx: RequestContext, *, model: str, entry: UsageEntry | None = None) -> dict:
+    headers = {
+        "X-LLMOps-Cache": ctx.cache_status,
+        "X-LLMOps-Model": model,
+        "X-Request-ID": ctx.request_id,
+    }
+    if ctx.route is not None:
+        headers["X-LLMOps-Route-Reason"] = ctx.route.reason
+    if ctx.cache_similarity is not None:
+        headers["X-LLMOps-Similarity"] = f"{ctx.cache_similarity:.4f}"
+    if entry is not None:
+        headers["X-LLMOps-Cost"] = f"{entry.cost:.10f}"
+    return headers
+
+
+def _store_in_cache(ctx: RequestContext, completion: Completion, profile: ModelProfile,
+                    usage: Usage, cost: Decimal) -> None:
+    cache = _semantic_cache()
+    if cache is None or ctx.cache_control.no_store or completion.finish_reason not in (
+        "stop", "tool_calls"
+    ):
+        return
+
+    async def store() -> None:
+        try:
+            await cache.cache_store(
+                ctx, message=completion.message, finish_reason=completion.finish_reason,
+                model=profile.name, cost=cost,
+                usage={"prompt_tokens": usage.prompt_tokens,
+                       "completion_tokens": usage.completion_tokens,
+                       "cached_tokens": usage.cached_tokens},
+            )
+        except Exception:
+            logger.exception("cache store failed", extra={"request_id": ctx.request_id})
+
+    _spawn(store())
+
+
+# --- Non-streamed ----------------------------------------------------------------------------
+
+
+async def chat_completion_create(ctx: RequestContext) -> CompletionResult:
+    """Answer a non-streamed chat completion."""
+    hit = await _lookup_cache(ctx)
+    if hit is not None:
+        return await _answer_from_cache(ctx, hit)
+
+    prepared = await _prepare(ctx)
+    outcome = Outcome(reason=prepared.reason)
+    completion: Completion | None = None
+    try:
+        completion = await upstream.complete_with_fallbacks(ctx, prepared.chain, outcome)
+    except GatewayError as exc:
+        outcome.status = "timeout" if exc.status_code == 504 else "upstream_error"
+        outcome.http_status = exc.status_code
+        await _settle(ctx, prepared.admission, outcome)
+        raise
+    except asyncio.CancelledError:
+        outcome.status, outcome.error_kind, outcome.http_status = (
+            "client_disconnected", "client_disconnected", 499)
+        await asyncio.shield(_spawn(_settle(ctx, prepared.admission, outcome)))
+        raise
+    except BaseException:
+        outcome.status, outcome.error_kind, outcome.http_status = (
+            "gateway_error", "internal", 500)
+        await asyncio.shield(_spawn(_settle(ctx, prepared.admission, outcome)))
+        raise
+
+    usage = completion.usage or fallback_usage(ctx, str(completion.message.get("content") or ""))
+    outcome.usage = usage
+    entry = await _settle(ctx, prepared.admission, outcome)
+    _store_in_cache(ctx, completion, outcome.profile, usage, entry.cost)
+    body = completion_body(ctx, model=outcome.profile.name, message=completion.message,
+                           finish_reason=completion.finish_reason, usage=usage, entry=entry)
+    return CompletionResult(body=body, headers=_headers(ctx, model=outcome.profile.name,
+                                                        entry=entry))
+
+
+async def _answer_from_cache(ctx: RequestContext, hit) -> CompletionResult | StreamResult:
+    usage = Usage(prompt_tokens=0, completion_tokens=0)
+    outcome = Outcome(usage=usage, reason=f"cache:{hit.kind}", attempted=[])
+    entry = await _settle(ctx, None, outcome, cost_saved=Decimal(hit.cost), hit=hit)
+    original = Usage(prompt_tokens=int(hit.usage.get("prompt_tokens", 0)),
+                     completion_tokens=int(hit.usage.get("completion_tokens", 0)))
+    headers = _headers(ctx, model=hit.model, entry=entry)
+    if ctx.stream:
+        return StreamResult(headers=headers, events=_replay_stream(ctx, hit, original, entry))
+    body = completion_body(ctx, model=hit.model, message=hit.message,
+                           finish_reason=hit.finish_reason, usage=original, entry=entry)
+    return CompletionResult(body=body, headers=headers)
+
+
+# --- Streamed --------------------------------------------------------------------------------
+
+
+def _sse(payload: dict | str) -> bytes:
+    import json
+
+    data = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
+    return f"data: {data}\n\n".encode()
+
+
+async def _replay_stream(ctx, hit, usage: Usage, entry: UsageEntry) -> AsyncIterator[bytes]:
+    from llmops.gateway.responses import chunk_body
+
+    yield _sse(chunk_body(ctx, model=hit.model, delta={"role": "assistant", "content": ""}))
+    content = hit.message.get("content") or ""
+    if content:
+        yield _sse(chunk_body(ctx, model=hit.model, delta={"content": content}))
+    if hit.message.get("tool_calls"):
+        calls = [dict(c, index=i) for i, c in enumerate(hit.message["tool_calls"])]
+        yield _sse(chunk_body(ctx, model=hit.model, delta={"tool_calls": calls}))
+    yield _sse(chunk_body(ctx, model=hit.model, delta={}, finish_reason=hit.finish_reason))
+    if ctx.include_usage:
+        yield _sse(chunk_body(ctx, model=hit.model, usage=usage_body(ctx, usage, entry)))
+    yield _sse("[DONE]")
+
+
+async def chat_completion_stream(ctx: RequestContext) -> StreamResult:
+    """Start a streamed chat completion: everything up to the first upstream delta happens
+    here (so failures before the first byte are clean HTTP errors, with retries and fallbacks);
+    the rest is relayed by the returned iterator."""
+    hit = await _lookup_cache(ctx)
+    if hit is not None:
+        return await _answer_from_cache(ctx, hit)
+
+    prepared = await _prepare(ctx)
+    outcome = Outcome(reason=prepared.reason)
+    try:
+        opened = await upstream.open_stream_with_fallbacks(ctx, prepared.chain, outcome)
+    except GatewayError as exc:
+        outcome.status = "timeout" if exc.status_code == 504 else "upstream_error"
+        outcome.http_status = exc.status_code
+        await _settle(ctx, prepared.admission, outcome)
+        raise
+    except BaseException:
+        outcome.status, outcome.error_kind, outcome.http_status = (
+            "client_disconnected", "client_disconnected", 499)
+        await asyncio.shield(_spawn(_settle(ctx, prepared.admission, outcome)))
+        raise
+    headers = _headers(ctx, model=outcome.profile.name)
+    return StreamResult(headers=headers,
+                        events=_relay(ctx, prepared, outcome, opened))
+
+
+async def _relay(ctx: RequestContext, prepared: Prepared, outcome: Outcome,
+                 opened: "upstream.OpenedStream") -> AsyncIterator[bytes]:
+    from llmops.gateway.responses import chunk_body
+    from llmops.providers.errors import ProviderError
+
+    model = outcome.profile.name
+    text_parts: list[str] = []
+    tool_calls: dict[int, dict] = {}
+    finish_reason: str | None = None
+    reported: Usage | None = None
+    settled = False
+    try:
+        async for delta in opened.deltas():
+            if delta.usage is not None:
+                reported = delta.usage
+            piece: dict = {}
+            if delta.role:
+                piece["role"] = delta.role
+            if delta.content:
+                piece["content"] = delta.content
+                text_parts.append(delta.content)
+            if delta.tool_calls:
+                piece["tool_calls"] = delta.tool_calls
+                upstream.merge_tool_call_deltas(tool_calls, delta.tool_calls)
+            if delta.finish_reason:
+                finish_reason = delta.finish_reason
+            if piece or delta.finish_reason:
+                yield _sse(chunk_body(ctx, model=model, delta=piece,
+                                      finish_reason=delta.finish_reason))
+        outcome.usage = reported or fallback_usage(ctx, "".join(text_parts))
+        entry = await _settle(ctx, prepared.admission, outcome)
+        settled = True
+        if ctx.include_usage:
+            yield _sse(chunk_body(ctx, model=model, usage=usage_body(ctx, outcome.usage, entry)))
+        yield _sse("[DONE]")
+        message: dict = {"role": "assistant", "content": "".join(text_parts)}
+        if tool_calls:
+            message["tool_calls"] = [tool_calls[i] for i in sorted(tool_calls)]
+            message["content"] = message["content"] or None
+        _store_in_cache(ctx, Completion(message=message, finish_reason=finish_reason or "stop",
+                                        usage=outcome.usage), outcome.profile, outcome.usage,
+                        entry.cost)
+    except ProviderError as exc:
+        # The stream broke after bytes were relayed: never retried (the client has them). Charge
+        # what was relayed, tell the client in-band, and end the stream properly.
+        metrics.observe_upstream_error(model=model, kind=exc.kind)
+        outcome.status, outcome.error_kind, outcome.http_status = "upstream_error", exc.kind, 502
+        outcome.usage = reported or fallback_usage(ctx, "".join(text_parts))
+        await _settle(ctx, prepared.admission, outcome)
+        settled = True
+        yield _sse({"error": {"message": "The model provider's stream broke mid-way.",
+                              "type": "api_error", "code": exc.kind, "param": None}})
+        yield _sse("[DONE]")
+    finally:
+        await opened.aclose()
+        if not settled:
+            # The client went away (task cancelled / generator closed): charge what was relayed.
+            outcome.status, outcome.error_kind, outcome.http_status = (
+                "client_disconnected", "client_disconnected", 499)
+            outcome.usage = reported or fallback_usage(ctx, "".join(text_parts))
+            task = _spawn(_settle(ctx, prepared.admission, outcome))
+            try:
+                await asyncio.shield(task)
+            except (asyncio.CancelledError, GeneratorExit):
+                pass  # the settle task runs on; `_background` keeps it alive
