@@ -19,6 +19,10 @@ def api_key_from_bearer(*, raw_key: str) -> ApiKey | None:
         return None
     if not verify_secret(secret, api_key.hashed_secret):
         return None
-    if not api_key.is_usable(timezone.now()):
+    now = timezone.now()
+    if not api_key.is_usable(now):
         return None
+    if api_key.last_used_at is None or (now - api_key.last_used_at).total_seconds() > 60:
+        # At most one write per key per minute: enough to spot unused keys, cheap on hot paths.
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
     return api_key

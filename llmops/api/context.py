@@ -31,7 +31,7 @@ def context_from_request(request, data: dict) -> RequestContext:
         name.lower(): value for name, value in request.headers.items()
         if name.lower().startswith(_FORWARDED_HEADER_PREFIX)
     }
-    return RequestContext(
+    ctx = RequestContext(
         request_id=getattr(request._request, "request_id", "") or request.META.get(
             "HTTP_X_REQUEST_ID", ""),
         principal=principal_from_key(request.auth),
@@ -46,3 +46,6 @@ def context_from_request(request, data: dict) -> RequestContext:
         headers=headers,
         cache_control=_cache_control(request.headers.get("Cache-Control", "")),
     )
+    if hasattr(request, "auth_seconds"):
+        ctx.timings["auth"] = request.auth_seconds
+    return ctx

@@ -29,6 +29,12 @@ _ERRORS = {status: OpenApiResponse(_ERROR) for status in (400, 401, 402, 404, 41
                                                           502, 503, 504)}
 
 
+def _server_timing(timings: dict[str, float]) -> str:
+    """Return a `Server-Timing` header value: per-stage durations in ms, so regressions have
+    an address (cache, route, admission, upstream, settle)."""
+    return ", ".join(f"{name};dur={seconds * 1000:.2f}" for name, seconds in timings.items())
+
+
 class ChatCompletionCreateApi(AsyncAPIView):
     """POST /v1/chat/completions — OpenAI's Chat Completions, streamed or not."""
 
@@ -49,6 +55,9 @@ class ChatCompletionCreateApi(AsyncAPIView):
             result = await chat_completion_stream(ctx)
         else:
             result = await chat_completion_create(ctx)
+        timing = _server_timing(ctx.timings)
+        if timing:
+            result.headers["Server-Timing"] = timing
         if isinstance(result, StreamResult):
             response = StreamingHttpResponse(result.events, content_type="text/event-stream")
             response["Cache-Control"] = "no-cache"

@@ -111,6 +111,7 @@ async def _attempts(ctx: RequestContext, chain: list[ModelProfile], outcome, cal
                     continue
                 break
             outcome.upstream_ms = int((time.perf_counter() - started) * 1000)
+            ctx.timings["upstream"] = time.perf_counter() - started
             outcome.profile = profile
             outcome.error_kind = ""
             if position > 0:
