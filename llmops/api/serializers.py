@@ -1,6 +1,7 @@
 """Request validation for the OpenAI-compatible API: refuse bad input with a clear 400."""
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
@@ -19,6 +20,15 @@ def _check_text(value: str, field: str) -> str:
     return value
 
 
+@extend_schema_field({
+    "oneOf": [
+        {"type": "string"},
+        {"type": "array", "items": {"type": "object", "properties": {
+            "type": {"type": "string", "enum": list(CONTENT_PART_TYPES)},
+            "text": {"type": "string"}}, "required": ["type"]}},
+    ],
+    "nullable": True,
+})
 class MessageContentField(serializers.Field):
     """A message's content: a string, a list of content parts, or null (assistant tool calls)."""
 
@@ -72,6 +82,11 @@ class StreamOptionsSerializer(serializers.Serializer):
     include_usage = serializers.BooleanField(required=False, default=False)
 
 
+@extend_schema_field({
+    "oneOf": [{"type": "string"},
+              {"type": "array", "items": {"type": "string"}, "maxItems": 4}],
+    "nullable": True,
+})
 class StopField(serializers.Field):
     default_error_messages = {"invalid": "stop must be a string or a list of up to 4 strings."}
 
