@@ -109,3 +109,32 @@ def openai_client(live_gateway, api_key, simulated_profiles):
 
     return openai.OpenAI(base_url=live_gateway.api_base, api_key=api_key.key, max_retries=0,
                          timeout=30)
+
+
+from tests.fakeprovider_fixtures import fake_provider, fake_provider_session  # noqa: E402,F401
+
+
+@pytest.fixture
+def fake_profile(db, fake_provider):  # noqa: F811
+    """Return a factory for OpenAI-compatible profiles served by the fake provider.
+
+    fake_profile("m1", upstream="fake-error-500", fallbacks=["m2"]) -> ModelProfile
+    """
+    from routing.models import ModelProfile
+    from routing.selectors import invalidate_snapshot
+
+    def make(name: str, *, upstream: str = "fake-ok", fallbacks: list[str] | None = None,
+             base_url: str | None = None, **fields):
+        defaults = dict(
+            provider="openai_compatible", upstream_model=upstream,
+            base_url=base_url or fake_provider.base_url, tier="standard",
+            input_price_per_token="0.000001", output_price_per_token="0.000002",
+            context_window=32000, max_output_tokens=1000,
+        )
+        defaults.update(fields)
+        profile = ModelProfile.objects.create(name=name, fallbacks=fallbacks or [], **defaults)
+        invalidate_snapshot()
+        return profile
+
+    yield make
+    invalidate_snapshot()

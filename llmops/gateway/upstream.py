@@ -37,7 +37,7 @@ def build_call(ctx: RequestContext, profile: ModelProfile) -> ProviderCall:
         params.pop("max_completion_tokens", None)
         params["max_tokens"] = limit
     api_key = adapter.api_key_for(profile.api_key_env)
-    if adapter.needs_key and not api_key and profile.provider != "openai_compatible":
+    if adapter.needs_key and not api_key:
         raise ProviderNotConfigured(f"No API key is configured for provider {profile.provider}.")
     return ProviderCall(
         upstream_model=profile.upstream_model,
@@ -107,7 +107,7 @@ async def _attempts(ctx: RequestContext, chain: list[ModelProfile], outcome, cal
                 await resilience.record_failure(profile, kind=exc.kind,
                                                 retry_after=exc.retry_after)
                 if exc.retryable and attempt < max_retries:
-                    await asyncio.sleep(resilience.backoff_delay(attempt, exc.retry_after))
+                    await asyncio.sleep(resilience.backoff_delay(attempt + 1, exc.retry_after))
                     continue
                 break
             outcome.upstream_ms = int((time.perf_counter() - started) * 1000)

@@ -182,8 +182,8 @@ SPECTACULAR_SETTINGS = {
 # One adapter per wire format, chosen by a profile's provider (see llmops/providers/).
 LLMOPS_PROVIDER_ADAPTERS = {
     "openai": "llmops.providers.openai_chat.OpenAIChatAdapter",
-    "gemini": "llmops.providers.openai_chat.OpenAIChatAdapter",
-    "openai_compatible": "llmops.providers.openai_chat.OpenAIChatAdapter",
+    "gemini": "llmops.providers.openai_chat.GeminiChatAdapter",
+    "openai_compatible": "llmops.providers.openai_chat.OpenAICompatibleChatAdapter",
     "anthropic": "llmops.providers.anthropic_messages.AnthropicMessagesAdapter",
     "simulated": "llmops.providers.simulated.SimulatedAdapter",
 }

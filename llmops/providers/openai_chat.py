@@ -1,0 +1,270 @@
+"""The OpenAI Chat Completions wire format: OpenAI, Gemini (compatible endpoint), vLLM, Ollama.
+
+Messages and parameters are already in this shape, so the request is mostly a pass-through of
+known parameters; the work is in reading the stream (usage arrives in a last chunk with no
+choices when `stream_options.include_usage` is asked for) and normalizing usage in one place.
+"""
+
+import logging
+from dataclasses import dataclass
+
+from llmops.providers import errors
+from llmops.providers.base import Completion, Delta, ProviderAdapter, ProviderCall, Usage
+from llmops.providers.sse import (
+    HTTPAdapterMixin,
+    HTTPRequest,
+    SSEEvent,
+    StreamDecoder,
+    check_options,
+    load_json,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Chat Completions parameters we forward unchanged. Anything else is refused before the call:
+#: a typo'd option should be a clear 400 from us, not a silent no-op or a confusing upstream 400.
+PASSTHROUGH_PARAMS = frozenset({
+    "temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "tools",
+    "tool_choice", "parallel_tool_calls", "response_format", "seed", "user", "presence_penalty",
+    "frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "n", "reasoning_effort",
+    "service_tier", "metadata", "store", "modalities", "prediction", "audio", "verbosity",
+    "web_search_options", "prompt_cache_key", "safety_identifier",
+})
+#: set by the adapter itself; ignored if the gateway passes them along
+_OWNED_PARAMS = frozenset({"model", "messages", "stream", "stream_options"})
+
+#: adapter options a profile may set (ModelProfile.options)
+OPTIONS = frozenset({
+    "extra_body",     # dict merged into the request body (vLLM's top_k, Ollama's options, ...)
+    "extra_headers",  # dict of extra request headers (e.g. OpenAI-Organization)
+    "stream_usage",   # False for servers that reject stream_options (usage is then estimated)
+})
+
+
+@dataclass(frozen=True)
+class ProviderDefaults:
+    """Where a provider lives and how it is authenticated when the profile does not say."""
+
+    base_url: str
+    key_setting: str
+    needs_key: bool
+    # OpenAI's reasoning models refuse the deprecated `max_tokens`; every OpenAI chat model takes
+    # `max_completion_tokens`. Compatible servers (older vLLM, Ollama) may know only `max_tokens`.
+    max_tokens_name: str = "max_tokens"
+
+
+#: the providers this wire format serves (names are routing.models.Provider values)
+PROVIDER_DEFAULTS = {
+    "openai": ProviderDefaults("https://api.openai.com/v1", "OPENAI_API_KEY", True,
+                               max_tokens_name="max_completion_tokens"),
+    "gemini": ProviderDefaults(
+        "https://generativelanguage.googleapis.com/v1beta/openai", "GEMINI_API_KEY", True),
+    "openai_compatible": ProviderDefaults("", "", False),
+}
+
+
+def usage_from_openai(raw: object) -> Usage | None:
+    """Return the normalized `Usage` of an OpenAI `usage` object (None when absent or unusable)."""
+    if not isinstance(raw, dict):
+        return None
+    prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
+    if not isinstance(prompt, int) or not isinstance(completion, int):
+        # Some compatible servers send `usage: {}` or nulls; the gateway estimates instead.
+        logger.warning("provider usage without token counts: %s", sorted(raw))
+        return None
+    prompt_details = raw.get("prompt_tokens_details") or {}
+    completion_details = raw.get("completion_tokens_details") or {}
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        cached_tokens=int(prompt_details.get("cached_tokens") or 0),
+        reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
+    )
+
+
+def merge_tool_call_deltas(fragments: list[dict]) -> list[dict]:
+    """Return whole tool calls from streamed fragments (joined by `index`, arguments appended)."""
+    calls: dict[int, dict] = {}
+    for fragment in fragments:
+        index = fragment.get("index", len(calls))
+        call = calls.setdefault(index, {"id": "", "type": "function",
+                                        "function": {"name": "", "arguments": ""}})
+        if fragment.get("id"):
+            call["id"] = fragment["id"]
+        if fragment.get("type"):
+            call["type"] = fragment["type"]
+        function = fragment.get("function") or {}
+        if function.get("name"):
+            call["function"]["name"] = function["name"]
+        call["function"]["arguments"] += function.get("arguments") or ""
+    return [calls[index] for index in sorted(calls)]
+
+
+class OpenAIStreamDecoder(StreamDecoder):
+    """Chunks → deltas. finish_reason and usage are held and sent together in the last delta."""
+
+    def __init__(self) -> None:
+        self.finish_reason: str | None = None
+        self.usage: Usage | None = None
+
+    def feed(self, event: SSEEvent) -> list[Delta]:
+        if event.data.strip() == "[DONE]":
+            self.done = True
+            return [self._closing()]
+        chunk = load_json(event.data, what="stream chunk")
+        if "error" in chunk:  # vLLM and others report mid-stream failures as a data event
+            detail = chunk["error"]
+            message = detail.get("message") if isinstance(detail, dict) else str(detail)
+            raise errors.ProviderServerError(f"error event in stream: {message}"[:300])
+        if chunk.get("usage") is not None:
+            self.usage = usage_from_openai(chunk["usage"])
+        choices = chunk.get("choices")
+        if not isinstance(choices, list):
+            raise errors.ProviderMalformedResponse("stream chunk has no choices list")
+        deltas = []
+        for choice in choices:
+            if choice.get("index", 0) != 0:  # n > 1 is refused before the call
+                continue
+            raw = choice.get("delta") or {}
+            delta = Delta(content=raw.get("content") or "", role=raw.get("role"),
+                          tool_calls=raw.get("tool_calls") or None)
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
+            if delta.content or delta.role or delta.tool_calls:
+                deltas.append(delta)
+        return deltas
+
+    def finish(self) -> list[Delta]:
+        # Some compatible servers (older llama.cpp) close without "[DONE]"; once a finish_reason
+        # arrived the answer is complete. Without one the stream was cut: raise.
+        if self.done:
+            return []
+        if self.finish_reason is None:
+            raise errors.StreamInterrupted("the stream ended before a finish_reason or [DONE]")
+        self.done = True
+        return [self._closing()]
+
+    def _closing(self) -> Delta:
+        return Delta(finish_reason=self.finish_reason or "stop", usage=self.usage)
+
+
+class OpenAIChatAdapter(HTTPAdapterMixin, ProviderAdapter):
+    """Chat Completions over HTTP. Defaults follow the call's provider, else this class's."""
+
+    provider_name = "openai"
+    key_setting = "OPENAI_API_KEY"
+    default_base_url = "https://api.openai.com/v1"
+    needs_key = True
+    provider_label = "openai"
+
+    def defaults_for(self, call: ProviderCall) -> ProviderDefaults:
+        """Return base URL and key rules for `call` (its `provider` when given, else ours)."""
+        provider = call.provider or self.provider_name
+        return PROVIDER_DEFAULTS.get(
+            provider, ProviderDefaults(self.default_base_url, self.key_setting, self.needs_key))
+
+    def label_for(self, call: ProviderCall) -> str:
+        return call.provider or self.provider_name
+
+    def key_for(self, call: ProviderCall, defaults: ProviderDefaults) -> str:
+        """Return the key to send for `call`: never one that belongs to another provider."""
+        key = call.api_key
+        if key and self.key_setting and defaults.key_setting != self.key_setting and (
+                key == self._setting(self.key_setting)):
+            # The gateway resolved the key through this class's `key_setting` (OPENAI_API_KEY)
+            # while the call is for gemini / a self-hosted server: sending it there would leak
+            # our OpenAI key. Use the call's own provider key instead ('' for self-hosted).
+            key = self._setting(defaults.key_setting)
+        if not key and not call.base_url:
+            # Only the provider's public endpoint gets the provider key implicitly; a custom
+            # base_url receives a key only when the profile asked for one.
+            key = self._setting(defaults.key_setting)
+        return key
+
+    def build_request(self, call: ProviderCall, *, stream: bool) -> HTTPRequest:
+        defaults = self.defaults_for(call)
+        options = check_options(call.options, OPTIONS)
+        base_url = (call.base_url or defaults.base_url).rstrip("/")
+        if not base_url:
+            raise errors.ProviderNotConfigured("this OpenAI-compatible profile has no base_url")
+        api_key = self.key_for(call, defaults)
+        if defaults.needs_key and not api_key and not call.base_url:
+            # With a custom base_url (a proxy, a private deployment) the server decides.
+            raise errors.ProviderNotConfigured(
+                f"{self.label_for(call)} has no API key ({defaults.key_setting} is empty)")
+        body = {"model": call.upstream_model, "messages": call.messages,
+                **chat_params(call.params)}
+        newer, older = body.pop("max_completion_tokens", None), body.pop("max_tokens", None)
+        limit = newer if newer is not None else older
+        if limit is not None:
+            body[defaults.max_tokens_name] = limit
+        if stream:
+            body["stream"] = True
+            if options.get("stream_usage", True):
+                body["stream_options"] = {"include_usage": True}
+        body.update(options.get("extra_body") or {})
+        headers = {"Content-Type": "application/json", "Accept": "application/json",
+                   **(options.get("extra_headers") or {})}
+        if stream:
+            headers["Accept"] = "text/event-stream"
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        return HTTPRequest(url=f"{base_url}/chat/completions", headers=headers, body=body,
+                           secret=api_key)
+
+    @staticmethod
+    def _setting(key_setting: str) -> str:
+        from django.conf import settings
+
+        return getattr(settings, key_setting, "") if key_setting else ""
+
+    def stream_decoder(self, call: ProviderCall) -> StreamDecoder:
+        return OpenAIStreamDecoder()
+
+    def parse_completion(self, payload: dict) -> Completion:
+        if "choices" not in payload:
+            raise errors.ProviderMalformedResponse("answer has no choices")
+        choice = payload["choices"][0]
+        raw = choice["message"]
+        if not isinstance(raw, dict):
+            raise errors.ProviderMalformedResponse("answer message is not an object")
+        message: dict = {"role": raw.get("role") or "assistant", "content": raw.get("content")}
+        if raw.get("tool_calls"):
+            message["tool_calls"] = raw["tool_calls"]
+        if raw.get("refusal"):
+            message["refusal"] = raw["refusal"]
+        if message["content"] is None and not message.get("tool_calls"):
+            message["content"] = ""
+        return Completion(message=message, finish_reason=choice.get("finish_reason") or "stop",
+                          usage=usage_from_openai(payload.get("usage")))
+
+
+class GeminiChatAdapter(OpenAIChatAdapter):
+    """Gemini through its OpenAI-compatible endpoint."""
+
+    provider_name = "gemini"
+    key_setting = "GEMINI_API_KEY"
+    default_base_url = "https://generativelanguage.googleapis.com/v1beta/openai"
+    provider_label = "gemini"
+
+
+class OpenAICompatibleChatAdapter(OpenAIChatAdapter):
+    """A self-hosted OpenAI-compatible server (vLLM, Ollama, llama.cpp): base_url required."""
+
+    provider_name = "openai_compatible"
+    key_setting = ""
+    default_base_url = ""
+    needs_key = False
+    provider_label = "openai_compatible"
+
+
+def chat_params(params: dict) -> dict:
+    """Return the Chat Completions parameters to forward; refuse unknown or unsupported ones."""
+    unknown = set(params) - PASSTHROUGH_PARAMS - _OWNED_PARAMS
+    if unknown:
+        raise errors.ProviderBadRequest(f"unsupported parameter(s): {', '.join(sorted(unknown))}")
+    if params.get("n") not in (None, 1):
+        # Delta carries one choice; several would interleave into one answer.
+        raise errors.ProviderBadRequest("n > 1 is not supported")
+    return {k: v for k, v in params.items() if k in PASSTHROUGH_PARAMS and v is not None}
+
