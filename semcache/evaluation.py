@@ -1,0 +1,173 @@
+"""Evaluate the cache decision on labelled question pairs (`manage.py eval_cache`).
+
+Protocol: every `text_a` is stored (with a stand-in answer) in one namespace through the real
+store, index and decision code; then every `text_b` is looked up: the exact path first, then the
+index's nearest neighbours through the decision. A hit is correct when the returned entry and the
+query are duplicates (same connected component of label-1 edges) or the same text.
+"""
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from semcache.decision import decide
+from semcache.namespaces import build_scope, normalize_text
+from semcache.services import CANDIDATES, CacheEngine
+from semcache.store import MemoryStore
+
+PLAIN_THRESHOLDS = tuple(round(0.80 + 0.01 * i, 2) for i in range(18))  # 0.80 .. 0.97
+
+
+@dataclass(frozen=True)
+class Pair:
+    text_a: str
+    text_b: str
+    label: int
+
+
+def load_pairs(path: Path, *, limit: int | None = None) -> list[Pair]:
+    """Return the pairs of a JSONL file (`text_a`, `text_b`, `label`; other keys ignored)."""
+    pairs = []
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            pairs.append(Pair(str(row["text_a"]), str(row["text_b"]), int(row["label"])))
+            if limit and len(pairs) >= limit:
+                break
+    return pairs
+
+
+def cached_embed(embed: Callable[[list[str]], np.ndarray], texts: list[str],
+                 cache_dir: Path | None, *, tag: str = "") -> np.ndarray:
+    """Return embeddings of `texts`, from `cache_dir` when computed before (never committed)."""
+    if cache_dir is None:
+        return embed(texts)
+    digest = hashlib.sha256(("\x1e".join(texts) + "\x1f" + tag).encode()).hexdigest()[:24]
+    path = Path(cache_dir) / f"eval-embeddings-{digest}.npy"
+    if path.exists():
+        return np.load(path)
+    vectors = embed(texts)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, vectors)
+    return vectors
+
+
+class _Components:
+    def __init__(self):
+        self.parent: dict[str, str] = {}
+
+    def find(self, x: str) -> str:
+        self.parent.setdefault(x, x)
+        while self.parent[x] != x:
+            self.parent[x] = self.parent[self.parent[x]]
+            x = self.parent[x]
+        return x
+
+    def union(self, a: str, b: str) -> None:
+        self.parent[self.find(a)] = self.find(b)
+
+
+@dataclass
+class _Tally:
+    hits: int = 0
+    correct: int = 0
+    correct_on_duplicates: int = 0
+
+    def add(self, hit: bool, correct: bool, duplicate: bool) -> None:
+        if hit:
+            self.hits += 1
+            self.correct += correct
+            self.correct_on_duplicates += correct and duplicate
+
+    def report(self, queries: int, duplicates: int) -> dict:
+        return {
+            "hit_rate": round(self.correct_on_duplicates / duplicates, 4) if duplicates else 0.0,
+            "precision": round(self.correct / self.hits, 4) if self.hits else 1.0,
+            "false_hits_per_1k": round(1000 * (self.hits - self.correct) / queries, 2)
+            if queries else 0.0,
+            "hits": self.hits,
+        }
+
+
+def evaluate(pairs: list[Pair], *, embed: Callable[[list[str]], np.ndarray], threshold: float,
+             thresholds=PLAIN_THRESHOLDS, progress: Callable | None = None,
+             index_options: dict | None = None) -> dict:
+    """Run the protocol; return the configured decision's numbers plus plain thresholds'."""
+    started = time.perf_counter()
+    components = _Components()
+    for pair in pairs:
+        if pair.label == 1:
+            components.union(pair.text_a, pair.text_b)
+
+    engine = CacheEngine(MemoryStore(max_events=1), index_options=index_options)
+    team_id, model = 0, "eval"
+
+    def scope_of(text):
+        return build_scope(team_id=team_id, messages=[{"role": "user", "content": text}],
+                           requested_model=model, answer_params={})
+
+    stored = list(dict.fromkeys(p.text_a for p in pairs))
+    queries = [p.text_b for p in pairs]
+    vectors = embed(stored + queries)
+    stored_vectors, query_vectors = vectors[: len(stored)], vectors[len(stored):]
+    answer = {"role": "assistant", "content": "stand-in answer"}
+    for text, vector in zip(stored, stored_vectors, strict=True):
+        engine.put(scope_of(text), vector=vector, message=answer, finish_reason="stop",
+                   model=model, usage={}, cost=0, ttl_seconds=24 * 3600)
+    namespace = scope_of(stored[0]).namespace if stored else ""
+    index = engine.registry.index_for(namespace)
+    stored_at = time.perf_counter()
+
+    configured, plain = _Tally(), {t: _Tally() for t in thresholds}
+    duplicates = sum(p.label for p in pairs)
+    decision_seconds = 0.0
+    now = time.time()
+    for i, (pair, vector) in enumerate(zip(pairs, query_vectors, strict=True)):
+        scope = scope_of(pair.text_b)
+        exact = engine.find_exact(scope)
+        duplicate = pair.label == 1
+
+        def is_correct(prompt, query=pair.text_b):
+            return normalize_text(prompt) == normalize_text(query) or \
+                components.find(prompt) == components.find(query)
+
+        t0 = time.perf_counter()
+        candidates = [] if exact else index.search(vector, CANDIDATES, now=now)
+        if exact:
+            ok = is_correct(exact.entry.prompt)
+            configured.add(True, ok, duplicate)
+            for tally in plain.values():
+                tally.add(True, ok, duplicate)
+        else:
+            verdict = decide(scope.query_text, candidates, threshold=threshold)
+            decision_seconds += time.perf_counter() - t0
+            if verdict is not None:
+                configured.add(True, is_correct(verdict.candidate.prompt), duplicate)
+            top = candidates[0] if candidates else None
+            for t, tally in plain.items():
+                if top is not None and top.similarity >= t:
+                    tally.add(True, is_correct(top.prompt), duplicate)
+        if progress and i % 500 == 0:
+            progress(i)
+
+    result = configured.report(len(pairs), duplicates)
+    result.update({
+        "threshold": threshold,
+        "queries": len(pairs),
+        "duplicate_queries": duplicates,
+        "stored_entries": len(index),
+        "index_mode": index.mode,
+        "lookup_ms_mean": round(1000 * decision_seconds / max(1, len(pairs)), 3),
+        "seconds": round(time.perf_counter() - started, 1),
+        "store_seconds": round(stored_at - started, 1),
+        "thresholds": [{"threshold": t, **plain[t].report(len(pairs), duplicates)}
+                       for t in thresholds],
+    })
+    return result

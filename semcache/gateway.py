@@ -1,0 +1,308 @@
+"""The seam the gateway pipeline calls: lookup, write-behind store, feedback, warm-up.
+
+Nothing here raises into the pipeline: a cache that fails is a cache that is bypassed (DESIGN
+invariant 5). Redis work runs on worker threads, the embedding on the embedder's batching thread,
+so the event loop only awaits. After a Redis failure a circuit breaker skips Redis for
+SEMCACHE_REDIS_RETRY_SECONDS, so a dead Redis costs requests nothing, not a timeout each.
+"""
+
+import asyncio
+import logging
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+
+from llmops.gateway.context import RequestContext
+from semcache.embedder import get_embedder
+from semcache.namespaces import Scope, build_scope
+from semcache.services import Found, get_engine
+from semcache.store import StoreUnavailable
+
+logger = logging.getLogger(__name__)
+
+# Process-wide outcome counters (cache_status -> count); metrics read these.
+COUNTERS: Counter = Counter()
+POLICY_TTL_SECONDS = 30.0
+_UNCACHEABLE_FINISH = {"length", "content_filter", "error"}
+
+
+@dataclass
+class CacheHit:
+    kind: str                  # "exact" | "semantic"
+    similarity: float | None   # None for exact hits
+    entry_id: str
+    message: dict
+    finish_reason: str
+    model: str                 # profile name that produced the answer
+    usage: dict                # prompt_tokens, completion_tokens, cached_tokens of the original
+    cost: Decimal              # what the original call cost = the saving of this hit
+
+
+@dataclass(frozen=True)
+class _Policy:
+    enabled: bool = True
+    threshold: float | None = None
+    ttl_hours: float | None = None
+    shared: bool = False
+
+
+class _Breaker:
+    """Skip the store for a while after it failed."""
+
+    def __init__(self):
+        self.open_until = 0.0
+        self._lock = threading.Lock()
+
+    def is_open(self) -> bool:
+        return time.monotonic() < self.open_until
+
+    def trip(self) -> None:
+        with self._lock:
+            self.open_until = time.monotonic() + settings.SEMCACHE_REDIS_RETRY_SECONDS
+
+    def reset(self) -> None:
+        self.open_until = 0.0
+
+
+breaker = _Breaker()
+_policies: dict[int, tuple[_Policy, float]] = {}
+_pending: set[asyncio.Task] = set()
+
+
+def _load_policy(team_id: int) -> _Policy:
+    from semcache.models import TeamCachePolicy
+
+    row = TeamCachePolicy.objects.filter(team_id=team_id).first()
+    if row is None:
+        return _Policy()
+    return _Policy(enabled=row.enabled, threshold=row.similarity_threshold,
+                   ttl_hours=row.ttl_hours, shared=row.share_across_teams)
+
+
+async def _policy_for(team_id: int | None) -> _Policy:
+    if team_id is None:
+        return _Policy()
+    cached = _policies.get(team_id)
+    if cached and time.monotonic() - cached[1] < POLICY_TTL_SECONDS:
+        return cached[0]
+    try:
+        from llmops.db import run_db
+
+        policy = await run_db(_load_policy, team_id)
+    except Exception:  # noqa: BLE001 - the database is someone else's failure to report
+        logger.warning("semcache: team policy unavailable, using defaults", exc_info=True)
+        policy = cached[0] if cached else _Policy()
+    _policies[team_id] = (policy, time.monotonic())
+    return policy
+
+
+def clear_policy_cache() -> None:
+    """Forget cached team policies (tests, admin changes take effect at once)."""
+    _policies.clear()
+
+
+def _scope(ctx: RequestContext, policy: _Policy) -> Scope:
+    return build_scope(
+        team_id=ctx.principal.team_id, messages=ctx.messages,
+        requested_model=ctx.requested_model, answer_params=ctx.answer_params(),
+        shared=policy.shared,
+    )
+
+
+def _request_threshold(ctx: RequestContext) -> float | None:
+    raw = (ctx.metadata or {}).get("cache_similarity_threshold")
+    if raw is None:
+        raw = (ctx.headers or {}).get("x-llmops-cache-threshold")
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        return None
+    return min(max(value, 0.5), 1.0)
+
+
+def _set(ctx: RequestContext, status: str, similarity: float | None = None) -> None:
+    ctx.cache_status = status
+    ctx.cache_similarity = similarity
+    COUNTERS[status] += 1
+
+
+def _hit(found: Found) -> CacheHit:
+    entry = found.entry
+    return CacheHit(
+        kind=found.kind, similarity=found.similarity, entry_id=entry.id, message=entry.message,
+        finish_reason=entry.finish_reason, model=entry.model, usage=entry.usage, cost=entry.cost,
+    )
+
+
+def _lookup_semantic(scope, vector, threshold, team_threshold, request_id):
+    engine = get_engine()
+    if team_threshold is not None:
+        threshold = engine.threshold_for(scope.namespace, team_threshold)
+    found = engine.find_semantic(scope, vector, threshold=threshold)
+    engine.record(found, scope.namespace, request_id=request_id)
+    return found
+
+
+def _lookup_exact(scope, request_id):
+    engine = get_engine()
+    found = engine.find_exact(scope)
+    if found is not None:
+        engine.record(found, scope.namespace, request_id=request_id)
+    elif not scope.semantic:
+        engine.record(None, scope.namespace)
+    return found
+
+
+async def cache_lookup(ctx: RequestContext) -> CacheHit | None:
+    """Return a cached answer for the request, or None; set ctx.cache_status and friends."""
+    started = time.perf_counter()
+    try:
+        if not settings.ENABLE_SEMANTIC_CACHE:
+            _set(ctx, "disabled")
+            return None
+        if ctx.cache_control.no_cache:
+            _set(ctx, "bypass")
+            return None
+        policy = await _policy_for(ctx.principal.team_id)
+        if not policy.enabled:
+            _set(ctx, "disabled")
+            return None
+        if breaker.is_open():
+            _set(ctx, "error")
+            return None
+        scope = _scope(ctx, policy)
+        found = await asyncio.to_thread(_lookup_exact, scope, ctx.request_id)
+        if found is not None:
+            _set(ctx, "hit_exact", 1.0)
+            return _hit(found)
+        if not scope.semantic:
+            _set(ctx, "miss")
+            return None
+        vector = await get_embedder().embed(scope.query_text)
+        ctx.embedding = vector
+        override = _request_threshold(ctx)
+        team = None if override is not None else (
+            policy.threshold if policy.threshold is not None
+            else settings.CACHE_SIMILARITY_THRESHOLD
+        )
+        found = await asyncio.to_thread(
+            _lookup_semantic, scope, vector, override, team, ctx.request_id
+        )
+        if found is None:
+            _set(ctx, "miss")
+            return None
+        _set(ctx, "hit_semantic", found.similarity)
+        return _hit(found)
+    except StoreUnavailable:
+        breaker.trip()
+        logger.warning("semcache: store unavailable, cache bypassed", exc_info=True)
+        _set(ctx, "error")
+        return None
+    except Exception:  # noqa: BLE001 - a cache failure must never fail the request
+        logger.exception("semcache: lookup failed, cache bypassed")
+        _set(ctx, "error")
+        return None
+    finally:
+        ctx.timings["cache_lookup"] = time.perf_counter() - started
+
+
+def _put(scope, vector, request_id, fields, ttl_seconds):
+    entry = get_engine().put(scope, vector=vector, ttl_seconds=ttl_seconds, **fields)
+    if request_id:
+        get_engine().store.remember_request(request_id, entry.id)
+    return entry
+
+
+async def _store_behind(scope: Scope, vector, request_id: str, fields: dict,
+                        ttl_seconds: float) -> None:
+    try:
+        if vector is None and scope.semantic:
+            vector = await get_embedder().embed(scope.query_text)
+        if settings.SEMCACHE_WRITE_BEHIND == "celery":
+            from semcache.tasks import semcache_store_entry
+
+            payload = {
+                "scope": scope.__dict__, "vector": None if vector is None else vector.tolist(),
+                "request_id": request_id, "ttl_seconds": ttl_seconds,
+                "fields": {**fields, "cost": str(fields["cost"])},
+            }
+            await asyncio.to_thread(semcache_store_entry.delay, payload)
+        else:
+            await asyncio.to_thread(_put, scope, vector, request_id, fields, ttl_seconds)
+    except StoreUnavailable:
+        breaker.trip()
+        COUNTERS["store_error"] += 1
+        logger.warning("semcache: store unavailable, answer not cached")
+    except Exception:  # noqa: BLE001 - off the request path; never surfaces
+        COUNTERS["store_error"] += 1
+        logger.exception("semcache: storing an answer failed")
+
+
+async def cache_store(ctx: RequestContext, *, message: dict, finish_reason: str, model: str,
+                      usage: dict, cost: Decimal) -> None:
+    """Schedule storing the answer of a request (write-behind); never raises."""
+    try:
+        if not settings.ENABLE_SEMANTIC_CACHE or ctx.cache_control.no_store:
+            return
+        if ctx.cache_status in ("hit_exact", "hit_semantic", "disabled"):
+            return
+        if finish_reason in _UNCACHEABLE_FINISH or not (
+            message.get("content") or message.get("tool_calls")
+        ):
+            return
+        if breaker.is_open():
+            COUNTERS["store_error"] += 1
+            return
+        policy = await _policy_for(ctx.principal.team_id)
+        if not policy.enabled:
+            return
+        scope = _scope(ctx, policy)
+        ttl_hours = policy.ttl_hours if policy.ttl_hours is not None else settings.CACHE_TTL_HOURS
+        fields = {"message": dict(message), "finish_reason": finish_reason, "model": model,
+                  "usage": dict(usage), "cost": Decimal(cost)}
+        task = asyncio.get_running_loop().create_task(
+            _store_behind(scope, ctx.embedding, ctx.request_id, fields, ttl_hours * 3600)
+        )
+        _pending.add(task)
+        task.add_done_callback(_pending.discard)
+    except Exception:  # noqa: BLE001
+        logger.exception("semcache: could not schedule the store")
+
+
+async def wait_for_pending_writes(timeout: float = 10.0) -> None:
+    """Wait until scheduled write-behind stores finished (tests, graceful shutdown)."""
+    if _pending:
+        await asyncio.wait(list(_pending), timeout=timeout)
+
+
+async def cache_feedback(*, request_id: str, correct: bool) -> bool:
+    """Apply a client's verdict on a request's answer; return whether its entry was found.
+
+    A cached answer marked wrong is evicted, and its namespace's threshold tightens by
+    SEMCACHE_FEEDBACK_STEP.
+    """
+    try:
+        return await asyncio.to_thread(get_engine().feedback, request_id=request_id,
+                                       correct=correct)
+    except Exception:  # noqa: BLE001
+        logger.warning("semcache: feedback not applied", exc_info=True)
+        return False
+
+
+def warm_up() -> None:
+    """Load the embedder and run one embedding; connect the store (never raises)."""
+    try:
+        get_embedder().warm_up()
+    except Exception:  # noqa: BLE001
+        logger.exception("semcache: embedder warm-up failed")
+    try:
+        get_engine().store.ping()
+        get_engine().registry.sync()
+    except Exception:  # noqa: BLE001
+        logger.warning("semcache: store not reachable at start-up", exc_info=True)

@@ -1,0 +1,197 @@
+"""Vector index of one namespace: exact numpy search when small, HNSW (usearch) when large.
+
+Vectors are unit float32, so similarity is a dot product. A namespace starts as a contiguous numpy
+matrix (one matrix-vector product, exact, well under a millisecond up to ~20k entries) and turns
+into a usearch HNSW graph at `SEMCACHE_ANN_MIN_ENTRIES`, where search cost grows with log(n).
+Both support incremental add and remove, which is how every process keeps its copy in step with
+the store (semcache/registry.py) without ever scanning Redis.
+"""
+
+import logging
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+DIMENSIONS = 384
+logger = logging.getLogger(__name__)
+
+try:
+    from usearch.index import Index as _HNSW
+except ImportError:  # pragma: no cover - declared in requirements.txt; degrade, don't break
+    _HNSW = None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    entry_id: str
+    similarity: float
+    prompt: str
+
+
+class NamespaceIndex:
+    """The vectors of one namespace, with each entry's prompt text and expiry time."""
+
+    def __init__(
+        self, *, ann_min_entries: int = 20_000, connectivity: int = 16,
+        expansion_add: int = 128, expansion_search: int = 64, dimensions: int = DIMENSIONS,
+    ):
+        self.dimensions = dimensions
+        self.ann_min_entries = ann_min_entries
+        self._ann_params = (connectivity, expansion_add, expansion_search)
+        self._lock = threading.RLock()
+        # Slot-addressed storage shared by both modes; `_slot` maps entry id -> slot.
+        self._slot: dict[str, int] = {}
+        self._ids: list[str | None] = []
+        self._prompts: list[str] = []
+        self._expires = np.zeros(0, dtype=np.float64)
+        self._free: list[int] = []
+        # numpy mode: dense matrix of live rows (row -> slot), swap-remove on delete.
+        self._matrix = np.zeros((0, dimensions), dtype=np.float32)
+        self._rows = 0
+        self._row_slot: list[int] = []
+        self._slot_row: dict[int, int] = {}
+        self._ann = None  # usearch.index.Index once large
+
+    def __len__(self) -> int:
+        return len(self._slot)
+
+    def __contains__(self, entry_id: str) -> bool:
+        return entry_id in self._slot
+
+    @property
+    def mode(self) -> str:
+        return "hnsw" if self._ann is not None else "exact"
+
+    # --- writes ---------------------------------------------------------------------------
+    def add(self, entry_id: str, vector: np.ndarray, prompt: str, expires: float) -> None:
+        """Add an entry (or refresh its expiry if present)."""
+        self.add_many([entry_id], np.asarray(vector, dtype=np.float32)[None, :], [prompt],
+                      [expires])
+
+    def add_many(self, entry_ids, vectors: np.ndarray, prompts, expires) -> None:
+        """Add entries in bulk (ids already present only get their expiry refreshed)."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dimensions)
+        with self._lock:
+            new = []
+            for i, entry_id in enumerate(entry_ids):
+                slot = self._slot.get(entry_id)
+                if slot is not None:
+                    self._expires[slot] = expires[i]
+                    continue
+                slot = self._free.pop() if self._free else self._grow_slots()
+                self._slot[entry_id] = slot
+                self._ids[slot] = entry_id
+                self._prompts[slot] = prompts[i]
+                self._expires[slot] = expires[i]
+                new.append((slot, i))
+            if not new:
+                return
+            slots = np.array([s for s, _ in new], dtype=np.uint64)
+            rows = vectors[[i for _, i in new]]
+            if self._ann is None and len(self._slot) >= self.ann_min_entries and _HNSW:
+                self._switch_to_ann()
+                self._ann.add(slots, rows)
+            elif self._ann is not None:
+                self._ann.add(slots, rows)
+            else:
+                self._append_rows(slots, rows)
+
+    def remove(self, entry_id: str) -> bool:
+        """Remove an entry; return whether it was there."""
+        with self._lock:
+            slot = self._slot.pop(entry_id, None)
+            if slot is None:
+                return False
+            self._ids[slot] = None
+            self._prompts[slot] = ""
+            self._free.append(slot)
+            if self._ann is not None:
+                self._ann.remove(slot)
+            else:
+                row = self._slot_row.pop(slot)
+                last = self._rows - 1
+                if row != last:
+                    moved = self._row_slot[last]
+                    self._matrix[row] = self._matrix[last]
+                    self._row_slot[row] = moved
+                    self._slot_row[moved] = row
+                self._row_slot.pop()
+                self._rows -= 1
+            return True
+
+    def expired(self, now: float) -> list[str]:
+        """Return the ids of entries whose expiry time has passed."""
+        with self._lock:
+            live = np.fromiter(self._slot.values(), dtype=np.int64, count=len(self._slot))
+            if not len(live):
+                return []
+            due = live[self._expires[live] <= now]
+            return [self._ids[s] for s in due]
+
+    # --- reads ----------------------------------------------------------------------------
+    def search(self, vector: np.ndarray, k: int = 4, *, now: float = 0.0) -> list[Candidate]:
+        """Return up to `k` live entries nearest to `vector`, most similar first."""
+        vector = np.asarray(vector, dtype=np.float32).reshape(-1)
+        with self._lock:
+            if not self._slot:
+                return []
+            if self._ann is None:
+                sims = self._matrix[: self._rows] @ vector
+                n = min(k + 2, self._rows)
+                top = np.argpartition(-sims, n - 1)[:n] if self._rows > n else np.arange(self._rows)
+                top = top[np.argsort(-sims[top])]
+                found = [(self._row_slot[r], float(sims[r])) for r in top]
+            else:
+                matches = self._ann.search(vector, min(k + 2, len(self._slot)))
+                found = [
+                    (int(key), 1.0 - float(dist))
+                    for key, dist in zip(matches.keys, matches.distances, strict=False)
+                ]
+            result = []
+            for slot, sim in found:
+                entry_id = self._ids[slot]
+                if entry_id is None or self._expires[slot] <= now:
+                    continue
+                result.append(Candidate(entry_id, sim, self._prompts[slot]))
+                if len(result) == k:
+                    break
+            return result
+
+    # --- internals ------------------------------------------------------------------------
+    def _grow_slots(self) -> int:
+        slot = len(self._ids)
+        self._ids.append(None)
+        self._prompts.append("")
+        if slot >= len(self._expires):
+            grown = np.zeros(max(64, 2 * len(self._expires)), dtype=np.float64)
+            grown[: len(self._expires)] = self._expires
+            self._expires = grown
+        return slot
+
+    def _append_rows(self, slots: np.ndarray, rows: np.ndarray) -> None:
+        needed = self._rows + len(rows)
+        if needed > len(self._matrix):
+            grown = np.zeros((max(needed, 2 * len(self._matrix), 64), self.dimensions),
+                             dtype=np.float32)
+            grown[: self._rows] = self._matrix[: self._rows]
+            self._matrix = grown
+        self._matrix[self._rows:needed] = rows
+        for j, slot in enumerate(slots):
+            self._row_slot.append(int(slot))
+            self._slot_row[int(slot)] = self._rows + j
+        self._rows = needed
+
+    def _switch_to_ann(self) -> None:
+        connectivity, expansion_add, expansion_search = self._ann_params
+        ann = _HNSW(
+            ndim=self.dimensions, metric="ip", dtype="f32", connectivity=connectivity,
+            expansion_add=expansion_add, expansion_search=expansion_search,
+        )
+        if self._rows:
+            ann.add(np.array(self._row_slot, dtype=np.uint64), self._matrix[: self._rows])
+        self._ann = ann
+        self._matrix = np.zeros((0, self.dimensions), dtype=np.float32)
+        self._rows = 0
+        self._row_slot = []
+        self._slot_row = {}

@@ -1,0 +1,40 @@
+"""Print cache statistics per namespace: hits, misses, hit rate, similarity, saved cost."""
+
+from django.core.management.base import CommandError
+
+from semcache.management.base import SemcacheCommand
+
+
+class Command(SemcacheCommand):
+    help = "Show semantic cache statistics per namespace and the most-hit entries."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--top", type=int, default=3, help="Most-hit entries per namespace.")
+        self.add_json_argument(parser)
+
+    def handle(self, *args, **options):
+        from semcache.selectors import cache_totals, namespace_stats
+        from semcache.store import StoreUnavailable
+
+        try:
+            rows = namespace_stats(top=options["top"])
+        except StoreUnavailable as exc:
+            raise CommandError(f"The cache store is unreachable: {exc}") from exc
+        totals = cache_totals(rows)
+        if options["json"]:
+            self.write_json({"totals": totals, "namespaces": rows})
+            return
+        self.stdout.write(
+            f"{totals['namespaces']} namespaces, {totals['entries']} entries, "
+            f"{totals['hits']} hits, {totals['misses']} misses, hit rate {totals['hit_rate']:.1%}, "
+            f"saved ${totals['saved_cost']:.6f}"
+        )
+        for row in rows:
+            sim = f"{row['avg_similarity']:.3f}" if row["avg_similarity"] is not None else "-"
+            self.stdout.write(
+                f"{row['namespace'][:12]}  {row['tenant']:<12} {row['model_scope']:<20} "
+                f"entries={row['entries']:<6} hits={row['hits']:<6} misses={row['misses']:<6} "
+                f"hit_rate={row['hit_rate']:.1%} avg_sim={sim} saved=${row['saved_cost']:.6f}"
+            )
+            for entry in row["top_entries"]:
+                self.stdout.write(f"    {entry['hits']:>5}  {entry['prompt']}")

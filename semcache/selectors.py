@@ -1,0 +1,48 @@
+"""Reads: per-namespace statistics (hits, misses, hit rate, similarity, saved cost, top entries)."""
+
+import time
+from decimal import Decimal
+
+from semcache.services import get_engine
+
+
+def namespace_stats(*, top: int = 5) -> list[dict]:
+    """Return one row per namespace, busiest first."""
+    engine = get_engine()
+    store = engine.store
+    rows = []
+    now = time.time()
+    for namespace, info in store.namespaces().items():
+        stats = store.stats(namespace, top=top)
+        lookups = stats["hits"] + stats["misses"]
+        top_entries = []
+        for entry_id, hits in stats["top"]:
+            entry = store.get(entry_id)
+            if entry is not None:
+                top_entries.append({"id": entry_id, "hits": hits, "prompt": entry.prompt[:80]})
+        rows.append({
+            "namespace": namespace,
+            "tenant": info.get("tenant"),
+            "model_scope": info.get("model_scope"),
+            "entries": len(store.members(namespace, now=now)),
+            "hits": stats["hits"],
+            "misses": stats["misses"],
+            "hit_rate": round(stats["hits"] / lookups, 4) if lookups else 0.0,
+            "avg_similarity": round(stats["similarity_sum"] / stats["semantic_hits"], 4)
+            if stats["semantic_hits"] else None,
+            "saved_cost": Decimal(stats["saved_cost"]),
+            "top_entries": top_entries,
+        })
+    rows.sort(key=lambda r: (-(r["hits"] + r["misses"]), r["namespace"]))
+    return rows
+
+
+def cache_totals(rows: list[dict]) -> dict:
+    """Return totals over namespace rows."""
+    hits = sum(r["hits"] for r in rows)
+    misses = sum(r["misses"] for r in rows)
+    return {
+        "namespaces": len(rows), "entries": sum(r["entries"] for r in rows), "hits": hits,
+        "misses": misses, "hit_rate": round(hits / (hits + misses), 4) if hits + misses else 0.0,
+        "saved_cost": sum((r["saved_cost"] for r in rows), Decimal(0)),
+    }

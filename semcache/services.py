@@ -1,0 +1,260 @@
+"""The cache's writes and lookups over a store and this process's indexes (all synchronous).
+
+`get_engine()` returns this process's `CacheEngine`, built from settings: a `RedisStore` when
+SEMCACHE_REDIS_URL (default REDIS_URL) is set, else a `MemoryStore`. The async seam the gateway
+calls is semcache/gateway.py; the commands and Celery tasks call the functions at the bottom.
+"""
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import cache
+
+import numpy as np
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+from semcache.decision import Verdict, decide
+from semcache.namespaces import Scope
+from semcache.registry import IndexRegistry
+from semcache.store import BaseStore, Entry, MemoryStore, RedisStore
+
+CANDIDATES = 4  # neighbours the decision looks at
+
+
+@dataclass(frozen=True)
+class Found:
+    """A cache hit before it is shaped for the gateway."""
+
+    entry: Entry
+    kind: str                  # "exact" | "semantic"
+    similarity: float | None
+    score: float | None
+
+
+class CacheEngine:
+    """Lookups, stores, feedback, purge and expiry over one store and its indexes."""
+
+    def __init__(self, store: BaseStore, *, index_options: dict | None = None):
+        self.store = store
+        self.registry = IndexRegistry(store, index_options=index_options)
+        self._lock = threading.Lock()
+
+    # --- lookups ------------------------------------------------------------------------
+    def find_exact(self, scope: Scope) -> Found | None:
+        """Return the entry stored under the scope's exact key (no embedding needed)."""
+        entry = self.store.get_exact(scope.exact_key)
+        if entry is None or entry.namespace != scope.namespace:
+            return None
+        return Found(entry=entry, kind="exact", similarity=None, score=None)
+
+    def find_semantic(self, scope: Scope, vector: np.ndarray, *, threshold: float,
+                      guards: bool = True, now: float | None = None) -> Found | None:
+        """Return the best entry of the namespace that the decision accepts for this query."""
+        now = now or time.time()
+        index = self.registry.index_for(scope.namespace, now=now)
+        candidates = index.search(vector, CANDIDATES, now=now)
+        while candidates:
+            verdict: Verdict | None = decide(scope.query_text, candidates, threshold=threshold,
+                                             guards=guards)
+            if verdict is None:
+                return None
+            entry = self.store.get(verdict.candidate.entry_id)
+            if entry is not None:
+                return Found(entry=entry, kind="semantic", similarity=verdict.similarity,
+                             score=verdict.score)
+            # Gone from the store (purged or expired by another process): forget it, try again.
+            self.registry.discard(scope.namespace, verdict.candidate.entry_id)
+            candidates = [c for c in candidates if c.entry_id != verdict.candidate.entry_id]
+        return None
+
+    def threshold_for(self, namespace: str, base: float) -> float:
+        """Return `base` raised by what feedback taught this namespace."""
+        delta = self.store.threshold_delta(namespace)
+        if not delta:
+            return base
+        return max(base, min(base + delta, settings.SEMCACHE_FEEDBACK_MAX_THRESHOLD))
+
+    # --- writes -------------------------------------------------------------------------
+    def put(self, scope: Scope, *, vector: np.ndarray | None, message: dict, finish_reason: str,
+            model: str, usage: dict, cost: Decimal, ttl_seconds: float,
+            now: float | None = None) -> Entry:
+        """Store an answer in the scope's namespace and return the entry."""
+        now = now or time.time()
+        if vector is None:
+            vector = np.zeros(384, dtype=np.float32)  # exact-only entry: never a neighbour
+        entry = Entry(
+            id=uuid.uuid4().hex, namespace=scope.namespace, tenant=scope.tenant,
+            team_id=scope.team_id, model_scope=scope.model_scope, prompt=scope.query_text,
+            exact_key=scope.exact_key, message=message, finish_reason=finish_reason,
+            model=model, usage=dict(usage), cost=Decimal(str(cost)), created=now,
+            expires=now + ttl_seconds, vector=np.asarray(vector, dtype=np.float32),
+        )
+        self.store.put(entry, namespace_info={
+            "tenant": scope.tenant, "team_id": scope.team_id, "model_scope": scope.model_scope,
+        })
+        return entry
+
+    def record(self, found: Found | None, namespace: str, *, request_id: str | None = None,
+               now: float | None = None) -> None:
+        """Count a hit (with its saving) or a miss, and remember which entry answered."""
+        if found is None:
+            self.store.record_miss(namespace)
+            return
+        self.store.record_hit(found.entry.id, namespace, similarity=found.similarity,
+                              saved=found.entry.cost, now=now or time.time())
+        if request_id:
+            self.store.remember_request(request_id, found.entry.id)
+
+    def feedback(self, *, request_id: str, correct: bool) -> bool:
+        """Apply a verdict on the answer of a request; return whether its entry was found."""
+        entry_id = self.store.entry_for_request(request_id)
+        if entry_id is None:
+            return False
+        if correct:
+            return True
+        entry = self.store.get(entry_id)
+        self.store.delete([entry_id])
+        if entry is not None:
+            self.registry.discard(entry.namespace, entry_id)
+            self.store.tighten(entry.namespace, step=settings.SEMCACHE_FEEDBACK_STEP,
+                               ceiling=1.0)
+        return True
+
+    def purge(self, *, tenant: str | None = None, model_scope: str | None = None,
+              older_than: float | None = None, dry_run: bool = False,
+              now: float | None = None) -> int:
+        """Delete the entries matching the filters (all of them without filters)."""
+        now = now or time.time()
+        count = 0
+        for namespace, info in self.store.namespaces().items():
+            if tenant is not None and info.get("tenant") != tenant:
+                continue
+            if model_scope is not None and info.get("model_scope") != model_scope.lower():
+                continue
+            if older_than is not None:
+                ids = self.store.due(namespace, now=now, older_than=older_than)
+            else:
+                ids = [i for i, _ in self.store.members(namespace, now=0.0)]
+            if dry_run:
+                count += len(ids)
+                continue
+            for start in range(0, len(ids), 1000):
+                count += self.store.delete(ids[start:start + 1000], namespace=namespace)
+            self.store.forget_namespace(namespace)
+        if not dry_run:
+            self.registry.sync()
+        return count
+
+    def expire(self, *, now: float | None = None) -> int:
+        """Drop expired entries from every namespace's index set; return how many."""
+        now = now or time.time()
+        count = 0
+        for namespace in self.store.namespaces():
+            ids = self.store.due(namespace, now=now)
+            for start in range(0, len(ids), 1000):
+                count += self.store.delete(ids[start:start + 1000], namespace=namespace)
+            self.store.forget_namespace(namespace)
+        self.registry.sync()
+        self.registry.sweep(now)
+        return count
+
+
+def _build_engine() -> CacheEngine:
+    options = {
+        "ann_min_entries": settings.SEMCACHE_ANN_MIN_ENTRIES,
+        "connectivity": settings.SEMCACHE_ANN_CONNECTIVITY,
+        "expansion_add": settings.SEMCACHE_ANN_EXPANSION_ADD,
+        "expansion_search": settings.SEMCACHE_ANN_EXPANSION_SEARCH,
+    }
+    if settings.SEMCACHE_REDIS_URL:
+        store = RedisStore(
+            url=settings.SEMCACHE_REDIS_URL, prefix=settings.SEMCACHE_KEY_PREFIX,
+            timeout=settings.SEMCACHE_REDIS_TIMEOUT_SECONDS,
+            max_events=settings.SEMCACHE_EVENT_STREAM_MAXLEN,
+        )
+    else:
+        store = MemoryStore(max_events=settings.SEMCACHE_EVENT_STREAM_MAXLEN)
+    return CacheEngine(store, index_options=options)
+
+
+@cache
+def get_engine() -> CacheEngine:
+    """Return this process's cache engine (built from settings on first use)."""
+    return _build_engine()
+
+
+@receiver(setting_changed)
+def _reset_engine(*, setting, **kwargs):
+    if setting.startswith("SEMCACHE_") or setting in ("CACHE_TTL_HOURS", "REDIS_URL"):
+        get_engine.cache_clear()
+
+
+# --- entry points for commands and tasks ----------------------------------------------------
+def cache_purge(*, tenant: str | None = None, model_scope: str | None = None,
+                older_than_seconds: float | None = None, dry_run: bool = False) -> int:
+    """Purge entries (see `manage.py purge_cache`); return how many (would be) deleted."""
+    older_than = time.time() - older_than_seconds if older_than_seconds is not None else None
+    return get_engine().purge(tenant=tenant, model_scope=model_scope, older_than=older_than,
+                              dry_run=dry_run)
+
+
+def cache_expire() -> int:
+    """Remove expired entries from the namespaces' member sets and every index (Celery beat)."""
+    return get_engine().expire()
+
+
+def cache_store_payload(payload: dict) -> str:
+    """Store an answer described by a JSON payload (the Celery write-behind); return its id."""
+    scope = Scope(**payload["scope"])
+    vector = payload.get("vector")
+    fields = dict(payload["fields"])
+    fields["cost"] = Decimal(fields["cost"])
+    engine = get_engine()
+    entry = engine.put(scope, vector=None if vector is None else np.asarray(vector, np.float32),
+                       ttl_seconds=payload["ttl_seconds"], **fields)
+    if payload.get("request_id"):
+        engine.store.remember_request(payload["request_id"], entry.id)
+    return entry.id
+
+
+def cache_warm(items: list[dict], *, batch_size: int = 64, progress=None) -> int:
+    """Store prepared answers (see `manage.py warm_cache`); return how many were stored.
+
+    Each item: team_id, messages, model, answer (text or message) and optionally params, usage,
+    cost, finish_reason, ttl_hours, shared.
+    """
+    from django.conf import settings as conf
+
+    from semcache.embedder import get_embedder
+    from semcache.namespaces import build_scope
+
+    engine = get_engine()
+    stored = 0
+    for start in range(0, len(items), batch_size):
+        chunk = items[start:start + batch_size]
+        scopes = [
+            build_scope(team_id=item["team_id"], messages=item["messages"],
+                        requested_model=item.get("model") or "auto",
+                        answer_params=item.get("params") or {}, shared=bool(item.get("shared")))
+            for item in chunk
+        ]
+        texts = [s.query_text for s in scopes if s.semantic]
+        vectors = iter(get_embedder().embed_sync(texts)) if texts else iter(())
+        for item, scope in zip(chunk, scopes, strict=True):
+            answer = item["answer"]
+            message = answer if isinstance(answer, dict) else {"role": "assistant",
+                                                               "content": str(answer)}
+            ttl_hours = item.get("ttl_hours") or conf.CACHE_TTL_HOURS
+            engine.put(scope, vector=next(vectors) if scope.semantic else None, message=message,
+                       finish_reason=item.get("finish_reason", "stop"),
+                       model=item.get("model_name") or item.get("model") or "auto",
+                       usage=item.get("usage") or {}, cost=Decimal(str(item.get("cost", 0))),
+                       ttl_seconds=float(ttl_hours) * 3600)
+            stored += 1
+        if progress:
+            progress(len(chunk))
+    return stored

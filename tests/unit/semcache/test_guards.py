@@ -1,0 +1,38 @@
+"""Lexical guards: numbers, negations, entities."""
+
+import pytest
+
+from semcache.guards import compare
+
+
+class TestGuard:
+    @pytest.mark.parametrize("query,stored,guard", [
+        ("Is 7 a prime number?", "Is 9 a prime number?", "numbers"),
+        ("What is 15% of 200?", "What is 15% of 300?", "numbers"),
+        ("Convert 5 km to miles", "Convert five km to miles", None),
+        ("Is it safe to eat eggs every day?", "Is it not safe to eat eggs every day?",
+         "negation"),
+        ("Why can't I sleep at night?", "Why can I sleep at night?", "negation"),
+        ("How do I learn Python quickly?", "How do I learn Java quickly?", "entities"),
+        ("What is the population of Paris?", "What is the population of Berlin?", "entities"),
+        ("Who founded Microsoft?", "Who founded Apple?", "entities"),
+        ("What is the capital of France?", "Which city is the capital of France?", None),
+    ])
+    def test_hard_guards(self, query, stored, guard):
+        assert compare(query, stored).refused == guard
+
+    def test_word_swap_is_a_soft_feature(self):
+        features = compare("How do I learn python quickly?", "How do I learn java quickly?")
+        assert features.query_only == 1 and features.stored_only == 1
+        assert features.vector()[3] == 1.0
+
+    def test_title_case_text_does_not_make_every_word_an_entity(self):
+        assert compare("What Are The Best Books On History?",
+                       "What are the best books on history?").refused is None
+
+    def test_order_of_directed_terms(self):
+        assert compare("Should I learn Python before Java?",
+                       "Should I learn Java before Python?").refused == "order"
+        assert compare("How do I convert miles to km?", "How do I convert km to miles?").refused
+        assert compare("What is the difference between a virus and bacteria?",
+                       "What is the difference between bacteria and a virus?").refused is None

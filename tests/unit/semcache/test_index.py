@@ -1,0 +1,55 @@
+"""The namespace vector index: exact mode, HNSW mode, removal, expiry."""
+
+import numpy as np
+import pytest
+
+from semcache.index import _HNSW, NamespaceIndex
+from tests.unit.semcache.helpers import random_unit
+
+
+class TestIndex:
+    def _filled(self, n, **options):
+        rng = np.random.default_rng(0)
+        vectors = random_unit(rng, n)
+        index = NamespaceIndex(**options)
+        index.add_many([f"e{i}" for i in range(n)], vectors, [f"p{i}" for i in range(n)],
+                       [1e12] * n)
+        return index, vectors
+
+    def test_exact_mode_finds_itself(self):
+        index, vectors = self._filled(500)
+        assert index.mode == "exact"
+        found = index.search(vectors[42], 3)
+        assert found[0].entry_id == "e42" and found[0].prompt == "p42"
+        assert found[0].similarity > 0.999
+        assert found[0].similarity >= found[1].similarity
+
+    @pytest.mark.skipif(not _HNSW, reason="usearch not installed")
+    def test_switches_to_hnsw_and_agrees_with_exact_search(self):
+        index, vectors = self._filled(3000, ann_min_entries=1000)
+        assert index.mode == "hnsw"
+        rng = np.random.default_rng(1)
+        queries = vectors[:200] + 0.03 * rng.standard_normal((200, 384)).astype(np.float32)
+        queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+        agree = sum(index.search(q, 1)[0].entry_id == f"e{i}" for i, q in enumerate(queries))
+        assert agree >= 198
+
+    def test_remove_in_both_modes(self):
+        for options in ({}, {"ann_min_entries": 100} if _HNSW else {}):
+            index, vectors = self._filled(300, **options)
+            assert index.remove("e7") and not index.remove("e7")
+            assert "e7" not in index and len(index) == 299
+            assert index.search(vectors[7], 1)[0].entry_id != "e7"
+            # the last row moved into the hole: still found
+            assert index.search(vectors[299], 1)[0].entry_id == "e299"
+            index.add("e7", vectors[7], "p7", 1e12)
+            assert index.search(vectors[7], 1)[0].entry_id == "e7"
+
+    def test_expired_entries_are_skipped_and_listed(self):
+        index = NamespaceIndex()
+        rng = np.random.default_rng(2)
+        vectors = random_unit(rng, 2)
+        index.add("old", vectors[0], "old", expires=100.0)
+        index.add("new", vectors[1], "new", expires=300.0)
+        assert [c.entry_id for c in index.search(vectors[0], 2, now=200.0)] == ["new"]
+        assert index.expired(200.0) == ["old"]
