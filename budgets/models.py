@@ -1,10 +1,16 @@
-"""The usage ledger: one append-only row per admitted request, the source of truth for spend."""
+"""Budgets, their period counters and reservations, alerts, and the append-only usage ledger."""
 
 import uuid
+from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
+
+# Money columns: 1e-12 USD precision (routing.pricing.USD), up to 10^8 USD.
+MONEY = {"max_digits": 20, "decimal_places": 12}
 
 
 class CacheStatus(models.TextChoices):
@@ -24,13 +30,238 @@ class UsageStatus(models.TextChoices):
     GATEWAY_ERROR = "gateway_error", "Gateway error"
 
 
+class BudgetScope(models.TextChoices):
+    KEY = "key", "API key"
+    USER = "user", "User"
+    TEAM = "team", "Team"
+    GLOBAL = "global", "Global"
+
+
+class BudgetAction(models.TextChoices):
+    BLOCK = "block", "Block requests at the limit"
+    ALERT_ONLY = "alert_only", "Alert only"
+
+
+class BudgetPeriod(models.TextChoices):
+    DAY = "day", "Daily"
+    MONTH = "month", "Monthly"
+    TOTAL = "total", "Lifetime total"
+
+
+class BudgetQuerySet(models.QuerySet):
+    def active(self) -> "BudgetQuerySet":
+        return self.filter(is_active=True)
+
+    def for_principal(self, principal) -> "BudgetQuerySet":
+        """Return the budgets whose scope covers `principal` (key, its user, its team, global)."""
+        return self.filter(
+            models.Q(scope=BudgetScope.KEY, api_key_id=principal.api_key_id)
+            | models.Q(scope=BudgetScope.USER, user_id=principal.user_id)
+            | models.Q(scope=BudgetScope.TEAM, team_id=principal.team_id)
+            | models.Q(scope=BudgetScope.GLOBAL)
+        )
+
+
+class Budget(models.Model):
+    """Spending limits (USD) for one scope, per day, per month and in total; any may be unset.
+
+    A key-scoped budget with `uses_defaults` takes its daily and monthly limits from the
+    DEFAULT_DAILY_BUDGET / DEFAULT_MONTHLY_BUDGET settings; admission creates one on demand for a
+    key that has no budget of its own, so the defaults get counters like any other budget.
+    """
+
+    scope = models.CharField(max_length=8, choices=BudgetScope.choices)
+    api_key = models.ForeignKey("llmops.ApiKey", null=True, blank=True, on_delete=models.CASCADE,
+                                related_name="budgets")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                             on_delete=models.CASCADE, related_name="llmops_budgets")
+    team = models.ForeignKey("llmops.Team", null=True, blank=True, on_delete=models.CASCADE,
+                             related_name="budgets")
+
+    daily_limit = models.DecimalField(**MONEY, null=True, blank=True,
+                                      validators=[MinValueValidator(Decimal(0))],
+                                      help_text="USD per UTC day (empty: no daily limit).")
+    monthly_limit = models.DecimalField(**MONEY, null=True, blank=True,
+                                        validators=[MinValueValidator(Decimal(0))],
+                                        help_text="USD per UTC calendar month (empty: none).")
+    total_limit = models.DecimalField(**MONEY, null=True, blank=True,
+                                      validators=[MinValueValidator(Decimal(0))],
+                                      help_text="USD over the budget's lifetime (empty: none).")
+    uses_defaults = models.BooleanField(
+        default=False, editable=False,
+        help_text="Created for a key without its own budget: limits come from the settings.")
+
+    alert_threshold = models.DecimalField(
+        max_digits=4, decimal_places=3, default=Decimal("0.8"),
+        validators=[MinValueValidator(Decimal(0)), MaxValueValidator(Decimal(1))],
+        help_text="Alert once per period when spend reaches this fraction of a limit.")
+    action = models.CharField(max_length=16, choices=BudgetAction.choices,
+                              default=BudgetAction.BLOCK)
+    notify_webhook_url = models.URLField(blank=True, help_text="POSTed a JSON body per alert.")
+    notify_email = models.EmailField(blank=True, help_text="Emailed per alert.")
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = BudgetQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["scope", "id"]
+        constraints = [
+            models.CheckConstraint(
+                name="budget_scope_target",
+                condition=(
+                    models.Q(scope=BudgetScope.KEY, api_key__isnull=False, user__isnull=True,
+                             team__isnull=True)
+                    | models.Q(scope=BudgetScope.USER, api_key__isnull=True, user__isnull=False,
+                               team__isnull=True)
+                    | models.Q(scope=BudgetScope.TEAM, api_key__isnull=True, user__isnull=True,
+                               team__isnull=False)
+                    | models.Q(scope=BudgetScope.GLOBAL, api_key__isnull=True,
+                               user__isnull=True, team__isnull=True)
+                ),
+            ),
+            # One budget per target keeps admission at one counter per (scope, period).
+            models.UniqueConstraint(fields=["api_key"], condition=models.Q(scope="key"),
+                                    name="budget_one_per_key"),
+            models.UniqueConstraint(fields=["user"], condition=models.Q(scope="user"),
+                                    name="budget_one_per_user"),
+            models.UniqueConstraint(fields=["team"], condition=models.Q(scope="team"),
+                                    name="budget_one_per_team"),
+            models.UniqueConstraint(fields=["scope"], condition=models.Q(scope="global"),
+                                    name="budget_one_global"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_scope_display()} budget: {self.target_label}"
+
+    @property
+    def target_label(self) -> str:
+        if self.scope == BudgetScope.KEY and self.api_key_id:
+            return f"key {self.api_key.prefix}"
+        if self.scope == BudgetScope.USER and self.user_id:
+            return f"user {self.user}"
+        if self.scope == BudgetScope.TEAM and self.team_id:
+            return f"team {self.team}"
+        return "global"
+
+    @property
+    def blocks(self) -> bool:
+        return self.action == BudgetAction.BLOCK
+
+    def limit_for(self, period: str) -> Decimal | None:
+        """Return the effective USD limit for `period` (None: unlimited)."""
+        if period == BudgetPeriod.TOTAL:
+            return self.total_limit
+        if self.uses_defaults:
+            if period == BudgetPeriod.DAY:
+                return getattr(settings, "DEFAULT_DAILY_BUDGET", None)
+            return getattr(settings, "DEFAULT_MONTHLY_BUDGET", None)
+        return self.daily_limit if period == BudgetPeriod.DAY else self.monthly_limit
+
+    def limits(self) -> dict[str, Decimal]:
+        """Return {period: limit} for every period this budget limits."""
+        out = {}
+        for period in BudgetPeriod.values:
+            limit = self.limit_for(period)
+            if limit is not None:
+                out[period] = limit
+        return out
+
+    def clean(self) -> None:
+        targets = {BudgetScope.KEY: "api_key", BudgetScope.USER: "user", BudgetScope.TEAM: "team"}
+        for scope, field in targets.items():
+            has = getattr(self, f"{field}_id") is not None
+            if self.scope == scope and not has:
+                raise ValidationError({field: f"A {scope}-scoped budget needs a {field}."})
+            if self.scope != scope and has:
+                raise ValidationError({field: f"Only a {scope}-scoped budget names a {field}."})
+
+
+class BudgetCounter(models.Model):
+    """Spend and outstanding reservations of one budget in one period (a day, a month, ever).
+
+    Rows are keyed by (budget, period, period start) and created on first use, so a new day or
+    month starts from zero without any reset job. `spent + reserved` never passes the limit.
+    """
+
+    budget = models.ForeignKey(Budget, on_delete=models.CASCADE, related_name="counters")
+    period = models.CharField(max_length=8, choices=BudgetPeriod.choices)
+    period_start = models.DateTimeField()
+    spent = models.DecimalField(**MONEY, default=Decimal(0))
+    reserved = models.DecimalField(**MONEY, default=Decimal(0))
+    threshold_alerted_at = models.DateTimeField(null=True, blank=True)
+    limit_alerted_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-period_start", "budget_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["budget", "period", "period_start"],
+                                    name="budget_counter_unique_period"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.budget_id}/{self.period}@{self.period_start:%Y-%m-%d}: {self.spent}"
+
+
+class BudgetReservation(models.Model):
+    """Money held on some counters for one admitted request until it settles.
+
+    Settlement deletes it; a request that died without settling leaves it behind for the
+    stale-reservation sweep to release.
+    """
+
+    request_id = models.CharField(max_length=64, unique=True)
+    amount = models.DecimalField(**MONEY)
+    counter_ids = models.JSONField(default=list)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.request_id}: ${self.amount}"
+
+
+class BudgetAlertKind(models.TextChoices):
+    THRESHOLD = "threshold", "Threshold crossed"
+    LIMIT = "limit", "Limit reached"
+
+
+class BudgetAlert(models.Model):
+    """One alert for one budget period; at most one per kind and counter."""
+
+    budget = models.ForeignKey(Budget, on_delete=models.CASCADE, related_name="alerts")
+    counter = models.ForeignKey(BudgetCounter, on_delete=models.CASCADE, related_name="alerts")
+    kind = models.CharField(max_length=16, choices=BudgetAlertKind.choices)
+    period = models.CharField(max_length=8, choices=BudgetPeriod.choices)
+    period_start = models.DateTimeField()
+    spent = models.DecimalField(**MONEY)
+    limit = models.DecimalField(**MONEY)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["counter", "kind"], name="budget_alert_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: budget {self.budget_id} {self.period}"
+
+
 class UsageRecordQuerySet(models.QuerySet):
     def for_team(self, team) -> "UsageRecordQuerySet":
         return self.filter(team=team)
 
 
 class UsageRecord(models.Model):
-    """What one admitted request cost, saved and did. Created once, never updated."""
+    """What one admitted request cost, saved and did. Created once, never updated.
+
+    `created_at` is the admission time, so a request is charged to the periods it was admitted
+    in (the same counters it reserved on), even when it settles after midnight.
+    """
 
     request_id = models.CharField(max_length=64, unique=True, default=uuid.uuid4)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -54,11 +285,10 @@ class UsageRecord(models.Model):
     reasoning_tokens = models.PositiveIntegerField(default=0)
     estimated_prompt_tokens = models.PositiveIntegerField(default=0)
 
-    estimated_cost = models.DecimalField(max_digits=20, decimal_places=12, default=0,
+    estimated_cost = models.DecimalField(**MONEY, default=0,
                                          help_text="Upper bound reserved at admission (USD).")
-    cost = models.DecimalField(max_digits=20, decimal_places=12, default=0,
-                               help_text="Actual cost charged (USD).")
-    cost_saved = models.DecimalField(max_digits=20, decimal_places=12, default=0,
+    cost = models.DecimalField(**MONEY, default=0, help_text="Actual cost charged (USD).")
+    cost_saved = models.DecimalField(**MONEY, default=0,
                                      help_text="What a cache hit would have cost upstream (USD).")
 
     cache_status = models.CharField(max_length=16, choices=CacheStatus.choices,
@@ -82,6 +312,7 @@ class UsageRecord(models.Model):
         indexes = [
             models.Index(fields=["team", "created_at"]),
             models.Index(fields=["api_key", "created_at"]),
+            models.Index(fields=["user", "created_at"]),
             models.Index(fields=["served_model", "created_at"]),
             models.Index(fields=["status", "created_at"]),
             models.Index(fields=["cache_status", "created_at"]),

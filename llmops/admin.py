@@ -2,6 +2,7 @@
 
 from django.contrib import admin, messages
 
+from budgets.admin import ApiKeyBudgetInline, TeamBudgetInline, budget_admin_link
 from llmops.models import ApiKey, Team
 from llmops.services import api_key_issue
 
@@ -19,15 +20,19 @@ class ApiKeyInline(admin.TabularInline):
 
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
-    list_display = ("name", "created_at")
+    list_display = ("name", "budget", "created_at")
     search_fields = ("name",)
-    inlines = [ApiKeyInline]
+    inlines = [TeamBudgetInline, ApiKeyInline]
+
+    @admin.display(description="Budget")
+    def budget(self, obj: Team) -> str:
+        return budget_admin_link(obj)
 
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
     list_display = ("masked", "team", "user", "name", "tier", "is_active", "expires_at",
-                    "created_at")
+                    "budget", "created_at")
     list_filter = ("tier", "is_active", "team")
     search_fields = ("prefix", "name", "team__name", "user__username")
     readonly_fields = ("masked", "created_at", "last_used_at")
@@ -35,6 +40,11 @@ class ApiKeyAdmin(admin.ModelAdmin):
               "last_used_at")
     autocomplete_fields = ("team",)
     actions = ["revoke"]
+    inlines = [ApiKeyBudgetInline]
+
+    @admin.display(description="Budget")
+    def budget(self, obj: ApiKey) -> str:
+        return budget_admin_link(obj)
 
     def save_model(self, request, obj, form, change) -> None:
         if change:

@@ -1,0 +1,40 @@
+"""`manage.py budget_report`: spend, savings and utilization per scope for this day or month."""
+
+import json
+
+from budgets.management.base import BudgetCommand
+from budgets.selectors import spend_report
+
+
+class Command(BudgetCommand):
+    help = "Print spend, cache savings and budget utilization per scope (global, team, user, key)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--team", metavar="NAME", help="Only this team, its users and keys.")
+        parser.add_argument("--period", choices=["day", "month"], default="month",
+                            help="The current UTC day or month (default: month).")
+        parser.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
+
+    def handle(self, *args, **opts):
+        if opts["team"]:
+            self.get_team(opts["team"])
+        rows = spend_report(period=opts["period"], team_name=opts["team"])
+        if opts["json"]:
+            self.stdout.write(json.dumps({"period": opts["period"],
+                                          "rows": [r.as_dict() for r in rows]}, indent=2))
+            return
+        header = ("SCOPE", "NAME", "REQUESTS", "SPENT $", "SAVED $", "HITS", "LIMIT $", "USED")
+        table = [header]
+        for r in rows:
+            table.append((
+                r.scope, r.name, str(r.requests), f"{r.spent:.6f}", f"{r.saved:.6f}",
+                str(r.cache_hits), "-" if r.limit is None else f"{r.limit:.2f}",
+                "-" if r.utilization is None else f"{r.utilization:.1%}",
+            ))
+        widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+        for row in table:
+            cells = [c.ljust(w) if i < 2 else c.rjust(w)
+                     for i, (c, w) in enumerate(zip(row, widths, strict=True))]
+            self.stdout.write("  ".join(cells).rstrip())
+        if len(table) == 1:
+            self.stdout.write(f"(no spend and no budgets this {opts['period']})")

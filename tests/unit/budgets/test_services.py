@@ -1,0 +1,392 @@
+"""Admission, settlement, defaults, alerts, roll-over and the sweep (budgets/services.py)."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.core import mail
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from budgets import selectors
+from budgets.models import (
+    Budget,
+    BudgetAction,
+    BudgetAlert,
+    BudgetCounter,
+    BudgetReservation,
+    BudgetScope,
+    UsageRecord,
+)
+from budgets.services import (
+    UsageEntry,
+    budget_counters_reconcile,
+    budget_set,
+    request_admit,
+    request_settle,
+    reservations_release_stale,
+)
+from llmops.errors import BudgetExceeded, InvalidRequest
+from tests.unit.budgets.factories import principal_of, spend
+
+pytestmark = pytest.mark.django_db
+
+D = Decimal
+
+
+def counter(budget: Budget, period: str = "day") -> BudgetCounter:
+    return BudgetCounter.objects.get(budget=budget, period=period)
+
+
+def entry(principal, request_id: str, cost: str = "0", **kwargs) -> UsageEntry:
+    return UsageEntry(request_id=request_id, principal=principal, requested_model="m",
+                      served_model="m", cost=D(cost), **kwargs)
+
+
+class TestAdmission:
+    def test_no_budget_admits_and_reserves_nothing(self, principal):
+        admission = request_admit(principal=principal, request_id="r1", estimated_cost=D("5"))
+        assert admission.counter_ids == []
+        assert selectors.budget_remaining(principal=principal) is None
+        record = request_settle(admission=admission, entry=entry(principal, "r1", "0.1"))
+        assert record.cost == D("0.1")
+        assert not BudgetReservation.objects.exists()
+
+    def test_reserve_then_settle_replaces_reservation_with_actual_cost(self, api_key, principal):
+        team = budget_set(scope=BudgetScope.TEAM, team=api_key.api_key.team, daily_limit=D("1"))
+        admission = request_admit(principal=principal, request_id="r1", estimated_cost=D("0.6"))
+        c = counter(team)
+        assert (c.reserved, c.spent) == (D("0.6"), D(0))
+        assert selectors.budget_remaining(principal=principal) == D("0.4")
+        request_settle(admission=admission, entry=entry(principal, "r1", "0.25"))
+        c.refresh_from_db()
+        assert (c.reserved, c.spent) == (D(0), D("0.25"))
+        assert selectors.budget_remaining(principal=principal) == D("0.75")
+
+    def test_refusal_names_budget_period_limit_remaining_and_reserves_nothing(
+        self, api_key, principal
+    ):
+        team = budget_set(scope=BudgetScope.TEAM, team=api_key.api_key.team, daily_limit=D("1"))
+        key = budget_set(scope=BudgetScope.KEY, api_key=api_key.api_key, monthly_limit=D("10"))
+        request_admit(principal=principal, request_id="r1", estimated_cost=D("0.6"))
+        with pytest.raises(BudgetExceeded) as exc:
+            request_admit(principal=principal, request_id="r2", estimated_cost=D("0.5"))
+        err = exc.value
+        assert err.status_code == 402
+        assert "team team-a" in str(err.detail) and "daily" in str(err.detail)
+        assert "$1.000000" in str(err.detail) and "$0.400000" in str(err.detail)
+        assert err.extra["period"] == "day"
+        assert err.extra["limit"] == "1.000000000000"
+        assert D(err.extra["remaining"]) == D("0.4")
+        assert err.extra["budget"]["scope"] == "team"
+        # The key budget (checked first, had room) holds only the admitted request.
+        assert counter(key, "month").reserved == D("0.6")
+        assert counter(team).reserved == D("0.6")
+        assert not BudgetReservation.objects.filter(request_id="r2").exists()
+
+    def test_exactly_the_limit_is_admitted(self, api_key, principal):
+        budget_set(scope=BudgetScope.GLOBAL, total_limit=D("1"))
+        spend(principal, "a", "0.5", "0.5")
+        spend(principal, "b", "0.5", "0.5")
+        with pytest.raises(BudgetExceeded):
+            request_admit(principal=principal, request_id="c", estimated_cost=D("0.000000000001"))
+
+    def test_every_applicable_budget_is_reserved_and_global_refusal_rolls_back_all(
+        self, api_key, make_api_key, principal
+    ):
+        key = budget_set(scope=BudgetScope.KEY, api_key=api_key.api_key, daily_limit=D("5"))
+        user = budget_set(scope=BudgetScope.USER, user=api_key.api_key.user, daily_limit=D("5"))
+        team = budget_set(scope=BudgetScope.TEAM, team=api_key.api_key.team, total_limit=D("5"))
+        glob = budget_set(scope=BudgetScope.GLOBAL, monthly_limit=D("1"))
+        other = principal_of(make_api_key(team="team-b", user="bob").api_key)
+        request_admit(principal=other, request_id="other", estimated_cost=D("0.7"))
+        with pytest.raises(BudgetExceeded) as exc:
+            request_admit(principal=principal, request_id="r1", estimated_cost=D("0.5"))
+        assert exc.value.extra["budget"]["scope"] == "global"
+        for budget, period in ((key, "day"), (user, "day"), (team, "total")):
+            assert counter(budget, period).reserved == 0
+        assert counter(glob, "month").reserved == D("0.7")
+        admission = request_admit(principal=principal, request_id="r2", estimated_cost=D("0.3"))
+        assert len(admission.counter_ids) == 4
+
+    def test_alert_only_budget_never_refuses(self, api_key, principal):
+        b = budget_set(scope=BudgetScope.TEAM, team=api_key.api_key.team, daily_limit=D("1"),
+                       action=BudgetAction.ALERT_ONLY)
+        spend(principal, "a", "2", "1.5")
+        assert counter(b).spent == D("1.5")
+        # Alert-only budgets don't limit what routing sees either.
+        assert selectors.budget_remaining(principal=principal) is None
+
+    def test_reused_request_id_is_refused(self, principal):
+        spend(principal, "same", "0.1", "0.1")
+        with pytest.raises(InvalidRequest):
+            request_admit(principal=principal, request_id="same", estimated_cost=D("0.1"))
+        request_admit(principal=principal, request_id="inflight", estimated_cost=D("0.1"))
+        with pytest.raises(InvalidRequest):
+            request_admit(principal=principal, request_id="inflight", estimated_cost=D("0.1"))
+
+    def test_admission_queries_do_not_grow_with_other_budgets(
+        self, api_key, make_api_key, principal
+    ):
+        budget_set(scope=BudgetScope.TEAM, team=api_key.api_key.team, daily_limit=D("100"))
+        request_admit(principal=principal, request_id="warm", estimated_cost=D("0.01"))
+
+        def admit_queries(request_id: str) -> int:
+            with CaptureQueriesContext(connection) as ctx:
+                request_admit(principal=principal, request_id=request_id,
+                              estimated_cost=D("0.01"))
+            return len(ctx.captured_queries)
+
+        before = admit_queries("q1")
+        for i in range(30):
+            issued = make_api_key(team=f"t{i}", user=f"u{i}")
+            budget_set(scope=BudgetScope.KEY, api_key=issued.api_key, daily_limit=D("1"))
+            budget_set(scope=BudgetScope.TEAM, team=issued.api_key.team, daily_limit=D("1"))
+        assert admit_queries("q2") == before
+        assert before <= 8  # savepoint, budgets, counters, update, reservation, ledger check
+
+
+class TestSettlement:
+    def test_settle_is_idempotent_per_request_id(self, api_key, principal):
+        b = budget_set(scope=BudgetScope.KEY, api_key=api_key.api_key, daily_limit=D("1"))
+        admission = request_admit(principal=principal, request_id="r1", estimated_cost=D("0.5"))
+        first = request_settle(admission=admission, entry=entry(principal, "r1", "0.2"))
+        again = request_settle(admission=admission, entry=entry(principal, "r1", "0.2"))
+        assert again.pk == first.pk
+        assert UsageRecord.objects.filter(request_id="r1").count() == 1
+        c = counter(b)
+        assert (c.spent, c.reserved) == (D("0.2"), D(0))
+
+    def test_settle_charges_exactly_entry_cost_for_a_cut_stream(self, api_key, principal):
+        b = budget_set(scope=BudgetScope.KEY, api_key=api_key.api_key, daily_limit=D("1"))
+        admission = request_admit(principal=principal, request_id="s", estimated_cost=D("0.9"))
+        record = request_settle(admission=admission, entry=entry(
+            principal, "s", "0.000123456789", stream=True, status="client_disconnected",
+            completion_tokens=17))
+        assert record.cost == D("0.000123456789")
+        assert record.status == "client_disconnected"
+        assert counter(b).spent == D("0.000123456789")
+        assert counter(b).reserved == 0
+
+    def test_upstream_failure_releases_and_records(self, api_key, principal):
+        b = budget_set(scope=BudgetScope.KEY, api_key=api_key.api_key, daily_limit=D("1"))
+        admission = request_admit(principal=principal, request_id="f", estimated_cost=D("0.9"))
+        record = request_settle(admission=admission, entry=entry(
+            principal, "f", "0", status="upstream_error", error_kind="http_500", http_status=502))
+        assert (record.status, record.cost) == ("upstream_error", 0)
+        assert (counter(b).spent, counter(b).reserved) == (0, 0)
+
+    def test_cache_hit_without_admission_writes_a_zero_cost_row(self, api_key, principal):
+        b = budget_set(scope=BudgetScope.KEY, api_key=api_key.api_key, daily_limit=D("1"))
+        record = request_settle(admission=None, entry=entry(
+            principal, "hit", "0", cost_saved=D("0.0042"), cache_status="hit_semantic",
+            cache_similarity=0.97))
+        assert (record.cost, record.cost_saved) == (0, D("0.0042"))
+        assert not BudgetCounter.objects.filter(budget=b, spent__gt=0).exists()
+
+
+class TestDefaultBudget:
+    def test_unset_defaults_mean_unlimited(self, settings, principal):
+        settings.DEFAULT_DAILY_BUDGET = None
+        settings.DEFAULT_MONTHLY_BUDGET = None
+        request_admit(principal=principal, request_id="r", estimated_cost=D("1000"))
+        assert not Budget.objects.exists()
+
+    def test_defaults_apply_to_keys_without_a_budget(self, settings, principal):
+        settings.DEFAULT_DAILY_BUDGET = D("1")
+        settings.DEFAULT_MONTHLY_BUDGET = D("20")
+        assert selectors.budget_remaining(principal=principal) == D("1")
+        spend(principal, "a", "0.8", "0.8")
+        budget = Budget.objects.get(scope=BudgetScope.KEY)
+        assert budget.uses_defaults
+        with pytest.raises(BudgetExceeded) as exc:
+            request_admit(principal=principal, request_id="b", estimated_cost=D("0.3"))
+        assert exc.value.extra["period"] == "day"
+        # The setting is read live: raising it lets the request through, no migration needed.
+        settings.DEFAULT_DAILY_BUDGET = D("2")
+        request_admit(principal=principal, request_id="c", estimated_cost=D("0.3"))
+
+    def test_own_budget_replaces_defaults_and_keeps_spend(self, settings, api_key, principal):
+        settings.DEFAULT_DAILY_BUDGET = D("1")
+        spend(principal, "a", "0.8", "0.8")
+        budget = budget_set(scope=BudgetScope.KEY, api_key=api_key.api_key, daily_limit=D("5"))
+        assert not budget.uses_defaults
+        assert budget.monthly_limit is None  # DEFAULT_MONTHLY_BUDGET was unset
+        assert selectors.budget_remaining(principal=principal) == D("4.2")
+
+
+class TestPeriodRollover:
+    def test_requests_around_midnight_and_month_end_land_in_their_periods(
+        self, api_key, principal
+    ):
+        b = budget_set(scope=BudgetScope.KEY, api_key=api_key.api_key, daily_limit=D("1"),
+                       monthly_limit=D("100"))
+        before = datetime(2026, 11, 30, 23, 59, 59, 999999, tzinfo=UTC)
+        after = datetime(2026, 12, 1, 0, 0, 0, tzinfo=UTC)
+        spend(principal, "before", "1", "1", now=before)
+        with pytest.raises(BudgetExceeded):
+            request_admit(principal=principal, request_id="x", estimated_cost=D("0.1"),
+                          now=before)
+        # No job ran: the new day (and month) simply has fresh counter rows.
+        spend(principal, "after", "1", "0.4", now=after)
+        days = {c.period_start: c.spent for c in b.counters.filter(period="day")}
+        months = {c.period_start: c.spent for c in b.counters.filter(period="month")}
+        assert days[datetime(2026, 11, 30, tzinfo=UTC)] == D(1)
+        assert days[datetime(2026, 12, 1, tzinfo=UTC)] == D("0.4")
+        assert months[datetime(2026, 11, 1, tzinfo=UTC)] == D(1)
+        assert months[datetime(2026, 12, 1, tzinfo=UTC)] == D("0.4")
+        assert UsageRecord.objects.get(request_id="before").created_at == before
+        assert UsageRecord.objects.get(request_id="after").created_at == after
+
+    def test_a_request_admitted_before_midnight_is_charged_to_its_admission_day(
+        self, api_key, principal
+    ):
+        b = budget_set(scope=BudgetScope.KEY, api_key=api_key.api_key, daily_limit=D("1"))
+        before = datetime(2026, 11, 25, 23, 59, 59, tzinfo=UTC)
+        admission = request_admit(principal=principal, request_id="r", estimated_cost=D("0.5"),
+                                  now=before)
+        request_settle(admission=admission, entry=entry(principal, "r", "0.3"))
+        c = BudgetCounter.objects.get(budget=b, period_start=datetime(2026, 11, 25, tzinfo=UTC))
+        assert (c.spent, c.reserved) == (D("0.3"), 0)
+        assert UsageRecord.objects.get(request_id="r").created_at == before
+
+
+class TestSweep:
+    def test_stale_reservation_is_released_and_a_late_settle_only_charges(
+        self, api_key, principal
+    ):
+        b = budget_set(scope=BudgetScope.KEY, api_key=api_key.api_key, daily_limit=D("1"))
+        t0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+        dead = request_admit(principal=principal, request_id="dead", estimated_cost=D("0.7"),
+                             now=t0)
+        request_admit(principal=principal, request_id="fresh", estimated_cost=D("0.2"),
+                      now=t0 + timedelta(minutes=15))
+        released = reservations_release_stale(older_than_seconds=600,
+                                              now=t0 + timedelta(minutes=20))
+        assert released == 1
+        assert list(BudgetReservation.objects.values_list("request_id", flat=True)) == ["fresh"]
+        day = counter(b)
+        assert (day.spent, day.reserved) == (0, D("0.2"))
+        # The request presumed dead settles after all: charged, but not released a second time.
+        request_settle(admission=dead, entry=entry(principal, "dead", "0.1"))
+        day.refresh_from_db()
+        assert (day.spent, day.reserved) == (D("0.1"), D("0.2"))
+
+    def test_the_sweep_is_a_beat_task(self, settings, principal):
+        from budgets import tasks
+
+        schedule = settings.CELERY_BEAT_SCHEDULE["budgets-release-stale-reservations"]
+        assert schedule["task"] == tasks.reservations_release_stale.name
+        request_admit(principal=principal, request_id="r", estimated_cost=D("1"),
+                      now=datetime(2020, 1, 1, tzinfo=UTC))
+        assert tasks.reservations_release_stale.delay().get() == 1
+
+
+@pytest.fixture
+def committed(django_capture_on_commit_callbacks):
+    """Return run(fn, ...): call fn, then run its on_commit callbacks (alert delivery), as a
+    real commit would; the test's own transaction never commits."""
+
+    def run(fn, *args, **kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            return fn(*args, **kwargs)
+
+    return run
+
+
+class TestAlert:
+    def test_threshold_and_limit_alerts_are_sent_once_per_period(
+        self, api_key, principal, monkeypatch, committed
+    ):
+        posted = []
+
+        class Response:
+            def raise_for_status(self):
+                return None
+
+        monkeypatch.setattr("httpx.post", lambda url, json, timeout: posted.append(json)
+                            or Response())
+        budget_set(scope=BudgetScope.TEAM, team=api_key.api_key.team, daily_limit=D("1"),
+                   alert_threshold=D("0.5"), notify_email="ops@example.com",
+                   notify_webhook_url="https://hooks.example.com/budget")
+        committed(spend, principal, "a", "0.4", "0.4")
+        assert posted == [] and mail.outbox == []
+        committed(spend, principal, "b", "0.2", "0.2")  # 0.6 ≥ 0.5 → threshold
+        committed(spend, principal, "c", "0.1", "0.1")  # still over threshold: no second alert
+        assert [p["event"] for p in posted] == ["budget.threshold"]
+        assert posted[0]["spent"] == "0.600000000000" and posted[0]["limit"] == "1.000000000000"
+        assert len(mail.outbox) == 1 and "ops@example.com" in mail.outbox[0].to
+        committed(spend, principal, "d", "0.3", "0.3")  # exactly at the limit
+        for i in range(3):
+            with pytest.raises(BudgetExceeded):
+                committed(request_admit, principal=principal, request_id=f"x{i}",
+                          estimated_cost=D("0.1"))
+        assert [p["event"] for p in posted] == ["budget.threshold", "budget.limit"]
+        assert BudgetAlert.objects.filter(delivered_at__isnull=False).count() == 2
+
+    def test_refusal_sends_the_limit_alert_once(self, api_key, principal, committed):
+        budget_set(scope=BudgetScope.KEY, api_key=api_key.api_key, daily_limit=D("1"),
+                   notify_email="ops@example.com")
+        for i in range(3):
+            with pytest.raises(BudgetExceeded):
+                committed(request_admit, principal=principal, request_id=f"x{i}",
+                          estimated_cost=D("2"))
+        assert BudgetAlert.objects.filter(kind="limit").count() == 1
+        assert len(mail.outbox) == 1
+
+    def test_failed_delivery_is_recorded_not_raised(
+        self, api_key, principal, monkeypatch, committed
+    ):
+        def boom(*args, **kwargs):
+            raise OSError("webhook down")
+
+        monkeypatch.setattr("httpx.post", boom)
+        budget_set(scope=BudgetScope.KEY, api_key=api_key.api_key, daily_limit=D("1"),
+                   notify_webhook_url="https://hooks.example.com/x")
+        committed(spend, principal, "a", "1", "0.9")  # the settle itself succeeds
+        alert = BudgetAlert.objects.get()
+        assert alert.delivered_at is None and "webhook down" in alert.last_error
+        assert alert.attempts >= 1
+
+
+class TestReconcile:
+    def test_reconcile_reports_and_fixes_drift(self, api_key, principal):
+        b = budget_set(scope=BudgetScope.TEAM, team=api_key.api_key.team, daily_limit=D("5"))
+        spend(principal, "a", "1", "0.7")
+        request_admit(principal=principal, request_id="open", estimated_cost=D("0.3"))
+        assert budget_counters_reconcile(fix=False) == []
+        BudgetCounter.objects.filter(budget=b).update(spent=D("3"), reserved=D("2"))
+        drifts = budget_counters_reconcile(fix=True)
+        assert len(drifts) == 1
+        assert (drifts[0].ledger_spent, drifts[0].held_reserved) == (D("0.7"), D("0.3"))
+        c = counter(b)
+        assert (c.spent, c.reserved) == (D("0.7"), D("0.3"))
+        assert budget_counters_reconcile(fix=False) == []
+
+    def test_new_budget_starts_from_the_ledger(self, api_key, principal):
+        spend(principal, "a", "1", "0.7")
+        b = budget_set(scope=BudgetScope.USER, user=api_key.api_key.user, daily_limit=D("1"))
+        assert counter(b).spent == D("0.7")
+        assert selectors.budget_remaining(principal=principal) == D("0.3")
+
+
+class TestBudgetRemaining:
+    def test_least_remaining_across_blocking_budgets_in_two_queries(
+        self, api_key, principal, django_assert_num_queries
+    ):
+        key = api_key.api_key
+        budget_set(scope=BudgetScope.KEY, api_key=key, daily_limit=D("5"), monthly_limit=D("9"))
+        budget_set(scope=BudgetScope.TEAM, team=key.team, total_limit=D("3"))
+        budget_set(scope=BudgetScope.GLOBAL, daily_limit=D("0.5"),
+                   action=BudgetAction.ALERT_ONLY)  # never limits
+        spend(principal, "a", "1", "0.75")
+        request_admit(principal=principal, request_id="open", estimated_cost=D("0.25"))
+        with django_assert_num_queries(2):
+            assert selectors.budget_remaining(principal=principal) == D("2")
+
+    def test_never_negative(self, api_key, principal):
+        budget_set(scope=BudgetScope.KEY, api_key=api_key.api_key, daily_limit=D("1"),
+                   action=BudgetAction.ALERT_ONLY)
+        spend(principal, "a", "2", "2")
+        budget_set(scope=BudgetScope.KEY, api_key=api_key.api_key, action=BudgetAction.BLOCK)
+        assert selectors.budget_remaining(principal=principal) == 0
