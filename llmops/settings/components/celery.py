@@ -17,4 +17,20 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
 
 # Every periodic job, in one place (STYLE: beat schedules are declared in one module).
-CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {
+    # budgets: release reservations of requests that died without settling.
+    "budgets-release-stale-reservations": {
+        "task": "budgets.tasks.reservations_release_stale",
+        "schedule": env.float("BUDGET_SWEEP_INTERVAL_SECONDS", default=60.0),
+    },
+    # observability: recompute llm_budget_utilization_ratio (published by /metrics).
+    "observability-budget-utilization-refresh": {
+        "task": "llmops.observability.budget_utilization_refresh",
+        "schedule": env.float("BUDGET_UTILIZATION_REFRESH_SECONDS", default=60.0),
+    },
+    # semcache: drop expired entries from namespace sets and every process's index.
+    "semcache-expire": {
+        "task": "semcache.expire",
+        "schedule": env.float("SEMCACHE_EXPIRE_INTERVAL_SECONDS", default=60.0),
+    },
+}
