@@ -17,7 +17,7 @@ import numpy as np
 
 from semcache.decision import decide
 from semcache.namespaces import build_scope, normalize_text
-from semcache.services import CANDIDATES, CacheEngine
+from semcache.services import CANDIDATES, CacheEngine, index_options
 from semcache.store import MemoryStore
 
 PLAIN_THRESHOLDS = tuple(round(0.80 + 0.01 * i, 2) for i in range(18))  # 0.80 .. 0.97
@@ -98,7 +98,7 @@ class _Tally:
 
 def evaluate(pairs: list[Pair], *, embed: Callable[[list[str]], np.ndarray], threshold: float,
              thresholds=PLAIN_THRESHOLDS, progress: Callable | None = None,
-             index_options: dict | None = None) -> dict:
+             options: dict | None = None) -> dict:
     """Run the protocol; return the configured decision's numbers plus plain thresholds'."""
     started = time.perf_counter()
     components = _Components()
@@ -106,7 +106,8 @@ def evaluate(pairs: list[Pair], *, embed: Callable[[list[str]], np.ndarray], thr
         if pair.label == 1:
             components.union(pair.text_a, pair.text_b)
 
-    engine = CacheEngine(MemoryStore(max_events=1), index_options=index_options)
+    engine = CacheEngine(MemoryStore(max_events=1),
+                         index_options=options if options is not None else index_options())
     team_id, model = 0, "eval"
 
     def scope_of(text):

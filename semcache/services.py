@@ -163,13 +163,18 @@ class CacheEngine:
         return count
 
 
-def _build_engine() -> CacheEngine:
-    options = {
+def index_options() -> dict:
+    """Return the vector index parameters from settings."""
+    return {
         "ann_min_entries": settings.SEMCACHE_ANN_MIN_ENTRIES,
         "connectivity": settings.SEMCACHE_ANN_CONNECTIVITY,
         "expansion_add": settings.SEMCACHE_ANN_EXPANSION_ADD,
         "expansion_search": settings.SEMCACHE_ANN_EXPANSION_SEARCH,
     }
+
+
+def _build_engine() -> CacheEngine:
+    options = index_options()
     if settings.SEMCACHE_REDIS_URL:
         store = RedisStore(
             url=settings.SEMCACHE_REDIS_URL, prefix=settings.SEMCACHE_KEY_PREFIX,
