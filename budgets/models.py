@@ -216,6 +216,14 @@ class BudgetReservation(models.Model):
     amount = models.DecimalField(**MONEY)
     counter_ids = models.JSONField(default=list)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # Who asked, so that the sweep can write the ledger row of a request that died unsettled.
+    api_key = models.ForeignKey("llmops.ApiKey", null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                             on_delete=models.SET_NULL, related_name="+")
+    team = models.ForeignKey("llmops.Team", null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="+")
+    requested_model = models.CharField(max_length=100, blank=True)
 
     def __str__(self) -> str:
         return f"{self.request_id}: ${self.amount}"

@@ -32,6 +32,7 @@ from budgets.models import (
     BudgetReservation,
     BudgetScope,
     UsageRecord,
+    UsageStatus,
 )
 from budgets.periods import period_start
 from budgets.selectors import PeriodLimit
@@ -188,7 +189,7 @@ class _Refusal(Exception):
 
 
 def request_admit(*, principal: Principal, request_id: str, estimated_cost: Decimal,
-                  now: datetime | None = None) -> Admission:
+                  requested_model: str = "", now: datetime | None = None) -> Admission:
     """Admit a request whose upper-bound cost is `estimated_cost`, reserving it on every budget
     that applies; raise `llmops.errors.BudgetExceeded` when one would be overspent.
 
@@ -199,7 +200,8 @@ def request_admit(*, principal: Principal, request_id: str, estimated_cost: Deci
     amount = _usd(max(estimated_cost, ZERO))
     for attempt in range(_RETRIES):
         try:
-            return _admit(principal=principal, request_id=request_id, amount=amount, now=now)
+            return _admit(principal=principal, request_id=request_id, amount=amount, now=now,
+                          requested_model=requested_model)
         except OperationalError as exc:
             # PostgreSQL aborts one side of a rare lock cycle (new period rows created by two
             # requests at once); the transaction rolled back whole, so retrying is safe.
@@ -216,7 +218,8 @@ def _is_lock_conflict(exc: OperationalError) -> bool:
     return code in {"40P01", "40001"}  # deadlock_detected, serialization_failure
 
 
-def _admit(*, principal: Principal, request_id: str, amount: Decimal, now: datetime) -> Admission:
+def _admit(*, principal: Principal, request_id: str, amount: Decimal, now: datetime,
+           requested_model: str = "") -> Admission:
     try:
         with transaction.atomic():
             budgets = selectors.budgets_for_principal(principal=principal)
@@ -238,8 +241,10 @@ def _admit(*, principal: Principal, request_id: str, amount: Decimal, now: datet
             # Always recorded, even with nothing held: it claims the request id (a reused one is
             # refused below, so a second request can never hide behind the first one's ledger
             # row) and lets the sweep find requests that never settled.
-            BudgetReservation.objects.create(request_id=request_id, amount=amount,
-                                             counter_ids=[c.pk for c in held], created_at=now)
+            BudgetReservation.objects.create(
+                request_id=request_id, amount=amount, counter_ids=[c.pk for c in held],
+                created_at=now, api_key_id=principal.api_key_id, user_id=principal.user_id,
+                team_id=principal.team_id, requested_model=requested_model[:100])
             if UsageRecord.objects.filter(request_id=request_id).exists():
                 raise IntegrityError("request id already in the ledger")
     except _Refusal as refusal:
@@ -425,6 +430,22 @@ def _alert_enqueue(*, alert_id: int) -> None:
         logger.exception("could not enqueue budget alert", extra={"alert_id": alert_id})
 
 
+def alerts_redeliver(*, older_than_seconds: int = 60, now: datetime | None = None,
+                     limit: int = 200) -> int:
+    """Queue again the alerts that were never delivered (broker down, webhook failing), within
+    the retry allowance; return how many were queued. Run by Celery beat."""
+    now = now or timezone.now()
+    due = (BudgetAlert.objects
+           .filter(delivered_at__isnull=True, attempts__lt=settings.BUDGET_ALERT_MAX_RETRIES + 1,
+                   created_at__lt=now - timedelta(seconds=older_than_seconds))
+           .order_by("created_at").values_list("pk", flat=True)[:limit])
+    queued = 0
+    for alert_id in due:
+        _alert_enqueue(alert_id=alert_id)
+        queued += 1
+    return queued
+
+
 def budget_alert_deliver(*, alert_id: int) -> BudgetAlert:
     """Send one alert to its budget's webhook (JSON POST) and email; raise when either fails."""
     import httpx
@@ -496,6 +517,7 @@ def reservations_release_stale(*, older_than_seconds: int | None = None,
                 if reservation is None:
                     continue  # settled meanwhile
                 reservation.delete()
+                _record_abandoned(reservation)
                 counters = list(BudgetCounter.objects.select_for_update()
                                 .filter(pk__in=reservation.counter_ids).order_by("pk"))
                 for counter in counters:
@@ -507,6 +529,22 @@ def reservations_release_stale(*, older_than_seconds: int | None = None,
                     "request_id": reservation.request_id, "amount": str(reservation.amount)})
         if len(ids) < batch_size:
             return released
+
+
+def _record_abandoned(reservation: BudgetReservation) -> None:
+    """Write the ledger row of a request that was admitted but never settled (its process died):
+    every admitted request has exactly one row. Nothing is charged: what the provider did with a
+    call cut off by a crash is unknown, and the reserved upper bound is shown as the estimate."""
+    UsageRecord.objects.get_or_create(
+        request_id=reservation.request_id,
+        defaults=dict(
+            created_at=reservation.created_at, api_key_id=reservation.api_key_id,
+            user_id=reservation.user_id, team_id=reservation.team_id,
+            requested_model=reservation.requested_model, estimated_cost=reservation.amount,
+            cost=ZERO, status=UsageStatus.GATEWAY_ERROR, error_kind="abandoned",
+            http_status=500,
+        ),
+    )
 
 
 # --- Budgets and reconciliation -----------------------------------------------------------------

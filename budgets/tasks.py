@@ -25,3 +25,11 @@ def reservations_release_stale() -> int:
     from budgets.services import reservations_release_stale as release
 
     return release()
+
+
+@shared_task
+def alerts_redeliver() -> int:
+    """Queue again the alerts that were never delivered (run by Celery beat)."""
+    from budgets.services import alerts_redeliver as redeliver
+
+    return redeliver()

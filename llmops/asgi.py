@@ -6,7 +6,9 @@ from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "llmops.settings.base")
 
-application = get_asgi_application()
+from llmops.body_limit import BodySizeLimitMiddleware  # noqa: E402  (needs settings loaded)
+
+application = BodySizeLimitMiddleware(get_asgi_application())
 
 
 def _warm_up() -> None:

@@ -8,12 +8,13 @@ connection, so concurrent requests reach the database concurrently.
 
 import asyncio
 import functools
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -53,3 +54,29 @@ def db_task(fn: Callable[P, T]) -> Callable[P, "asyncio.Future[T]"]:
         return await run_db(fn, *args, **kwargs)
 
     return wrapper
+
+
+def close_pool() -> None:
+    """Close every pool thread's database connection and stop the pool (tests, shutdown).
+
+    Each thread holds its own connection, so each must close it: a barrier makes every thread
+    take exactly one closing job.
+    """
+    global _executor
+    executor, _executor = _executor, None
+    if executor is None:
+        return
+    threads = len(executor._threads)
+    if threads:
+        barrier = threading.Barrier(threads)
+
+        def close() -> None:
+            connections.close_all()
+            barrier.wait(timeout=10)
+
+        for future in [executor.submit(close) for _ in range(threads)]:
+            try:
+                future.result(timeout=15)
+            except Exception:  # a thread stuck elsewhere; shutting down is still right
+                pass
+    executor.shutdown(wait=True)

@@ -43,7 +43,8 @@ def gateway_server(django_db_setup, django_db_blocker) -> Iterator[LiveGateway]:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="live-gateway", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
+    # Generous: importing the app loads the embedding model, slow on a loaded 2-core machine.
+    deadline = time.monotonic() + 120
     while not server.started:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("the live gateway did not start")
@@ -51,6 +52,10 @@ def gateway_server(django_db_setup, django_db_blocker) -> Iterator[LiveGateway]:
     yield LiveGateway(url=f"http://127.0.0.1:{port}")
     server.should_exit = True
     thread.join(timeout=10)
+    from llmops.db import close_pool
+
+    # Let pytest-django drop the PostgreSQL test database: no pool connection may stay open.
+    close_pool()
 
 
 @pytest.fixture

@@ -21,6 +21,9 @@ from llmops.errors import GatewayError, ServiceUnavailable
 from llmops.gateway import upstream
 from llmops.gateway.context import RequestContext
 from llmops.gateway.responses import completion_body, usage_body
+from llmops.observability.judge import judge_sample_maybe_async
+from llmops.observability.logs import log_request
+from llmops.observability.savings import routing_saved_usd
 from llmops.providers.base import Completion, Usage
 from routing.models import ModelProfile
 from routing.pricing import max_cost, usage_cost
@@ -148,7 +151,8 @@ async def _prepare(ctx: RequestContext) -> Prepared:
     )
     started = time.perf_counter()
     admission = await _db(request_admit, principal=ctx.principal, request_id=ctx.request_id,
-                          estimated_cost=ctx.estimated_cost)
+                          estimated_cost=ctx.estimated_cost,
+                          requested_model=ctx.requested_model)
     ctx.timings["admission"] = time.perf_counter() - started
     return Prepared(ctx=ctx, chain=chain, admission=admission, reason=decision.reason)
 
@@ -196,14 +200,21 @@ async def _settle(ctx: RequestContext, admission: Admission | None, outcome: Out
             record = await run_db(request_settle, admission=admission, entry=entry)
             break
         except DatabaseError:
-            # The call already happened: try hard to record it. If the database stays down the
-            # stale-reservation sweep keeps the budget safe, and the entry is logged for replay.
-            if attempt == 2:
-                logger.critical("ledger write failed", extra={"entry": repr(entry)})
-            else:
+            if attempt < 2:
                 await asyncio.sleep(0.2 * (attempt + 1))
+    if record is None:
+        # The call already happened: keep trying in the background while the reservation is
+        # still held (the sweep would otherwise release it unpaid). Settling is idempotent per
+        # request id, so a retry that races a late success cannot charge twice.
+        _spawn(_settle_eventually(admission, entry))
     ctx.timings["settle"] = time.perf_counter() - started
+    routing_saved = 0.0
+    if hit is None:
+        routing_saved = await routing_saved_usd(
+            requested_model=ctx.requested_model, prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens, cost=cost)
     metrics.observe_request(
+        team=ctx.principal.team_name, tier=ctx.principal.tier, routing_saved=routing_saved,
         model=served, status=outcome.status, cache_status=ctx.cache_status,
         cost=float(cost), cost_saved=float(cost_saved), prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.completion_tokens, duration_s=ctx.elapsed_ms() / 1000,
@@ -212,19 +223,24 @@ async def _settle(ctx: RequestContext, admission: Admission | None, outcome: Out
         similarity=ctx.cache_similarity,
     )
     if record is not None:
-        _log_request(record)
+        log_request(record, principal=ctx.principal)
     return entry
 
 
-def _log_request(record) -> None:
-    try:
-        from llmops.observability.logs import log_request
-    except ImportError:
-        logger.info("request", extra={"request_id": record.request_id,
-                                      "model": record.served_model, "cost": str(record.cost),
-                                      "cache": record.cache_status, "status": record.status})
-        return
-    log_request(record)
+async def _settle_eventually(admission: Admission | None, entry: UsageEntry) -> None:
+    deadline = time.monotonic() + settings.BUDGET_RESERVATION_TIMEOUT_SECONDS / 2
+    delay = 0.25
+    while time.monotonic() < deadline:
+        await asyncio.sleep(delay)
+        try:
+            await run_db(request_settle, admission=admission, entry=entry)
+            logger.warning("ledger write succeeded after retries",
+                           extra={"request_id": entry.request_id})
+            return
+        except DatabaseError:
+            delay = min(delay * 2, 5.0)
+    logger.critical("ledger write failed; the entry is lost unless replayed",
+                    extra={"request_id": entry.request_id, "entry": repr(entry)})
 
 
 def _headers(ctx: RequestContext, *, model: str, entry: UsageEntry | None = None) -> dict:
@@ -240,6 +256,14 @@ def _headers(ctx: RequestContext, *, model: str, entry: UsageEntry | None = None
     if entry is not None:
         headers["X-LLMOps-Cost"] = f"{entry.cost:.10f}"
     return headers
+
+
+async def _after_answer(ctx: RequestContext, completion: Completion, profile: ModelProfile,
+                        usage: Usage, cost: Decimal) -> None:
+    """Off the request path: store the answer in the cache, maybe sample it for the judge."""
+    _store_in_cache(ctx, completion, profile, usage, cost)
+    await judge_sample_maybe_async(request_id=ctx.request_id, messages=ctx.messages,
+                                   answer=str(completion.message.get("content") or ""))
 
 
 def _store_in_cache(ctx: RequestContext, completion: Completion, profile: ModelProfile,
@@ -298,7 +322,7 @@ async def chat_completion_create(ctx: RequestContext) -> CompletionResult:
     usage = completion.usage or fallback_usage(ctx, str(completion.message.get("content") or ""))
     outcome.usage = usage
     entry = await _settle(ctx, prepared.admission, outcome)
-    _store_in_cache(ctx, completion, outcome.profile, usage, entry.cost)
+    await _after_answer(ctx, completion, outcome.profile, usage, entry.cost)
     body = completion_body(ctx, model=outcome.profile.name, message=completion.message,
                            finish_reason=completion.finish_reason, usage=usage, entry=entry)
     return CompletionResult(body=body, headers=_headers(ctx, model=outcome.profile.name,
@@ -411,9 +435,9 @@ async def _relay(ctx: RequestContext, prepared: Prepared, outcome: Outcome,
         if tool_calls:
             message["tool_calls"] = [tool_calls[i] for i in sorted(tool_calls)]
             message["content"] = message["content"] or None
-        _store_in_cache(ctx, Completion(message=message, finish_reason=finish_reason or "stop",
-                                        usage=outcome.usage), outcome.profile, outcome.usage,
-                        entry.cost)
+        await _after_answer(ctx, Completion(message=message, finish_reason=finish_reason or "stop",
+                                            usage=outcome.usage), outcome.profile, outcome.usage,
+                            entry.cost)
     except ProviderError as exc:
         # The stream broke after bytes were relayed: never retried (the client has them). Charge
         # what was relayed, tell the client in-band, and end the stream properly.

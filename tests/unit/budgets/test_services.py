@@ -348,6 +348,36 @@ class TestAlert:
         assert alert.delivered_at is None and "webhook down" in alert.last_error
         assert alert.attempts >= 1
 
+    def test_undelivered_alerts_are_sent_again_once_the_webhook_is_back(
+        self, api_key, principal, monkeypatch, committed
+    ):
+        from budgets.services import alerts_redeliver
+
+        def boom(*args, **kwargs):
+            raise OSError("webhook down")
+
+        monkeypatch.setattr("httpx.post", boom)
+        budget_set(scope=BudgetScope.KEY, api_key=api_key.api_key, daily_limit=D("1"),
+                   notify_webhook_url="https://hooks.example.com/x")
+        committed(spend, principal, "a", "1", "0.9")
+        alert = BudgetAlert.objects.get()
+        assert alert.delivered_at is None
+        later = alert.created_at + timedelta(minutes=5)
+        assert alerts_redeliver(now=alert.created_at) == 0  # too fresh: its own retry is due
+
+        posted = []
+
+        class Response:
+            def raise_for_status(self):
+                return None
+
+        monkeypatch.setattr("httpx.post", lambda url, json, timeout: posted.append(json)
+                            or Response())
+        assert alerts_redeliver(now=later) == 1
+        alert.refresh_from_db()
+        assert alert.delivered_at is not None and len(posted) == 1
+        assert alerts_redeliver(now=later) == 0  # delivered alerts are left alone
+
 
 class TestReconcile:
     def test_reconcile_reports_and_fixes_drift(self, api_key, principal):

@@ -1,0 +1,3 @@
+"""Fixtures for the security tests (shared ones live in tests/toolkit/fixtures.py)."""
+
+from tests.toolkit.fixtures import *  # noqa: F401,F403
