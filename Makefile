@@ -12,7 +12,7 @@ WEB_CONCURRENCY ?= 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run serve test test-postgres lint worker beat dev bench clean
+.PHONY: install run serve dev test lint worker beat bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -39,8 +39,20 @@ run: install .env ## Embedded defaults: SQLite, in-process cache, simulated mode
 
 serve: install ## Production server (uvicorn, WEB_CONCURRENCY workers on HOST:PORT)
 	$(PY) manage.py check --fail-level ERROR
-	PROMETHEUS_MULTIPROC_DIR=$${PROMETHEUS_MULTIPROC_DIR:-$$( [ "$(WEB_CONCURRENCY)" -gt 1 ] && echo "$(CURDIR)/prometheus_multiproc" )} \
-	$(VENV)/bin/python -m llmops.serve --host $(HOST) --port $(PORT) --workers $(WEB_CONCURRENCY)
+	@# Several workers share metrics through files (prometheus_client's multiprocess mode).
+	@if [ "$(WEB_CONCURRENCY)" -gt 1 ] && [ -z "$$PROMETHEUS_MULTIPROC_DIR" ]; then \
+		export PROMETHEUS_MULTIPROC_DIR="$(CURDIR)/prometheus_multiproc"; fi; \
+	exec $(PY) -m llmops.serve --host $(HOST) --port $(PORT) --workers $(WEB_CONCURRENCY)
+
+dev: install .env ## Web + Celery worker + beat together (needs CELERY_BROKER_URL for a real queue)
+	@export PROMETHEUS_MULTIPROC_DIR="$(CURDIR)/prometheus_multiproc"; \
+	mkdir -p "$$PROMETHEUS_MULTIPROC_DIR"; \
+	trap 'kill 0' INT TERM EXIT; \
+	$(PY) -m llmops.serve --host $(HOST) --port $(PORT) --workers $(WEB_CONCURRENCY) & \
+	sleep 2; \
+	$(VENV)/bin/celery -A llmops worker --loglevel=INFO & \
+	$(VENV)/bin/celery -A llmops beat --loglevel=INFO -s .celerybeat-schedule & \
+	wait
 
 test: install ## The whole suite (SQLite by default; set DATABASE_URL for PostgreSQL)
 	$(VENV)/bin/pytest -q

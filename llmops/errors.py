@@ -24,8 +24,9 @@ class GatewayError(drf_exceptions.APIException):
     default_code = "invalid_request"
     error_type = "invalid_request_error"
 
-    def __init__(self, detail: str | None = None, *, code: str | None = None, param: str | None = None,
-                 retry_after: float | None = None, extra: dict | None = None):
+    def __init__(self, detail: str | None = None, *, code: str | None = None,
+                 param: str | None = None, retry_after: float | None = None,
+                 extra: dict | None = None):
         super().__init__(detail=detail, code=code)
         self.code = code or self.default_code
         self.param = param
@@ -104,7 +105,8 @@ _DRF_TYPES = {
 def error_body(message: str, *, error_type: str, code: str | None, param: str | None = None,
                **extra) -> dict:
     """Return the OpenAI-style error object."""
-    return {"error": {"message": message, "type": error_type, "code": code, "param": param, **extra}}
+    return {"error": {"message": message, "type": error_type, "code": code, "param": param,
+                      **extra}}
 
 
 def _first_validation_error(detail, path: str = "") -> tuple[str, str]:

@@ -70,3 +70,49 @@ class ApiKey(models.Model):
     def is_usable(self, now=None) -> bool:
         now = now or timezone.now()
         return self.is_active and (self.expires_at is None or self.expires_at > now)
+
+
+# --- Quality signals (observability: llmops/observability/feedback.py) ------------------------
+
+
+class FeedbackSource(models.TextChoices):
+    USER = "user", "User feedback"
+    JUDGE = "judge", "LLM judge"
+
+
+class ResponseFeedback(models.Model):
+    """A quality verdict on one answer, linked to its (append-only) ledger row.
+
+    At most one per source and request: a client rates an answer once, the judge scores it once.
+    `model` and `task_type` are copied here so quality can be aggregated without a join.
+    """
+
+    usage_record = models.ForeignKey("budgets.UsageRecord", on_delete=models.CASCADE,
+                                     related_name="feedback")
+    source = models.CharField(max_length=8, choices=FeedbackSource.choices)
+    score = models.FloatField(help_text="0 (useless or wrong) to 10 (perfect).")
+    correct = models.BooleanField(null=True, blank=True,
+                                  help_text="Whether the answer was right (unknown: empty).")
+    hallucination = models.BooleanField(default=False,
+                                        help_text="The judge found unsupported claims.")
+    model = models.CharField(max_length=100, blank=True)
+    task_type = models.CharField(max_length=32, default="general")
+    comment = models.TextField(blank=True, max_length=2000)
+    details = models.JSONField(default=dict, blank=True,
+                               help_text="Judge output (claims, rationale) or client metadata.")
+    prompt = models.JSONField(null=True, blank=True,
+                              help_text="The judged messages, kept to export routing examples.")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["usage_record", "source"],
+                                    name="feedback_one_per_source"),
+            models.CheckConstraint(condition=models.Q(score__gte=0) & models.Q(score__lte=10),
+                                   name="feedback_score_0_10"),
+        ]
+        indexes = [models.Index(fields=["model", "task_type"])]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.score:g}/10 on {self.usage_record_id}"

@@ -8,6 +8,7 @@ urlpatterns = [
     path("", include("llmops.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("", include("llmops.observability.urls")),
     path("admin/", admin.site.urls),
 ]
 

@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from llmops.api.feedback import FeedbackCreateApi
 from llmops.api.health import healthz, readyz
 from llmops.api.views import ChatCompletionCreateApi, ModelListApi
 
@@ -10,4 +11,5 @@ urlpatterns = [
     path("v1/models", ModelListApi.as_view(), name="models"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    path("v1/feedback", FeedbackCreateApi.as_view(), name="feedback"),
 ]

@@ -37,6 +37,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "llmops.observability.middleware.PrometheusBeforeMiddleware",
     "llmops.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -46,6 +47,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "llmops.observability.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "llmops.urls"
@@ -194,7 +196,8 @@ PROVIDER_CONNECT_TIMEOUT_SECONDS = env.float("PROVIDER_CONNECT_TIMEOUT_SECONDS",
 # Time allowed for the first byte of the answer (non-streamed: the whole answer).
 PROVIDER_READ_TIMEOUT_SECONDS = env.float("PROVIDER_READ_TIMEOUT_SECONDS", default=120.0)
 # Longest silence allowed between two chunks of a stream before it counts as stalled.
-PROVIDER_STREAM_IDLE_TIMEOUT_SECONDS = env.float("PROVIDER_STREAM_IDLE_TIMEOUT_SECONDS", default=60.0)
+PROVIDER_STREAM_IDLE_TIMEOUT_SECONDS = env.float("PROVIDER_STREAM_IDLE_TIMEOUT_SECONDS",
+                                                 default=60.0)
 PROVIDER_MAX_CONNECTIONS = env.int("PROVIDER_MAX_CONNECTIONS", default=1000)
 
 # --- Logging: one JSON line per request (llmops.request) --------------------------------------
@@ -213,8 +216,10 @@ LOGGING = {
 }
 
 # --- Integrations: each owns its module and switch ------------------------------------------
+# isort: off
 from llmops.settings.components.celery import *  # noqa: E402,F403
 from llmops.settings.components.budgets import *  # noqa: E402,F403
 from llmops.settings.components.semcache import *  # noqa: E402,F403
 from llmops.settings.components.routing import *  # noqa: E402,F403
 from llmops.settings.components.observability import *  # noqa: E402,F403
+# isort: on

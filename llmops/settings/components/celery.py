@@ -23,6 +23,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "budgets.tasks.reservations_release_stale",
         "schedule": env.float("BUDGET_SWEEP_INTERVAL_SECONDS", default=60.0),
     },
+    # budgets: alerts that could not be queued or delivered (broker or webhook down) go again.
+    "budgets-alerts-redeliver": {
+        "task": "budgets.tasks.alerts_redeliver",
+        "schedule": env.float("BUDGET_ALERT_REDELIVER_INTERVAL_SECONDS", default=300.0),
+    },
     # observability: recompute llm_budget_utilization_ratio (published by /metrics).
     "observability-budget-utilization-refresh": {
         "task": "llmops.observability.budget_utilization_refresh",

@@ -1,0 +1,1 @@
+"""Observability: /metrics exposition, the built-in dashboard, quality signals and request logs."""

@@ -1,0 +1,55 @@
+"""The built-in dashboard page (staff only): spend, savings, cache, budgets, top teams and keys."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+
+from llmops.observability.selectors import dashboard_data
+
+WINDOWS = (1, 7, 30, 90)
+
+
+def _days(request: HttpRequest) -> int:
+    try:
+        days = int(request.GET.get("days", settings.DASHBOARD_DEFAULT_DAYS))
+    except ValueError:
+        days = settings.DASHBOARD_DEFAULT_DAYS
+    return min(max(days, 1), 366)
+
+
+def _chart_data(data: dict) -> dict:
+    """Return the JSON the charts draw (floats and ISO dates: what JavaScript understands)."""
+    return {
+        "per_day": [{"day": row["day"].isoformat(), "cost": float(row["cost"]),
+                     "saved": float(row["saved"]), "requests": row["requests"]}
+                    for row in data["per_day"]],
+        "per_model": [{"model": row["model"], "cost": float(row["cost"]),
+                       "requests": row["requests"]} for row in data["per_model"]],
+        "cache": {"hits": data["totals"]["hits"], "misses": data["totals"]["misses"]},
+        "savings": {"cache": float(data["totals"]["cache_saved"]),
+                    "routing": float(data["totals"]["routing_saved"])},
+        "budgets": [{"label": f"{row.target} ({row.period})", "ratio": row.ratio}
+                    for row in data["budgets"]],
+        "top_teams": [{"team": row["team_name"], "cost": float(row["cost"])}
+                      for row in data["top_teams"]],
+    }
+
+
+@staff_member_required
+def dashboard_view(request: HttpRequest) -> HttpResponse:
+    """Render the dashboard for the last `?days=` days (default DASHBOARD_DEFAULT_DAYS)."""
+    days = _days(request)
+    now = timezone.now()
+    data = dashboard_data(since=now - timedelta(days=days))
+    return render(request, "dashboard/index.html", {
+        "title": "Usage dashboard",
+        "days": days,
+        "windows": WINDOWS,
+        "generated_at": now,
+        "data": data,
+        "chart_data": _chart_data(data),
+    })
