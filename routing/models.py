@@ -64,6 +64,11 @@ class ModelProfile(models.Model):
     supports_json_mode = models.BooleanField(default=False)
     supports_vision = models.BooleanField(default=False)
 
+    catalog_key = models.CharField(
+        max_length=200, blank=True,
+        help_text="Entry in the price catalog (sync_prices) when it differs from the upstream "
+                  "id, e.g. 'gemini/gemini-2.5-flash'; a simulated profile names the model whose "
+                  "prices it mirrors.")
     fallbacks = models.JSONField(
         default=list, blank=True,
         help_text="Ordered profile names to try when this one fails (e.g. [\"gpt-4.1-mini\"]).")
@@ -80,7 +85,8 @@ class ModelProfile(models.Model):
     enabled = models.BooleanField(default=True)
     options = models.JSONField(
         default=dict, blank=True,
-        help_text="Adapter options, e.g. the simulated provider's latency_ms and chunk_interval_ms.")
+        help_text="Adapter options, e.g. the simulated provider's latency_ms and "
+                  "chunk_interval_ms.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -1,11 +1,24 @@
 """Pick the model profile that serves a request, and the fallbacks to try if it fails."""
 
+import asyncio
+import logging
 from dataclasses import dataclass, field
+from decimal import Decimal
 
-from llmops.errors import ModelNotFound
+import numpy as np
+from django.conf import settings
+
+from llmops.db import run_db
+from llmops.errors import InvalidRequest, ModelNotFound, ServiceUnavailable
 from llmops.gateway.context import RequestContext
+from routing import policy
+from routing.hints import Hints, parse_hints
 from routing.models import ModelProfile
-from routing.selectors import profile_get_enabled, profiles_enabled
+from routing.resilience import cooldown_active
+from routing.selectors import alias_get, profile_get_enabled, profiles_enabled, routing_predictor
+from routing.tokens import estimate_prompt_tokens, image_parts, message_text
+
+logger = logging.getLogger("llmops.routing")
 
 AUTO = "auto"
 
@@ -18,21 +31,200 @@ class RouteDecision:
     reason: str
     fallbacks: list[ModelProfile] = field(default_factory=list)
     predicted_quality: float | None = None
+    required_quality: float | None = None
+    rejected: dict[str, str] = field(default_factory=dict)  # candidate → why it was dropped
 
 
 async def route(ctx: RequestContext) -> RouteDecision:
-    """Return the routing decision for `ctx`; raise ModelNotFound for an unknown model."""
+    """Return the routing decision for `ctx`.
+
+    Raise ModelNotFound for an unknown model and InvalidRequest for a request no candidate can
+    serve (context window, capability, limits), naming what failed.
+    """
+    needs = request_needs(ctx)
     if ctx.requested_model != AUTO:
         profile = await profile_get_enabled(name=ctx.requested_model)
-        if profile is None:
+        if profile is not None:
+            return await _route_explicit(profile, needs)
+        alias = await alias_get(name=ctx.requested_model, team_id=ctx.principal.team_id)
+        if alias is None:
             raise ModelNotFound(
                 f"The model '{ctx.requested_model}' does not exist or is not enabled.",
                 param="model",
             )
-        return RouteDecision(profile=profile, reason="explicit")
-    candidates = [p for p in await profiles_enabled() if p.is_available()]
-    if not candidates:
-        raise ModelNotFound("No enabled model is available for 'auto'.", param="model")
-    cheapest = min(candidates, key=lambda p: (p.input_price_per_token + p.output_price_per_token,
-                                              p.name))
-    return RouteDecision(profile=cheapest, reason="auto:cheapest")
+        return await _route_auto(ctx, needs, names=alias.candidates or None,
+                                 alias_quality=alias.min_quality,
+                                 alias_latency=alias.max_latency_ms)
+    return await _route_auto(ctx, needs)
+
+
+def request_needs(ctx: RequestContext) -> policy.Needs:
+    """Return what the request requires: prompt size per tokenizer family and capabilities."""
+    response_format = ctx.params.get("response_format") or {}
+    return policy.Needs(
+        prompt_tokens={
+            provider: estimate_prompt_tokens(ctx.messages, provider=provider)
+            for provider in ("openai", "anthropic")
+        } | {"openai_compatible": estimate_prompt_tokens(ctx.messages, provider="openai")},
+        max_output_tokens=ctx.max_output_tokens,
+        tools=bool(ctx.params.get("tools")),
+        json_mode=isinstance(response_format, dict)
+        and response_format.get("type") in ("json_object", "json_schema"),
+        vision=any(image_parts(m) for m in ctx.messages),
+        streaming=ctx.stream,
+    )
+
+
+async def _usable_fallbacks(profile: ModelProfile, needs: policy.Needs) -> list[ModelProfile]:
+    """Return `profile`'s configured fallbacks that exist, fit the request and are not cooling."""
+    result = []
+    for name in profile.fallbacks or []:
+        candidate = await profile_get_enabled(name=name)
+        if (candidate is None or candidate.name == profile.name or not candidate.is_available()
+                or policy.missing_capability(candidate, needs)
+                or policy.context_problem(candidate, needs)
+                or await cooldown_active(candidate)):
+            continue
+        result.append(candidate)
+    return result
+
+
+async def _route_explicit(profile: ModelProfile, needs: policy.Needs) -> RouteDecision:
+    capability = policy.missing_capability(profile, needs)
+    if capability:
+        raise InvalidRequest(f"The model '{profile.name}' does not support {capability}.",
+                             param="model", code="unsupported_capability")
+    problem = policy.context_problem(profile, needs)
+    if problem:
+        raise InvalidRequest(f"The request does not fit '{profile.name}': {problem}.",
+                             param="messages", code="context_length_exceeded")
+    fallbacks = await _usable_fallbacks(profile, needs)
+    if fallbacks and await cooldown_active(profile):
+        return RouteDecision(profile=fallbacks[0], reason="cooldown", fallbacks=fallbacks[1:],
+                             rejected={profile.name: "cooldown"})
+    return RouteDecision(profile=profile, reason="explicit", fallbacks=fallbacks)
+
+
+def required_quality(tier: str, hints: Hints, alias_quality: float | None) -> float:
+    """Return the quality bar: explicit hint, else complexity level, else alias, else tier."""
+    if hints.min_quality is not None:
+        return hints.min_quality
+    if hints.complexity is not None:
+        return settings.ROUTING_COMPLEXITY_MIN_QUALITY[hints.complexity]
+    if alias_quality is not None:
+        return alias_quality
+    levels = settings.ROUTING_TIER_MIN_QUALITY
+    return levels.get(tier, levels.get("standard", 0.7))
+
+
+def _latency_limit(hints: Hints, alias_latency: int | None) -> int | None:
+    limits = [v for v in (hints.max_latency_ms, alias_latency, settings.ROUTING_MAX_LATENCY_MS)
+              if v]
+    return min(limits) if limits else None
+
+
+async def _route_auto(ctx: RequestContext, needs: policy.Needs, *, names: list[str] | None = None,
+                      alias_quality: float | None = None,
+                      alias_latency: int | None = None) -> RouteDecision:
+    hints = parse_hints(ctx.metadata, ctx.headers,
+                        complexity_levels=settings.ROUTING_COMPLEXITY_MIN_QUALITY)
+    limits = policy.Limits(min_quality=required_quality(ctx.principal.tier, hints, alias_quality),
+                           max_latency_ms=_latency_limit(hints, alias_latency),
+                           max_cost=hints.max_cost)
+    profiles = [p for p in await profiles_enabled()
+                if p.is_available() and (names is None or p.name in names)]
+    if not profiles:
+        raise ModelNotFound(f"No enabled model is available for '{ctx.requested_model}'.",
+                            param="model")
+    cooling = {p.name for p in profiles if await cooldown_active(p)}
+    screening = policy.screen(profiles, needs, limits, cooling=cooling)
+    if not screening.eligible:
+        _raise_unroutable(screening.rejected, needs, profiles)
+
+    predicted = await _predict(ctx, screening.eligible)
+    remaining = await budget_remaining_for(ctx)
+    choice = policy.choose(
+        screening.eligible, predicted, needs, limits, budget_remaining=remaining,
+        low_usd=settings.ROUTING_BUDGET_LOW_USD, low_calls=settings.ROUTING_BUDGET_LOW_CALLS,
+        budget_discount=settings.ROUTING_BUDGET_QUALITY_DISCOUNT)
+    configured = await _usable_fallbacks(choice.profile, needs)
+    fallbacks = policy.order_fallbacks(
+        choice.profile, configured, screening.eligible, predicted, needs, choice.min_quality,
+        extra=settings.ROUTING_MAX_FALLBACKS)
+    return RouteDecision(profile=choice.profile, reason=choice.reason, fallbacks=fallbacks,
+                         predicted_quality=round(choice.predicted_quality, 4),
+                         required_quality=choice.min_quality, rejected=screening.rejected)
+
+
+def _raise_unroutable(rejected: dict[str, str], needs: policy.Needs, profiles: list) -> None:
+    """Raise the clearest error for a request that every candidate rejected."""
+    reasons = list(rejected.values())
+    if all(r.startswith("capability:") for r in reasons):
+        wanted = sorted({r.split(":", 1)[1] for r in reasons})
+        raise InvalidRequest(f"No available model supports {', '.join(wanted)}.",
+                             param="model", code="unsupported_capability")
+    if all(r.startswith(("context:", "capability:")) for r in reasons):
+        largest = max(profiles, key=lambda p: p.context_window)
+        raise InvalidRequest(
+            f"The prompt (≤{needs.prompt_tokens_for(largest)} tokens estimated) plus max_tokens "
+            f"exceeds every candidate's limits; the largest context window is "
+            f"{largest.context_window} ({largest.name}). "
+            + "; ".join(f"{n}: {r.split(':', 1)[1]}" for n, r in rejected.items()),
+            param="messages", code="context_length_exceeded")
+    if all(r == "cooldown" for r in reasons):
+        raise ServiceUnavailable("Every candidate model is cooling down after upstream failures.",
+                                 code="models_cooling_down",
+                                 retry_after=settings.ROUTING_COOLDOWN_SECONDS)
+    raise InvalidRequest(
+        "No model meets the request's limits: "
+        + "; ".join(f"{name}: {reason}" for name, reason in rejected.items()),
+        param="metadata", code="no_model_within_limits")
+
+
+async def _predict(ctx: RequestContext, candidates: list) -> dict[str, float]:
+    """Return predicted quality per candidate (learned when examples exist, else the prior)."""
+    predictor = await routing_predictor()
+    vector = None
+    if len(predictor):
+        vector = await prompt_embedding(ctx)
+    text = routing_text(ctx.messages)
+    memo: dict = {}
+    return {p.name: predictor.predict(p, text, vector, memo=memo).quality for p in candidates}
+
+
+def routing_text(messages: list[dict]) -> str:
+    """Return the text the predictor judges: the last user message (what is being asked)."""
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            return message_text(message)
+    return message_text(messages[-1]) if messages else ""
+
+
+async def prompt_embedding(ctx: RequestContext) -> np.ndarray | None:
+    """Return the prompt's embedding: the semantic cache's when set, else compute one."""
+    if ctx.embedding is not None:
+        return np.asarray(ctx.embedding, dtype=np.float32)
+    try:
+        from semcache.embedder import get_embedder
+
+        embedder = get_embedder()
+        text = routing_text(ctx.messages)
+        if hasattr(embedder, "embed"):
+            return np.asarray(await embedder.embed(text), dtype=np.float32)
+        return (await asyncio.to_thread(embedder.embed_sync, [text]))[0]
+    except Exception:  # no embedder: route on priors rather than fail the request
+        logger.exception("Prompt embedding failed; routing on prior quality scores")
+        return None
+
+
+async def budget_remaining_for(ctx: RequestContext) -> Decimal | None:
+    """Return the caller's remaining budget in USD (None: unlimited or unknown)."""
+    try:
+        from budgets.selectors import budget_remaining
+    except (ImportError, AttributeError):
+        return None
+    try:
+        return await run_db(budget_remaining, principal=ctx.principal)
+    except Exception:  # budgets enforce themselves at reservation; routing only leans on them
+        logger.exception("budget_remaining failed; routing without budget awareness")
+        return None

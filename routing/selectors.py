@@ -1,12 +1,17 @@
-"""Reads of model profiles, served from a short in-process snapshot (hot path: no query)."""
+"""Reads for routing, served from short in-process snapshots (hot path: no query per request)."""
 
+import asyncio
 import time
 
+import numpy as np
+from django.conf import settings
+from django.db.models import Count, Max, Q
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from llmops.db import run_db
-from routing.models import ModelProfile
+from routing.models import ModelProfile, RouterAlias, RoutingExample
+from routing.predictor import MODEL, TIER, KnnPredictor, RoutingPredictor
 
 # Profiles change rarely (admin edits, price sync); a few seconds of staleness across processes is
 # acceptable, and saves in this process invalidate at once.
@@ -36,11 +41,130 @@ async def profile_get_enabled(*, name: str) -> ModelProfile | None:
     return (await _enabled_by_name()).get(name)
 
 
+def profiles_all() -> list[ModelProfile]:
+    """Return every profile, enabled or not (sync; commands and admin)."""
+    return list(ModelProfile.objects.all())
+
+
 def invalidate_snapshot() -> None:
-    global _snapshot
+    global _snapshot, _aliases
     _snapshot = None
+    _aliases = None
 
 
 @receiver([post_save, post_delete], sender=ModelProfile)
 def _profile_changed(**kwargs) -> None:
     invalidate_snapshot()
+
+
+# --- Router aliases ---------------------------------------------------------------------------
+_aliases: tuple[float, dict[tuple[int | None, str], RouterAlias]] | None = None
+
+
+def _load_aliases() -> dict[tuple[int | None, str], RouterAlias]:
+    return {(a.team_id, a.name): a for a in RouterAlias.objects.filter(enabled=True)}
+
+
+async def alias_get(*, name: str, team_id: int | None) -> RouterAlias | None:
+    """Return the enabled router alias `name` for the team (a team's own beats a global one)."""
+    global _aliases
+    now = time.monotonic()
+    if _aliases is None or now - _aliases[0] > SNAPSHOT_SECONDS:
+        _aliases = (now, await run_db(_load_aliases))
+    return _aliases[1].get((team_id, name)) or _aliases[1].get((None, name))
+
+
+@receiver([post_save, post_delete], sender=RouterAlias)
+def _alias_changed(**kwargs) -> None:
+    global _aliases
+    _aliases = None
+
+
+# --- Learned predictor state ------------------------------------------------------------------
+# (checked at, table fingerprint, predictor): refits happen only when the table changed.
+_predictor: tuple[float, tuple, RoutingPredictor] | None = None
+
+
+def example_vector(example: RoutingExample) -> np.ndarray:
+    """Return an example's stored embedding as a float32 vector."""
+    return np.frombuffer(bytes(example.embedding), dtype="<f4")
+
+
+def routing_examples_fingerprint() -> tuple:
+    """Return a cheap summary that changes when examples are added or removed."""
+    summary = RoutingExample.objects.aggregate(count=Count("id"), last=Max("id"))
+    return summary["count"], summary["last"]
+
+
+def routing_examples_load(*, limit: int | None = None) -> RoutingPredictor:
+    """Build the predictor from the most recent RoutingExample rows (sync; CPU-heavy refit).
+
+    Targets with at least ROUTING_LEARNED_MIN_EXAMPLES labels (both outcomes present) get the
+    learned model on their most recent ROUTING_LEARNED_MAX_TRAIN labels; every target also gets
+    the kNN vote, used when it has too few labels for the learned model.
+    """
+    from routing.learned import OutcomeModel
+
+    limit = limit or settings.ROUTING_EXAMPLES_MAX
+    rows = list(RoutingExample.objects.filter(~Q(embedding=b""))
+                .order_by("-id")
+                .values_list("model_name", "tier", "score", "embedding", "prompt")[:limit])
+    knn = KnnPredictor(k=settings.ROUTING_KNN_K, prior_weight=settings.ROUTING_PRIOR_WEIGHT)
+    if not rows:
+        return RoutingPredictor(knn)
+    targets = [(MODEL, m) if m else (TIER, t) for m, t, _, _, _ in rows]
+    vectors = np.stack([np.frombuffer(bytes(e), dtype="<f4") for _, _, _, e, _ in rows])
+    scores = np.array([s for _, _, s, _, _ in rows], dtype=np.float64)
+    knn.fit(targets, vectors, scores)
+    learned = {}
+    for target in sorted(set(targets)):
+        index = [i for i, t in enumerate(targets) if t == target]
+        index = index[:settings.ROUTING_LEARNED_MAX_TRAIN]
+        if OutcomeModel.can_fit(scores[index], min_examples=settings.ROUTING_LEARNED_MIN_EXAMPLES):
+            learned[target] = OutcomeModel(k=settings.ROUTING_LEARNED_K).fit(
+                [rows[i][4] for i in index], vectors[index], scores[index])
+    return RoutingPredictor(knn, learned)
+
+
+def _refresh_predictor(current: tuple | None) -> tuple[tuple, RoutingPredictor | None]:
+    fingerprint = routing_examples_fingerprint()
+    if current is not None and current[1] == fingerprint:
+        return fingerprint, None
+    return fingerprint, routing_examples_load()
+
+
+_refresh_task: asyncio.Task | None = None
+_EMPTY = RoutingPredictor(KnnPredictor())
+
+
+async def _refresh() -> None:
+    global _predictor
+    current = _predictor
+    fingerprint, rebuilt = await run_db(_refresh_predictor, current)
+    predictor = rebuilt if rebuilt is not None else (current[2] if current else _EMPTY)
+    _predictor = (time.monotonic(), fingerprint, predictor)
+
+
+async def routing_predictor(*, wait: bool = False) -> RoutingPredictor:
+    """Return this process's predictor. Every few seconds the table is checked (one indexed
+    aggregate) and, when it changed, the models are refitted in the background: requests keep
+    the previous predictor (priors at first) instead of waiting for a refit. `wait` awaits it."""
+    global _refresh_task
+    due = _predictor is None or (
+        time.monotonic() - _predictor[0] > settings.ROUTING_EXAMPLES_REFRESH_SECONDS)
+    if due and (_refresh_task is None or _refresh_task.done()):
+        _refresh_task = asyncio.ensure_future(_refresh())
+    if wait and _refresh_task is not None and not _refresh_task.done():
+        await asyncio.shield(_refresh_task)
+    return _predictor[2] if _predictor is not None else _EMPTY
+
+
+def invalidate_predictor() -> None:
+    global _predictor, _refresh_task
+    _predictor = None
+    _refresh_task = None
+
+
+@receiver([post_save, post_delete], sender=RoutingExample)
+def _example_changed(**kwargs) -> None:
+    invalidate_predictor()

@@ -33,6 +33,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "llmops.observability.budget_utilization_refresh",
         "schedule": env.float("BUDGET_UTILIZATION_REFRESH_SECONDS", default=60.0),
     },
+    # routing: observed latency (p50/p95, TTFT) and error rate per profile, from the ledger.
+    "routing-refresh-observed": {
+        "task": "routing.tasks.profiles_refresh_observed",
+        "schedule": env.float("ROUTING_OBSERVED_REFRESH_SECONDS", default=300.0),
+    },
     # semcache: drop expired entries from namespace sets and every process's index.
     "semcache-expire": {
         "task": "semcache.expire",

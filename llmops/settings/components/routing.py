@@ -1,3 +1,67 @@
-"""Settings for the routing integration."""
+"""Settings for the routing integration: policy levers, resilience, token estimation."""
 
-from llmops.settings.env import env  # noqa: F401
+from llmops.settings.env import env
+
+# --- Policy -----------------------------------------------------------------------------------
+# Required predicted quality (chance of a good answer) for `model: "auto"`, by API key tier.
+ROUTING_TIER_MIN_QUALITY = {
+    "free": env.float("ROUTING_MIN_QUALITY_FREE", default=0.60),
+    "standard": env.float("ROUTING_MIN_QUALITY_STANDARD", default=0.72),
+    "premium": env.float("ROUTING_MIN_QUALITY_PREMIUM", default=0.80),
+}
+# The seed's levers, kept as configuration: a caller may send `metadata.complexity` (or the
+# `x-llmops-complexity` header) and the level maps to a required quality; the learned predictor
+# still decides which model meets it.
+ROUTING_COMPLEXITY_MIN_QUALITY = {
+    "simple": env.float("ROUTING_MIN_QUALITY_SIMPLE", default=0.55),
+    "moderate": env.float("ROUTING_MIN_QUALITY_MODERATE", default=0.70),
+    "complex": env.float("ROUTING_MIN_QUALITY_COMPLEX", default=0.80),
+}
+# Default latency requirement for auto routing (ms, 0: none); hints may tighten it per request.
+ROUTING_MAX_LATENCY_MS = env.int("ROUTING_MAX_LATENCY_MS", default=0)
+# Remaining budget below this many USD counts as "low": auto routing lowers the quality bar by
+# ROUTING_BUDGET_QUALITY_DISCOUNT and says `auto:budget`.
+ROUTING_BUDGET_LOW_USD = env.float("ROUTING_BUDGET_LOW_USD", default=1.0)
+# ...or below this many worst-case calls of the model it would otherwise choose.
+ROUTING_BUDGET_LOW_CALLS = env.int("ROUTING_BUDGET_LOW_CALLS", default=20)
+ROUTING_BUDGET_QUALITY_DISCOUNT = env.float("ROUTING_BUDGET_QUALITY_DISCOUNT", default=0.15)
+# Fallbacks appended after a profile's own list for auto routing (cheapest qualifying first).
+ROUTING_MAX_FALLBACKS = env.int("ROUTING_MAX_FALLBACKS", default=2)
+
+# --- Learned predictor (k nearest labeled examples over the prompt embedding) ----------------
+ROUTING_KNN_K = env.int("ROUTING_KNN_K", default=40)
+# Weight of the profile's prior quality score, in pseudo-examples (shrinks sparse neighbourhoods).
+ROUTING_PRIOR_WEIGHT = env.float("ROUTING_PRIOR_WEIGHT", default=4.0)
+# A target (model or tier) with at least this many labels gets the learned model
+# (routing/learned.py: TF-IDF + structural features + neighbour rates); fewer: the kNN vote.
+ROUTING_LEARNED_MIN_EXAMPLES = env.int("ROUTING_LEARNED_MIN_EXAMPLES", default=200)
+ROUTING_LEARNED_K = env.int("ROUTING_LEARNED_K", default=80)
+# Most recent labels per target the learned model trains on (bounds refit time and memory).
+ROUTING_LEARNED_MAX_TRAIN = env.int("ROUTING_LEARNED_MAX_TRAIN", default=20000)
+# Seconds a process keeps its in-memory copy of the RoutingExample table.
+ROUTING_EXAMPLES_REFRESH_SECONDS = env.float("ROUTING_EXAMPLES_REFRESH_SECONDS", default=60.0)
+# Upper bound on examples held in memory per process (most recent first).
+ROUTING_EXAMPLES_MAX = env.int("ROUTING_EXAMPLES_MAX", default=200_000)
+
+# --- Resilience -------------------------------------------------------------------------------
+ROUTING_MAX_RETRIES = env.int("ROUTING_MAX_RETRIES", default=2)
+ROUTING_BACKOFF_BASE_SECONDS = env.float("ROUTING_BACKOFF_BASE_SECONDS", default=0.25)
+ROUTING_BACKOFF_MAX_SECONDS = env.float("ROUTING_BACKOFF_MAX_SECONDS", default=8.0)
+# Failures within ROUTING_FAILURE_WINDOW_SECONDS that open the circuit for a profile.
+ROUTING_COOLDOWN_FAILURES = env.int("ROUTING_COOLDOWN_FAILURES", default=3)
+ROUTING_COOLDOWN_SECONDS = env.float("ROUTING_COOLDOWN_SECONDS", default=30.0)
+ROUTING_FAILURE_WINDOW_SECONDS = env.float("ROUTING_FAILURE_WINDOW_SECONDS", default=60.0)
+# Redis for cooldown state shared by every process (empty: REDIS_URL; both empty: per process).
+ROUTING_REDIS_URL = env("ROUTING_REDIS_URL", default="")
+ROUTING_REDIS_PREFIX = env("ROUTING_REDIS_PREFIX", default="llmops:routing")
+
+# --- Token estimation -------------------------------------------------------------------------
+# Safety margin on top of the offline tokenizer's count (other vendors' tokenizers count more
+# than cl100k); the byte bound stays the ceiling, so the estimate never under-counts.
+ROUTING_TOKEN_MARGIN = env.float("ROUTING_TOKEN_MARGIN", default=0.5)
+ROUTING_TOKEN_MARGIN_OPENAI = env.float("ROUTING_TOKEN_MARGIN_OPENAI", default=0.1)
+
+# --- Observed latency -------------------------------------------------------------------------
+# Ledger window and sample cap used by `refresh_observed` to compute p50/p95/TTFT/error rate.
+ROUTING_OBSERVED_WINDOW_HOURS = env.int("ROUTING_OBSERVED_WINDOW_HOURS", default=24)
+ROUTING_OBSERVED_MAX_SAMPLES = env.int("ROUTING_OBSERVED_MAX_SAMPLES", default=2000)

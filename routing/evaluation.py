@@ -1,0 +1,132 @@
+"""Router evaluation as in the RouteLLM paper: APGR, CPT(50%), CPT(80%) from labeled outcomes.
+
+A router gives every test prompt a score (higher: more in need of the strong model). Sweeping a
+threshold over the scores sends the top share c of prompts to the strong model; at each c the
+accuracy is measured and turned into the performance gap recovered,
+PGR(c) = (acc(c) - acc_weak) / (acc_strong - acc_weak). APGR is the area under PGR over
+c ∈ [0, 1] (random ≈ 0.5; an oracle exceeds 1 because routing away from the strong model's own
+mistakes beats it); CPT(x) is the smallest strong-call share with PGR ≥ x.
+"""
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One labeled prompt: did the weak and the strong model answer it correctly?"""
+
+    prompt: str
+    weak_correct: bool
+    strong_correct: bool
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Curve:
+    """Accuracy and PGR as the strong-call share grows; its APGR and CPTs."""
+
+    shares: np.ndarray
+    accuracy: np.ndarray
+    pgr: np.ndarray
+    apgr: float
+    cpt50: float
+    cpt80: float
+
+
+def load_outcomes(path: str | Path) -> list[Outcome]:
+    """Read a JSONL file of {prompt, weak_correct, strong_correct[, source]} rows."""
+    rows = []
+    with open(path, encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            data = json.loads(line)
+            try:
+                rows.append(Outcome(prompt=str(data["prompt"]),
+                                    weak_correct=bool(data["weak_correct"]),
+                                    strong_correct=bool(data["strong_correct"]),
+                                    source=str(data.get("source", ""))))
+            except KeyError as exc:
+                raise ValueError(f"{path}:{line_number}: missing field {exc}") from exc
+    return rows
+
+
+def curve(scores: np.ndarray, weak: np.ndarray, strong: np.ndarray) -> Curve:
+    """Return the routing curve for `scores` (ties are broken by sending whole tie groups)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    weak = np.asarray(weak, dtype=np.float64)
+    strong = np.asarray(strong, dtype=np.float64)
+    n = len(scores)
+    order = np.argsort(-scores, kind="stable")
+    gain = (strong - weak)[order]
+    # Only cut between different scores: a threshold cannot split prompts that score the same.
+    sorted_scores = scores[order]
+    cuts = [0] + [i for i in range(1, n) if sorted_scores[i] != sorted_scores[i - 1]] + [n]
+    cumulative = np.concatenate([[0.0], np.cumsum(gain)])
+    shares = np.array(cuts, dtype=np.float64) / n
+    accuracy = (weak.sum() + cumulative[cuts]) / n
+    gap = strong.mean() - weak.mean()
+    pgr = (accuracy - weak.mean()) / gap if gap else np.ones_like(accuracy)
+    return Curve(shares=shares, accuracy=accuracy, pgr=pgr,
+                 apgr=float(np.trapezoid(pgr, shares)),
+                 cpt50=_cpt(shares, pgr, 0.5), cpt80=_cpt(shares, pgr, 0.8))
+
+
+def _cpt(shares: np.ndarray, pgr: np.ndarray, target: float) -> float:
+    reached = np.nonzero(pgr >= target - 1e-12)[0]
+    return float(shares[reached[0]]) if len(reached) else 1.0
+
+
+def random_scores(n: int, seed: int = 0) -> np.ndarray:
+    """Return the random router's scores."""
+    return np.random.default_rng(seed).random(n)
+
+
+# The seed's heuristic, kept as a baseline: keywords decide complexity, complexity decides the
+# model. Measured here it is no better than chance.
+_COMPLEX = re.compile(r"\b(analy[sz]e|explain|compare|evaluate|design|prove|derive|why|how|"
+                      r"calculate|solve|reason|implement)\b", re.IGNORECASE)
+_SIMPLE = re.compile(r"\b(what|who|when|where|which|list|define|name)\b", re.IGNORECASE)
+
+
+def keyword_complexity(prompt: str) -> float:
+    """Return the seed's complexity score: 1 complex, 0.5 moderate, 0 simple."""
+    if _COMPLEX.search(prompt):
+        return 1.0
+    if _SIMPLE.search(prompt):
+        return 0.0
+    return 0.5
+
+
+def kfold_indices(n: int, folds: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Return (train, test) index arrays for `folds`-fold cross-validation."""
+    order = np.random.default_rng(seed).permutation(n)
+    parts = np.array_split(order, folds)
+    return [(np.concatenate([p for j, p in enumerate(parts) if j != i]), parts[i])
+            for i in range(folds)]
+
+
+def learned_scores(train_vectors: np.ndarray, train: list[Outcome], test_vectors: np.ndarray,
+                   test: list[Outcome], *, k: int) -> np.ndarray:
+    """Return the learned router's scores: predicted strong-minus-weak P(correct) per prompt.
+
+    The models are the production ones (`routing.learned.OutcomeModel`), trained in memory.
+    """
+    from routing.learned import OutcomeModel
+
+    train_texts = [o.prompt for o in train]
+    test_texts = [o.prompt for o in test]
+    predictions = []
+    for field_name in ("weak_correct", "strong_correct"):
+        scores = np.array([getattr(o, field_name) for o in train], dtype=np.float64)
+        if not OutcomeModel.can_fit(scores, min_examples=2):  # one outcome only: a constant
+            predictions.append(np.full(len(test), scores.mean() if len(scores) else 0.5))
+            continue
+        model = OutcomeModel(k=k).fit(train_texts, train_vectors, scores)
+        predictions.append(model.predict(test_texts, test_vectors))
+    return predictions[1] - predictions[0]

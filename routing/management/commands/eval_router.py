@@ -1,0 +1,184 @@
+"""Evaluate the learned router against random and the seed's keyword baseline (RouteLLM metrics)."""
+
+import hashlib
+import json as _json
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
+
+from routing import evaluation
+from routing.defaults import all_default_profiles
+from routing.models import ModelProfile
+from routing.pricing import max_cost
+from routing.tokens import estimate_prompt_tokens
+
+
+class Command(BaseCommand):
+    help = ("Route every test prompt between a weak and a strong model, sweep the threshold and "
+            "print APGR, CPT(50%) and CPT(80%) with costs, for the learned router and the "
+            "random and keyword baselines. Use --train A --test B, or --folds N FILE.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("file", nargs="?", help="Outcomes JSONL for --folds.")
+        parser.add_argument("--train", help="Outcomes JSONL to learn from.")
+        parser.add_argument("--test", help="Outcomes JSONL to evaluate on.")
+        parser.add_argument("--folds", type=int, default=0,
+                            help="Cross-validate on FILE with this many folds (e.g. 5).")
+        parser.add_argument("--k", type=int, default=None,
+                            help="Neighbours for the learned model (default ROUTING_LEARNED_K).")
+        parser.add_argument("--weak-model", default="gpt-4o-mini",
+                            help="Profile whose prices stand for the weak model.")
+        parser.add_argument("--strong-model", default="gpt-4o",
+                            help="Profile whose prices stand for the strong model.")
+        parser.add_argument("--output-tokens", type=int, default=256,
+                            help="Answer length assumed per call when costing (tokens).")
+        parser.add_argument("--cache-dir", default=str(settings.BASE_DIR / "bench" / ".cache"),
+                            help="Where prompt embeddings are cached between runs.")
+        parser.add_argument("--seed", type=int, default=0, help="Seed for folds and random.")
+        parser.add_argument("--json", action="store_true",
+                            help="Print one JSON object (apgr, cpt50, cpt80 of the learned "
+                                 "router, plus baselines).")
+
+    def handle(self, *args, **opts):
+        k = opts["k"] or settings.ROUTING_LEARNED_K
+        splits = self._splits(opts)
+        cache_dir = Path(opts["cache_dir"])
+        results: dict[str, list[evaluation.Curve]] = {"learned": [], "random": [], "keyword": []}
+        costs: dict[str, list[dict]] = {name: [] for name in results}
+        weak_profile, strong_profile = (_profile(opts["weak_model"]),
+                                        _profile(opts["strong_model"]))
+        # Embed every distinct prompt once (and cache it): folds then only index into it.
+        prompts = sorted({o.prompt for train, test in splits for o in train + test})
+        all_vectors = _embeddings(prompts, cache_dir)
+        row_of = {prompt: i for i, prompt in enumerate(prompts)}
+        for index, (train, test) in enumerate(splits):
+            train_vectors = all_vectors[[row_of[o.prompt] for o in train]]
+            test_vectors = all_vectors[[row_of[o.prompt] for o in test]]
+            weak = np.array([o.weak_correct for o in test])
+            strong = np.array([o.strong_correct for o in test])
+            rng = np.random.default_rng(opts["seed"] + index)
+            scores = {
+                "learned": evaluation.learned_scores(train_vectors, train, test_vectors, test,
+                                                     k=k),
+                "random": evaluation.random_scores(len(test), seed=opts["seed"] + index),
+                # Within one complexity level the seed's choice is arbitrary: break ties at random.
+                "keyword": np.array([evaluation.keyword_complexity(o.prompt) for o in test])
+                + rng.random(len(test)) * 1e-3,
+            }
+            call_costs = _call_costs(test, weak_profile, strong_profile, opts["output_tokens"])
+            for name, router_scores in scores.items():
+                curve = evaluation.curve(router_scores, weak, strong)
+                results[name].append(curve)
+                costs[name].append(_costs_at(curve, router_scores, call_costs))
+        summary = {name: _summarize(curves, costs[name]) for name, curves in results.items()}
+        if opts["json"]:
+            self.stdout.write(_json.dumps({
+                **{key: summary["learned"][key] for key in ("apgr", "cpt50", "cpt80")},
+                "folds": len(splits), "k": k,
+                "baselines": {name: summary[name] for name in ("random", "keyword")},
+                "learned": summary["learned"],
+            }, indent=2))
+            return
+        self._print(summary, len(splits), weak_profile, strong_profile, opts["output_tokens"])
+
+    def _splits(self, opts) -> list[tuple[list, list]]:
+        try:
+            if opts["folds"]:
+                if not opts["file"]:
+                    raise CommandError("--folds needs a FILE.")
+                rows = evaluation.load_outcomes(opts["file"])
+                return [([rows[i] for i in train], [rows[i] for i in test])
+                        for train, test in evaluation.kfold_indices(len(rows), opts["folds"],
+                                                                    opts["seed"])]
+            if not (opts["train"] and opts["test"]):
+                raise CommandError("Give --train A --test B, or --folds N FILE.")
+            return [(evaluation.load_outcomes(opts["train"]),
+                     evaluation.load_outcomes(opts["test"]))]
+        except (OSError, ValueError) as exc:
+            raise CommandError(str(exc)) from exc
+
+    def _print(self, summary, folds, weak_profile, strong_profile, output_tokens) -> None:
+        self.stdout.write(
+            f"Routing between {weak_profile.name} (weak) and {strong_profile.name} (strong) "
+            f"prices, {output_tokens} output tokens per call; {folds} split(s).")
+        self.stdout.write(f"{'router':<10}{'APGR':>8}{'CPT(50%)':>10}{'CPT(80%)':>10}"
+                          f"{'$/1k@CPT50':>12}{'$/1k@CPT80':>12}{'$/1k weak':>11}"
+                          f"{'$/1k strong':>12}")
+        for name, row in summary.items():
+            self.stdout.write(
+                f"{name:<10}{row['apgr']:>8.3f}{row['cpt50']:>10.1%}{row['cpt80']:>10.1%}"
+                f"{row['cost_per_1k_cpt50']:>12.4f}{row['cost_per_1k_cpt80']:>12.4f}"
+                f"{row['cost_per_1k_all_weak']:>11.4f}{row['cost_per_1k_all_strong']:>12.4f}")
+        self.stdout.write("APGR: area under PGR vs strong-call share (random ≈ 0.5); "
+                          "CPT(x): strong-call share needed to recover x of the accuracy gap.")
+
+
+def _profile(name: str):
+    """Return the named profile from the database, else from the shipped defaults."""
+    try:
+        profile = ModelProfile.objects.filter(name=name).first()
+    except DatabaseError:  # no migrated database: the evaluation needs only prices
+        profile = None
+    if profile is not None:
+        return profile
+    for fields in all_default_profiles():
+        if fields["name"] == name:
+            return ModelProfile(**fields)
+    raise CommandError(f"Unknown profile {name!r} (run load_default_models, or pick another).")
+
+
+def _embeddings(texts: list[str], cache_dir: Path) -> np.ndarray:
+    """Return embeddings of `texts`, cached on disk by content (embedding is the slow part)."""
+    digest = hashlib.sha256("\x1e".join(texts).encode("utf-8", "surrogatepass")).hexdigest()[:24]
+    path = cache_dir / f"router-embeddings-{digest}.npy"
+    if path.exists():
+        return np.load(path)
+    from semcache.embedder import get_embedder
+
+    vectors = get_embedder().embed_sync(texts)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    np.save(path, vectors)
+    return vectors
+
+
+def _call_costs(test, weak_profile, strong_profile, output_tokens: int) -> np.ndarray:
+    """Return (n, 2) USD per call of each test prompt on the weak and the strong profile."""
+    rows = []
+    for outcome in test:
+        messages = [{"role": "user", "content": outcome.prompt}]
+        rows.append([float(max_cost(p, prompt_tokens=estimate_prompt_tokens(
+            messages, provider=p.provider), max_output_tokens=output_tokens))
+            for p in (weak_profile, strong_profile)])
+    return np.array(rows)
+
+
+def _costs_at(curve: evaluation.Curve, scores: np.ndarray, call_costs: np.ndarray) -> dict:
+    """Return cost per 1,000 prompts at CPT(50%), CPT(80%), all-weak and all-strong."""
+    order = np.argsort(-scores, kind="stable")
+    n = len(scores)
+
+    def at(share: float) -> float:
+        strong_count = int(round(share * n))
+        strong_rows = order[:strong_count]
+        total = call_costs[:, 0].sum() - call_costs[strong_rows, 0].sum() \
+            + call_costs[strong_rows, 1].sum()
+        return float(Decimal(total * 1000 / n).quantize(Decimal("0.0001")))
+
+    return {"cost_per_1k_cpt50": at(curve.cpt50), "cost_per_1k_cpt80": at(curve.cpt80),
+            "cost_per_1k_all_weak": at(0.0), "cost_per_1k_all_strong": at(1.0)}
+
+
+def _summarize(curves: list[evaluation.Curve], costs: list[dict]) -> dict:
+    """Return mean metrics over splits."""
+    row = {"apgr": float(np.mean([c.apgr for c in curves])),
+           "apgr_capped": float(np.mean([np.trapezoid(np.minimum(c.pgr, 1.0), c.shares)
+                                         for c in curves])),
+           "cpt50": float(np.mean([c.cpt50 for c in curves])),
+           "cpt80": float(np.mean([c.cpt80 for c in curves]))}
+    for key in costs[0]:
+        row[key] = float(np.mean([c[key] for c in costs]))
+    return {k: round(v, 4) for k, v in row.items()}

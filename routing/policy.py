@@ -1,0 +1,172 @@
+"""The auto-routing policy as pure functions: filter candidates, then pick the cheapest good one.
+
+No I/O here: the router gathers profiles, predictions, cooldowns and the remaining budget, and
+these functions decide, so every rule is unit-testable with plain values.
+"""
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from routing.pricing import max_cost
+
+# Output length assumed when comparing prices and the caller set no max_tokens.
+TYPICAL_OUTPUT_TOKENS = 512
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What a request requires of any model that serves it."""
+
+    prompt_tokens: dict[str, int]  # upper-bound estimate per provider (tokenizers differ)
+    max_output_tokens: int | None = None
+    tools: bool = False
+    json_mode: bool = False
+    vision: bool = False
+    streaming: bool = False
+
+    def prompt_tokens_for(self, profile) -> int:
+        return self.prompt_tokens.get(profile.provider, max(self.prompt_tokens.values()))
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The caller's quality bar and limits for auto routing."""
+
+    min_quality: float
+    max_latency_ms: int | None = None
+    max_cost: Decimal | None = None  # USD per request, worst case
+
+
+@dataclass
+class Screening:
+    """Candidates that passed, and why each other one was dropped (name → reason)."""
+
+    eligible: list = field(default_factory=list)
+    rejected: dict[str, str] = field(default_factory=dict)
+
+
+def missing_capability(profile, needs: Needs) -> str | None:
+    """Return the first capability `needs` asks for that `profile` lacks, or None."""
+    for wanted, has, label in (
+        (needs.tools, profile.supports_tools, "tools"),
+        (needs.json_mode, profile.supports_json_mode, "json_mode"),
+        (needs.vision, profile.supports_vision, "vision"),
+        (needs.streaming, profile.supports_streaming, "streaming"),
+    ):
+        if wanted and not has:
+            return label
+    return None
+
+
+def context_problem(profile, needs: Needs) -> str | None:
+    """Return why the request cannot fit `profile`'s context or output limits, or None."""
+    prompt = needs.prompt_tokens_for(profile)
+    output = needs.max_output_tokens or 0
+    if output > profile.max_output_tokens:
+        return f"max_tokens {output} exceeds its max output of {profile.max_output_tokens}"
+    if prompt + output > profile.context_window:
+        return (f"prompt (≤{prompt} tokens) + max_tokens {output} exceeds its context window of "
+                f"{profile.context_window}")
+    return None
+
+
+def worst_case_cost(profile, needs: Needs) -> Decimal:
+    """Return the most this request can cost on `profile` (what budgets reserve)."""
+    output = needs.max_output_tokens or profile.max_output_tokens
+    return max_cost(profile, prompt_tokens=needs.prompt_tokens_for(profile),
+                    max_output_tokens=output)
+
+
+def typical_cost(profile, needs: Needs) -> Decimal:
+    """Return the cost used to compare prices: the prompt plus a typical answer length."""
+    output = min(needs.max_output_tokens or TYPICAL_OUTPUT_TOKENS, TYPICAL_OUTPUT_TOKENS)
+    return max_cost(profile, prompt_tokens=needs.prompt_tokens_for(profile),
+                    max_output_tokens=output)
+
+
+def screen(profiles: list, needs: Needs, limits: Limits, *, cooling: set[str]) -> Screening:
+    """Drop candidates that cannot serve the request, recording the reason for each."""
+    result = Screening()
+    for profile in profiles:
+        capability = missing_capability(profile, needs)
+        context = context_problem(profile, needs)
+        if capability:
+            result.rejected[profile.name] = f"capability:{capability}"
+        elif context:
+            result.rejected[profile.name] = f"context:{context}"
+        elif profile.name in cooling:
+            result.rejected[profile.name] = "cooldown"
+        elif limits.max_latency_ms and profile.latency_ms > limits.max_latency_ms:
+            result.rejected[profile.name] = f"latency:{profile.latency_ms}ms"
+        elif limits.max_cost is not None and worst_case_cost(profile, needs) > limits.max_cost:
+            result.rejected[profile.name] = "max_cost"
+        else:
+            result.eligible.append(profile)
+    return result
+
+
+def pick(candidates: list, predicted: dict[str, float], needs: Needs,
+         min_quality: float):
+    """Return (profile, met): the cheapest candidate predicted to meet `min_quality`; when none
+    does, the one predicted best (cheaper first on ties), with met=False."""
+    good = [p for p in candidates if predicted[p.name] >= min_quality]
+    if good:
+        return min(good, key=lambda p: (typical_cost(p, needs), -predicted[p.name], p.name)), True
+    best = min(candidates, key=lambda p: (-predicted[p.name], typical_cost(p, needs), p.name))
+    return best, False
+
+
+def budget_is_low(remaining: Decimal | None, reference_cost: Decimal, *, low_usd: float,
+                  low_calls: int) -> bool:
+    """Return whether the remaining budget counts as low for a call of `reference_cost`."""
+    if remaining is None:
+        return False
+    return remaining < Decimal(str(low_usd)) or remaining < reference_cost * low_calls
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The policy's answer for auto routing."""
+
+    profile: object
+    reason: str
+    predicted_quality: float
+    min_quality: float
+
+
+def choose(candidates: list, predicted: dict[str, float], needs: Needs, limits: Limits, *,
+           budget_remaining: Decimal | None, low_usd: float, low_calls: int,
+           budget_discount: float) -> Choice:
+    """Pick among screened `candidates`: cheapest predicted good enough, budget-aware.
+
+    When the remaining budget is low, the quality bar drops by `budget_discount` and candidates
+    whose worst case no longer fits the budget are avoided; the reason then says `auto:budget`
+    if that changed the choice.
+    """
+    profile, met = pick(candidates, predicted, needs, limits.min_quality)
+    reason = "auto:quality" if met else "auto:best_available"
+    low = budget_is_low(budget_remaining, worst_case_cost(profile, needs),
+                        low_usd=low_usd, low_calls=low_calls)
+    if low:
+        affordable = [p for p in candidates if worst_case_cost(p, needs) <= budget_remaining]
+        pool = affordable or [min(candidates, key=lambda p: (worst_case_cost(p, needs), p.name))]
+        thrifty, _ = pick(pool, predicted, needs, max(0.0, limits.min_quality - budget_discount))
+        if thrifty.name != profile.name and typical_cost(thrifty, needs) <= typical_cost(
+                profile, needs):
+            return Choice(thrifty, "auto:budget", predicted[thrifty.name],
+                          max(0.0, limits.min_quality - budget_discount))
+    return Choice(profile, reason, predicted[profile.name], limits.min_quality)
+
+
+def order_fallbacks(chosen, configured: list, candidates: list, predicted: dict[str, float],
+                    needs: Needs, min_quality: float, extra: int) -> list:
+    """Return the fallbacks after `chosen`: its configured list first, then up to `extra` other
+    candidates (those meeting the bar, cheapest first, then the rest, best first)."""
+    result = [p for p in configured if p.name != chosen.name]
+    seen = {chosen.name} | {p.name for p in result}
+    rest = [p for p in candidates if p.name not in seen]
+    good = sorted((p for p in rest if predicted.get(p.name, 0) >= min_quality),
+                  key=lambda p: (typical_cost(p, needs), p.name))
+    weaker = sorted((p for p in rest if predicted.get(p.name, 0) < min_quality),
+                    key=lambda p: (-predicted.get(p.name, 0), p.name))
+    return result + (good + weaker)[:max(0, extra)]

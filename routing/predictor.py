@@ -1,0 +1,124 @@
+"""Learned quality prediction: k nearest labeled prompts, per model or tier, over embeddings.
+
+For a prompt vector and a target (a profile name, or a tier), the prediction is the similarity-
+weighted mean score of the k most similar labeled prompts for that target, shrunk toward a prior
+(the profile's static quality score) by `prior_weight` pseudo-examples, so a target with few or
+distant neighbours falls back to its prior instead of trusting noise.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+MODEL = "model"
+TIER = "tier"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Predicted chance of a good answer, and the evidence (labeled neighbours) behind it."""
+
+    quality: float
+    support: float  # sum of neighbour weights: 0 means the prior alone
+
+
+class KnnPredictor:
+    """Nearest-neighbour predictor over unit vectors, one index per target."""
+
+    def __init__(self, *, k: int = 40, prior_weight: float = 4.0, power: float = 4.0):
+        self.k = k
+        self.prior_weight = prior_weight
+        # Weights are similarity**power: near neighbours count much more than the k-th one.
+        self.power = power
+        self._index: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+
+    def fit(self, targets: list[tuple[str, str]], vectors: np.ndarray,
+            scores: np.ndarray) -> "KnnPredictor":
+        """Index labeled examples: `targets[i]` is (MODEL|TIER, name) for row i."""
+        vectors = np.asarray(vectors, dtype=np.float32)
+        scores = np.asarray(scores, dtype=np.float32)
+        groups: dict[tuple[str, str], list[int]] = {}
+        for row, target in enumerate(targets):
+            groups.setdefault(target, []).append(row)
+        self._index = {t: (vectors[rows], scores[rows]) for t, rows in groups.items()}
+        return self
+
+    def __len__(self) -> int:
+        return sum(len(s) for _, s in self._index.values())
+
+    def has(self, target: tuple[str, str]) -> bool:
+        return target in self._index
+
+    def predict(self, target: tuple[str, str], vector: np.ndarray, *, prior: float) -> Prediction:
+        """Return the prediction for one prompt `vector` and one target."""
+        return self.predict_many(target, np.asarray(vector)[None, :], prior=prior)[0]
+
+    def predict_many(self, target: tuple[str, str], vectors: np.ndarray, *,
+                     prior: float) -> list[Prediction]:
+        """Return predictions for a batch of prompt vectors `(n, d)`."""
+        entry = self._index.get(target)
+        if entry is None:
+            return [Prediction(quality=prior, support=0.0)] * len(vectors)
+        index_vectors, index_scores = entry
+        sims = np.asarray(vectors, dtype=np.float32) @ index_vectors.T
+        k = min(self.k, sims.shape[1])
+        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        top_sims = np.take_along_axis(sims, top, axis=1)
+        weights = np.clip(top_sims, 0.0, 1.0) ** self.power
+        weighted = (weights * index_scores[top]).sum(axis=1)
+        support = weights.sum(axis=1)
+        quality = (weighted + self.prior_weight * prior) / (support + self.prior_weight)
+        return [Prediction(quality=float(q), support=float(s))
+                for q, s in zip(quality, support, strict=True)]
+
+
+def profile_targets(profile) -> list[tuple[str, str]]:
+    """Return the targets that describe `profile`, most specific first."""
+    return [(MODEL, profile.name), (TIER, profile.tier)]
+
+
+def predict_profile(predictor: KnnPredictor, profile, vector: np.ndarray | None) -> Prediction:
+    """Return the predicted quality of `profile` for a prompt: its own labels, else its tier's,
+    else its static quality score."""
+    prior = float(profile.quality_score)
+    if vector is None:
+        return Prediction(quality=prior, support=0.0)
+    for target in profile_targets(profile):
+        if predictor.has(target):
+            return predictor.predict(target, vector, prior=prior)
+    return Prediction(quality=prior, support=0.0)
+
+
+class RoutingPredictor:
+    """Learned models for well-labeled targets, the kNN vote for sparse ones, priors otherwise."""
+
+    def __init__(self, knn: KnnPredictor, learned: dict | None = None):
+        self.knn = knn
+        self.learned = learned or {}  # target → routing.learned.OutcomeModel
+
+    def __len__(self) -> int:
+        return len(self.knn)
+
+    def predict(self, profile, text: str, vector: np.ndarray | None, *,
+                memo: dict | None = None) -> Prediction:
+        """Return the predicted quality of `profile` for a prompt: the learned model of its own
+        labels, else of its tier's, else the kNN vote, else its static quality score.
+
+        `memo` (one dict per prompt) shares a learned prediction between profiles of one tier.
+        """
+        prior = float(profile.quality_score)
+        if vector is None:
+            return Prediction(quality=prior, support=0.0)
+        vector = np.asarray(vector, dtype=np.float32)
+        memo = {} if memo is None else memo
+        for target in profile_targets(profile):
+            model = self.learned.get(target)
+            if model is not None:
+                if target not in memo:
+                    memo[target] = Prediction(
+                        quality=float(model.predict([text], vector[None, :])[0]),
+                        support=float(model.size))
+                return memo[target]
+            if self.knn.has(target):
+                return self.knn.predict(target, vector, prior=prior)
+        return Prediction(quality=prior, support=0.0)

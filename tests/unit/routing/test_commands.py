@@ -1,0 +1,182 @@
+"""Management commands: load_default_models, sync_prices, import_routing_examples, eval_router,
+refresh_observed_latency."""
+
+import hashlib
+import json
+from decimal import Decimal
+from io import StringIO
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.core.management import call_command
+
+from routing.catalog import catalog_entry_for, catalog_load, entry_changes
+from routing.models import ModelProfile, RoutingExample
+
+CATALOG = Path(__file__).resolve().parents[4] / "shared" / "data" / (
+    "model_prices_and_context_window.json")
+
+pytestmark = pytest.mark.django_db
+
+
+class FakeEmbedder:
+    """Deterministic bag-of-words vectors: shared words → similar vectors (no model load)."""
+
+    def embed_sync(self, texts):
+        rows = []
+        for text in texts:
+            vector = np.zeros(64, dtype=np.float32)
+            for word in text.lower().split():
+                vector[int(hashlib.md5(word.encode()).hexdigest(), 16) % 64] += 1
+            rows.append(vector / (np.linalg.norm(vector) or 1))
+        return np.stack(rows)
+
+
+@pytest.fixture
+def fake_embedder(monkeypatch):
+    import semcache.embedder
+
+    embedder = FakeEmbedder()
+    monkeypatch.setattr(semcache.embedder, "get_embedder", lambda: embedder)
+    return embedder
+
+
+def run(*args) -> str:
+    out = StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+class TestLoadDefaultModels:
+    def test_idempotent(self):
+        first = json.loads(run("load_default_models", "--json"))
+        assert set(first.values()) == {"created"}
+        assert {"simulated-efficient", "simulated-standard", "simulated-premium",
+                "gpt-4o-mini", "gpt-4.1-mini", "gpt-4o", "gemini-2.5-flash",
+                "claude-haiku-4-5", "claude-sonnet-4-5"} <= set(first)
+        second = json.loads(run("load_default_models", "--json"))
+        assert set(second.values()) == {"unchanged"}
+        assert ModelProfile.objects.count() == len(first)
+
+    def test_simulated_profiles_mirror_real_prices_and_say_so(self):
+        run("load_default_models")
+        pairs = {"simulated-efficient": "gpt-4o-mini", "simulated-standard": "gpt-4.1-mini",
+                 "simulated-premium": "gpt-4o"}
+        for simulated, real in pairs.items():
+            s, r = ModelProfile.objects.get(name=simulated), ModelProfile.objects.get(name=real)
+            assert s.provider == "simulated"
+            assert (s.input_price_per_token, s.output_price_per_token) == (
+                r.input_price_per_token, r.output_price_per_token)
+            assert {"latency_ms", "chunk_interval_ms"} <= set(s.options)
+            assert "simulated" in s.options["description"].lower()
+        assert ModelProfile.objects.get(name="simulated-efficient").tier == "efficient"
+
+    @pytest.mark.skipif(not CATALOG.exists(), reason="shared price catalog not present")
+    def test_real_prices_match_the_public_catalog(self):
+        run("load_default_models")
+        catalog = catalog_load(CATALOG)
+        for profile in ModelProfile.objects.exclude(provider="simulated"):
+            found = catalog_entry_for(profile, catalog)
+            assert found is not None, profile.name
+            changes = entry_changes(profile, found[1])
+            assert not changes, (profile.name, changes)
+
+
+@pytest.mark.skipif(not CATALOG.exists(), reason="shared price catalog not present")
+class TestSyncPrices:
+    def test_dry_run_shows_diff_and_writes_nothing(self):
+        run("load_default_models")
+        ModelProfile.objects.filter(name="gpt-4o").update(input_price_per_token=Decimal("1"),
+                                                           context_window=10)
+        out = run("sync_prices", str(CATALOG), "--dry-run")
+        assert "gpt-4o (gpt-4o) would change" in out
+        assert "input_price_per_token: 1.000000000000000 -> 0.000002500000000" in out
+        assert ModelProfile.objects.get(name="gpt-4o").input_price_per_token == Decimal("1")
+
+    def test_updates_and_never_drops(self):
+        run("load_default_models")
+        ModelProfile.objects.filter(name="gpt-4o-mini").update(
+            output_price_per_token=Decimal("0.5"), cached_input_price_per_token=None)
+        ModelProfile.objects.create(name="house-model", provider="openai_compatible",
+                                    upstream_model="house", input_price_per_token=1,
+                                    output_price_per_token=2)
+        report = json.loads(run("sync_prices", str(CATALOG), "--json"))
+        assert report["changes"]["gpt-4o-mini"]["output_price_per_token"][1] == "0.000000600000000"
+        assert "cached_input_price_per_token" in report["changes"]["gpt-4o-mini"]
+        assert report["not_in_catalog"] == ["house-model"]
+        mini = ModelProfile.objects.get(name="gpt-4o-mini")
+        assert mini.output_price_per_token == Decimal("0.0000006")
+        assert mini.cached_input_price_per_token == Decimal("0.000000075")
+        assert ModelProfile.objects.filter(name="house-model").exists()
+        assert json.loads(run("sync_prices", str(CATALOG), "--json"))["changes"] == {}
+
+    def test_simulated_profiles_follow_their_mirror(self):
+        run("load_default_models")
+        catalog = catalog_load(CATALOG)
+        catalog["gpt-4o-mini"] = {**catalog["gpt-4o-mini"], "input_cost_per_token": 2e-07}
+        path = Path(self.tmp) / "catalog.json"
+        path.write_text(json.dumps(catalog))
+        run("sync_prices", str(path))
+        assert ModelProfile.objects.get(name="simulated-efficient").input_price_per_token == (
+            Decimal("0.0000002"))
+
+    @pytest.fixture(autouse=True)
+    def _tmp(self, tmp_path):
+        self.tmp = tmp_path
+
+
+def test_import_routing_examples(tmp_path, fake_embedder):
+    path = tmp_path / "outcomes.jsonl"
+    path.write_text("\n".join(json.dumps(row) for row in [
+        {"prompt": "What is 2+2?", "weak_correct": True, "strong_correct": True},
+        {"prompt": "Prove Fermat's last theorem", "weak_correct": False, "strong_correct": True},
+        {"prompt": "Summarize this", "model": "gpt-4o", "score": 0.5},
+    ]) + "\n")
+    result = json.loads(run("import_routing_examples", str(path), "--json"))
+    assert result == {"file": str(path), "labels": 5, "added": 5}
+    assert RoutingExample.objects.filter(tier="efficient", score=0).count() == 1
+    assert RoutingExample.objects.filter(model_name="gpt-4o", score=0.5).count() == 1
+    example = RoutingExample.objects.get(tier="premium", prompt="What is 2+2?")
+    assert np.frombuffer(example.embedding, dtype="<f4").shape == (64,)
+    again = json.loads(run("import_routing_examples", str(path), "--json"))
+    assert again["added"] == 0
+
+
+def test_eval_router_json(tmp_path, fake_embedder):
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(120):
+        hard = i % 2 == 0
+        topic = "integral derivative proof theorem" if hard else "capital city country flag"
+        rows.append({"prompt": f"{topic} question {i}", "weak_correct": bool(
+            not hard and rng.random() < 0.9), "strong_correct": bool(rng.random() < 0.9)})
+    path = tmp_path / "outcomes.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    result = json.loads(run("eval_router", "--folds", "3", str(path), "--json", "--cache-dir",
+                            str(tmp_path / "cache")))
+    assert {"apgr", "cpt50", "cpt80", "baselines"} <= set(result)
+    assert result["apgr"] > result["baselines"]["random"]["apgr"]
+    text = run("eval_router", "--train", str(path), "--test", str(path), "--cache-dir",
+               str(tmp_path / "cache"))
+    assert "learned" in text and "random" in text and "keyword" in text
+
+
+def test_refresh_observed_latency_from_the_ledger():
+    from budgets.models import UsageRecord
+
+    run("load_default_models")
+    for i, latency in enumerate([100, 200, 300, 400, 1000]):
+        UsageRecord.objects.create(request_id=f"r{i}", requested_model="auto",
+                                   served_model="simulated-standard", latency_ms=latency,
+                                   upstream_latency_ms=latency, ttft_ms=latency // 2)
+    UsageRecord.objects.create(request_id="r-err", requested_model="auto",
+                               served_model="simulated-standard", status="upstream_error")
+    result = json.loads(run("refresh_observed_latency", "--json"))
+    profile = ModelProfile.objects.get(name="simulated-standard")
+    assert profile.observed_latency_p50_ms == 300
+    assert 800 <= profile.observed_latency_p95_ms <= 1000
+    assert profile.observed_ttft_p50_ms == 150
+    assert profile.observed_error_rate == pytest.approx(1 / 6, abs=1e-3)
+    assert profile.latency_ms == profile.observed_latency_p95_ms
+    assert set(result) == {"simulated-standard"}
