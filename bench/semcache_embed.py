@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[0] = str(ROOT)  # not bench/: its modules (profile.py) would shadow the stdlib
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "llmops.settings.test")
 
 TEXTS = [f"How do I {verb} {thing} in {place}?" for verb in ("find", "fix", "learn", "cook")

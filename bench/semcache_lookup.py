@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[0] = str(ROOT)  # not bench/: its modules (profile.py) would shadow the stdlib
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "llmops.settings.test")
 
 
@@ -78,15 +78,16 @@ def bench_index(vectors, queries, *, ann_min):
         candidates = index.search(q, 4)
         decide("stored question x", candidates, threshold=0.9)
         times.append((time.perf_counter() - t) * 1000)
-        found.append(candidates[0].entry_id if candidates else None)
+        found.append(candidates[0].similarity if candidates else -1.0)
     return index, build, times, found
 
 
 def exact_top1(vectors, queries):
+    """Return the best similarity per query (ties between identical vectors are agreement)."""
     out = []
     for start in range(0, len(queries), 64):
         sims = queries[start:start + 64] @ vectors.T
-        out.extend(f"e{i}" for i in np.argmax(sims, axis=1))
+        out.extend(float(x) for x in np.max(sims, axis=1))
     return out
 
 
@@ -171,7 +172,8 @@ def main():
     base = base_vectors(rng)
     print(f"base vectors: {len(base)} ({'real embeddings' if len(base) != 50_000 else 'random'})")
     header = (f"{'entries':>9} {'mode':>6} {'build s':>8} {'index p50':>10} {'index p99':>10} "
-              f"{'agree':>6} {'full p50':>9} {'full p99':>9} {'seed p50':>9} {'seed p99':>9}")
+              f"{'agree':>6} {'all':>6} {'full p50':>9} {'full p99':>9} {'seed p50':>9} "
+              f"{'seed p99':>9}")
     print(header)
     rows = []
     for n in [int(s) for s in args.sizes.split(",")]:
@@ -180,8 +182,11 @@ def main():
         queries = np.concatenate([perturb(vectors[picks[: args.queries // 2]], rng),
                                   perturb(vectors[picks[args.queries // 2:]], rng, 0.05)])
         index, build, times, found = bench_index(vectors, queries, ann_min=args.ann_min)
-        truth = exact_top1(vectors, queries)
-        agree = float(np.mean([a == b for a, b in zip(found, truth, strict=True)]))
+        truth = np.asarray(exact_top1(vectors, queries))
+        found = np.asarray(found)
+        near = truth >= 0.8  # queries that could be hits: where agreement matters
+        agree = float(np.mean(found[near] >= truth[near] - 1e-5))
+        agree_all = float(np.mean(found >= truth - 1e-5))
         ip50, ip99 = pct(times)
         full = seed = ("-", "-")
         if n <= args.full_max:
@@ -191,11 +196,27 @@ def main():
             stimes = bench_seed(vectors, queries[:5], url, "semcache-bench-seed")
             seed = tuple(f"{x:.0f}" for x in pct(stimes))
         row = (f"{n:>9} {index.mode:>6} {build:>8.1f} {ip50:>10.3f} {ip99:>10.3f} {agree:>6.3f} "
-               f"{full[0]:>9} {full[1]:>9} {seed[0]:>9} {seed[1]:>9}")
+               f"{agree_all:>6.3f} {full[0]:>9} {full[1]:>9} {seed[0]:>9} {seed[1]:>9}")
         rows.append(row)
         print(row, flush=True)
+        if index.mode == "hnsw":
+            for ef in (128, 256):
+                index._ann.expansion_search = ef
+                t2 = []
+                got = []
+                for q in queries:
+                    t = time.perf_counter()
+                    c = index.search(q, 4)
+                    t2.append((time.perf_counter() - t) * 1000)
+                    got.append(c[0].similarity if c else -1.0)
+                got = np.asarray(got)
+                p50, p99 = pct(t2)
+                print(f"{'':>9} ef={ef:<4} search p50 {p50:.3f} p99 {p99:.3f} agree(near) "
+                      f"{np.mean(got[near] >= truth[near] - 1e-5):.3f} agree(all) "
+                      f"{np.mean(got >= truth - 1e-5):.3f}", flush=True)
         del index
-    print("times in ms; 'agree' = top hit equal to exact search's; seed measured on 5 queries")
+    print("times in ms; agree = top hit as similar as exact search's, for queries whose exact "
+          "best is >= 0.8 (could hit) and for all; seed: 5 queries")
 
 
 if __name__ == "__main__":
