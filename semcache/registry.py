@@ -9,20 +9,26 @@ entries are filtered at search time and dropped locally by a periodic sweep.
 
 import threading
 import time
+from collections import OrderedDict
 
 from semcache.index import NamespaceIndex
 from semcache.store import BaseStore
 
 SWEEP_INTERVAL_SECONDS = 30.0
+# Namespaces held in memory at once; the least recently used is dropped (and reloaded from the
+# store if used again). Multi-turn conversations each make a namespace, so this must be bounded.
+MAX_LOADED_NAMESPACES = 20_000
 
 
 class IndexRegistry:
     """Per-process map namespace -> NamespaceIndex, synchronized from a store's events."""
 
-    def __init__(self, store: BaseStore, *, index_options: dict | None = None):
+    def __init__(self, store: BaseStore, *, index_options: dict | None = None,
+                 max_loaded: int = MAX_LOADED_NAMESPACES):
         self.store = store
         self.index_options = index_options or {}
-        self._indexes: dict[str, NamespaceIndex] = {}
+        self.max_loaded = max_loaded
+        self._indexes: OrderedDict[str, NamespaceIndex] = OrderedDict()
         self._cursor: str | None = None
         self._lock = threading.RLock()
         self._last_sweep = time.time()
@@ -68,6 +74,10 @@ class IndexRegistry:
             if index is None:
                 index = self._load(namespace, now or time.time())
                 self._indexes[namespace] = index
+                while len(self._indexes) > self.max_loaded:
+                    self._indexes.popitem(last=False)
+            else:
+                self._indexes.move_to_end(namespace)
             return index
 
     def _load(self, namespace: str, now: float) -> NamespaceIndex:

@@ -53,3 +53,23 @@ class TestIndex:
         index.add("new", vectors[1], "new", expires=300.0)
         assert [c.entry_id for c in index.search(vectors[0], 2, now=200.0)] == ["new"]
         assert index.expired(200.0) == ["old"]
+
+
+class TestRegistry:
+    def test_loaded_namespaces_are_bounded_and_reload(self):
+        from semcache.namespaces import build_scope
+        from semcache.registry import IndexRegistry
+        from semcache.services import CacheEngine
+        from semcache.store import MemoryStore
+
+        engine = CacheEngine(MemoryStore())
+        engine.registry = IndexRegistry(engine.store, max_loaded=2)
+        vectors = random_unit(np.random.default_rng(5), 3)
+        scopes = [build_scope(team_id=i, messages=[{"role": "user", "content": "q"}],
+                              requested_model="auto", answer_params={}) for i in range(3)]
+        for scope, vector in zip(scopes, vectors, strict=True):
+            engine.put(scope, vector=vector, message={}, finish_reason="stop", model="m",
+                       usage={}, cost=0, ttl_seconds=60)
+            assert engine.find_semantic(scope, vector, threshold=0.9) is not None
+        assert len(engine.registry.loaded()) == 2
+        assert engine.find_semantic(scopes[0], vectors[0], threshold=0.9) is not None
