@@ -293,6 +293,11 @@ def request_settle(*, admission: Admission | None, entry: UsageEntry) -> UsageRe
     try:
         with transaction.atomic():
             record = _ledger_row(entry, created_at=admission.admitted_at if admission else now)
+            # A request the sweep presumed dead (its process looked gone) settles after all: the
+            # sweep's provisional row gives way to the real one. This is the only ledger row
+            # that is ever replaced, and only by the request it stands for.
+            UsageRecord.objects.filter(request_id=entry.request_id,
+                                       error_kind=ABANDONED).delete()
             # First, so a concurrent duplicate settle fails here before touching any counter.
             record.save(force_insert=True)
             _charge(admission=admission, entry=entry, now=now)
@@ -531,6 +536,9 @@ def reservations_release_stale(*, older_than_seconds: int | None = None,
             return released
 
 
+ABANDONED = "abandoned"  # error_kind of the sweep's provisional row for a request that died
+
+
 def _record_abandoned(reservation: BudgetReservation) -> None:
     """Write the ledger row of a request that was admitted but never settled (its process died):
     every admitted request has exactly one row. Nothing is charged: what the provider did with a
@@ -541,7 +549,7 @@ def _record_abandoned(reservation: BudgetReservation) -> None:
             created_at=reservation.created_at, api_key_id=reservation.api_key_id,
             user_id=reservation.user_id, team_id=reservation.team_id,
             requested_model=reservation.requested_model, estimated_cost=reservation.amount,
-            cost=ZERO, status=UsageStatus.GATEWAY_ERROR, error_kind="abandoned",
+            cost=ZERO, status=UsageStatus.GATEWAY_ERROR, error_kind=ABANDONED,
             http_status=500,
         ),
     )

@@ -28,7 +28,13 @@ from llmops.providers.base import Completion, Usage
 from routing.models import ModelProfile
 from routing.pricing import max_cost, usage_cost
 from routing.router import route
-from routing.tokens import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY, count_text_tokens, message_text
+from routing.tokens import (
+    TOKENS_PER_MESSAGE,
+    TOKENS_PER_REPLY,
+    count_text_tokens,
+    estimate_prompt_tokens,
+    message_text,
+)
 
 logger = logging.getLogger("llmops.gateway")
 
@@ -140,12 +146,14 @@ async def _prepare(ctx: RequestContext) -> Prepared:
     ctx.timings["route"] = time.perf_counter() - started
     metrics.observe_model_selection(model=decision.profile.name, reason=decision.reason)
 
-    from routing.tokens import estimate_prompt_tokens
-
-    ctx.estimated_prompt_tokens = estimate_prompt_tokens(ctx.messages)
-    # Reserve for the dearest model the request may end up on, so a fallback cannot overspend.
+    # One bound per provider in the chain (tokenizers differ); reserve for the dearest model
+    # the request may end up on, so a fallback can never overspend.
+    estimates = {p.provider: 0 for p in chain}
+    for provider in estimates:
+        estimates[provider] = estimate_prompt_tokens(ctx.messages, provider=provider)
+    ctx.estimated_prompt_tokens = max(estimates.values())
     ctx.estimated_cost = max(
-        max_cost(p, prompt_tokens=ctx.estimated_prompt_tokens,
+        max_cost(p, prompt_tokens=estimates[p.provider],
                  max_output_tokens=upstream.output_limit(ctx, p))
         for p in chain
     )

@@ -268,9 +268,13 @@ class TestSweep:
         day = counter(b)
         assert (day.spent, day.reserved) == (0, D("0.2"))
         # The request presumed dead settles after all: charged, but not released a second time.
+        assert UsageRecord.objects.get(request_id="dead").error_kind == "abandoned"
         request_settle(admission=dead, entry=entry(principal, "dead", "0.1"))
         day.refresh_from_db()
         assert (day.spent, day.reserved) == (D("0.1"), D("0.2"))
+        # Its one ledger row is now the real one, replacing the sweep's provisional row.
+        row = UsageRecord.objects.get(request_id="dead")
+        assert row.error_kind == "" and row.cost == D("0.1")
 
     def test_the_sweep_is_a_beat_task(self, settings, principal):
         from budgets import tasks
