@@ -34,7 +34,7 @@ class NamespaceIndex:
 
     def __init__(
         self, *, ann_min_entries: int = 20_000, connectivity: int = 16,
-        expansion_add: int = 32, expansion_search: int = 64, dimensions: int = DIMENSIONS,
+        expansion_add: int = 128, expansion_search: int = 64, dimensions: int = DIMENSIONS,
     ):
         self.dimensions = dimensions
         self.ann_min_entries = ann_min_entries

@@ -29,7 +29,7 @@ SEMCACHE_EVENT_STREAM_MAXLEN = env.int("SEMCACHE_EVENT_STREAM_MAXLEN", default=2
 # A namespace switches from exact numpy search to an HNSW index (usearch) at this size.
 SEMCACHE_ANN_MIN_ENTRIES = env.int("SEMCACHE_ANN_MIN_ENTRIES", default=20_000)
 SEMCACHE_ANN_CONNECTIVITY = env.int("SEMCACHE_ANN_CONNECTIVITY", default=16)
-SEMCACHE_ANN_EXPANSION_ADD = env.int("SEMCACHE_ANN_EXPANSION_ADD", default=32)
+SEMCACHE_ANN_EXPANSION_ADD = env.int("SEMCACHE_ANN_EXPANSION_ADD", default=128)
 SEMCACHE_ANN_EXPANSION_SEARCH = env.int("SEMCACHE_ANN_EXPANSION_SEARCH", default=64)
 
 # Write-behind: "thread" (a background thread in this process) or "celery" (a task per store).
