@@ -2,8 +2,12 @@
 
     DEBUG=1 .venv/bin/python bench/routing_predict.py [OUTCOMES.jsonl] [--train N] [--runs N]
 
-Uses the dev outcomes file and the embedding cache eval_router fills (bench/.cache/); prints
-numbers, asserts nothing.
+Fits the learned model of two tiers (the weak and the strong model's outcomes) as the router
+holds them, then times what one request costs: the prediction for every candidate profile of
+both tiers through RoutingPredictor.predict with one memo per prompt (so structural features
+are computed once and profiles of one tier share their tier's prediction). Uses the dev
+outcomes file and the embedding cache eval_router fills (bench/.cache/); prints numbers,
+asserts nothing.
 """
 
 import argparse
@@ -19,6 +23,12 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "llmops.settings.base")
 os.environ.setdefault("DEBUG", "1")
 
 
+def _percentiles(timings: list[float]) -> str:
+    timings = sorted(timings)
+    return (f"p50 {statistics.median(timings):.3f} ms, "
+            f"p95 {timings[max(0, int(len(timings) * 0.95) - 1)]:.3f} ms")
+
+
 def main() -> None:
     import django
 
@@ -28,12 +38,14 @@ def main() -> None:
     from routing.evaluation import load_outcomes
     from routing.learned import OutcomeModel
     from routing.management.commands.eval_router import _embeddings
+    from routing.models import ModelProfile
+    from routing.predictor import TIER, KnnPredictor, RoutingPredictor
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("file", nargs="?",
                         default=str(ROOT.parent / "shared/data/router_outcomes_dev.jsonl"))
     parser.add_argument("--train", type=int, default=4000, help="Examples to fit on.")
-    parser.add_argument("--runs", type=int, default=200, help="Single-prompt predictions timed.")
+    parser.add_argument("--runs", type=int, default=200, help="Single-prompt requests timed.")
     args = parser.parse_args()
 
     rows = load_outcomes(args.file)
@@ -41,21 +53,33 @@ def main() -> None:
     vectors = _embeddings(prompts, ROOT / "bench" / ".cache")
     row_of = {p: i for i, p in enumerate(prompts)}
     train, test = rows[:args.train], rows[args.train:args.train + args.runs]
+    train_texts = [o.prompt for o in train]
     train_vectors = vectors[[row_of[o.prompt] for o in train]]
-    started = time.perf_counter()
-    model = OutcomeModel().fit([o.prompt for o in train], train_vectors,
-                               np.array([o.weak_correct for o in train], dtype=float))
-    fit_seconds = time.perf_counter() - started
-    timings = []
-    for outcome in test:
-        vector = vectors[row_of[outcome.prompt]][None, :]
+    learned = {}
+    for tier, field_name in (("efficient", "weak_correct"), ("premium", "strong_correct")):
         started = time.perf_counter()
-        model.predict([outcome.prompt], vector)
-        timings.append((time.perf_counter() - started) * 1000)
-    timings.sort()
-    print(f"fit on {len(train)} examples: {fit_seconds:.1f} s")
-    print(f"predict one prompt ({len(timings)} runs): p50 {statistics.median(timings):.2f} ms, "
-          f"p95 {timings[int(len(timings) * 0.95) - 1]:.2f} ms")
+        learned[(TIER, tier)] = OutcomeModel().fit(
+            train_texts, train_vectors,
+            np.array([getattr(o, field_name) for o in train], dtype=float))
+        print(f"fit tier {tier} on {len(train)} examples: {time.perf_counter() - started:.1f} s")
+    predictor = RoutingPredictor(KnnPredictor(), learned)
+    profiles = [ModelProfile(name=f"{tier}-{i}", tier=tier, quality_score=0.5)
+                for tier in ("efficient", "premium") for i in range(3)]
+    per_model, per_request = [], []
+    model = learned[(TIER, "efficient")]
+    for outcome in test:
+        vector = vectors[row_of[outcome.prompt]]
+        started = time.perf_counter()
+        model.predict([outcome.prompt], vector[None, :])
+        per_model.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        memo: dict = {}
+        for profile in profiles:
+            predictor.predict(profile, outcome.prompt, vector, memo=memo)
+        per_request.append((time.perf_counter() - started) * 1000)
+    print(f"one tier's model, one prompt ({len(per_model)} runs): {_percentiles(per_model)}")
+    print(f"one request, {len(profiles)} profiles in {len(learned)} tiers "
+          f"({len(per_request)} runs): {_percentiles(per_request)}")
 
 
 if __name__ == "__main__":

@@ -2,38 +2,84 @@
 
 Two logistic regressions, averaged, each measured on router_outcomes_dev to beat the plain
 nearest-neighbour vote: one over word n-grams (TF-IDF) plus structural features, one stacked on
-nearest-neighbour outcome rates in the shared embedding plus the same structural features.
-Graded scores in [0, 1] train as weighted positive and negative copies of a row.
+nearest-neighbour outcome rates at several neighbourhood sizes (fine topic to broad domain) in
+the shared embedding, plus the same structural features. Graded scores in [0, 1] train as
+weighted positive and negative copies of a row.
+
+sklearn fits the regressions; prediction is plain numpy and Python over the fitted weights (a
+vocabulary lookup, one similarity product, two dot products): well under a millisecond per
+prompt, where sklearn's per-call validation cost several.
 """
+
+import math
+from collections import Counter
 
 import numpy as np
 from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import StandardScaler
+from threadpoolctl import ThreadpoolController
 
 from routing.features import feature_matrix
 
 CHUNK = 1024  # rows per similarity block: bounds memory to CHUNK × n floats
+# Neighbourhood sizes as multiples of `k`: with k=80, 10, 27, 80 and 320 neighbours. Measured on
+# router_outcomes_dev (5-fold) the ladder beats any single k: near neighbours say "this kind of
+# question", far ones "this domain".
+K_LADDER = (1 / 8, 1 / 3, 1.0, 4.0)
+NEAREST = 10  # the mean similarity of this many nearest neighbours is a feature (novelty)
+# A request predicts one prompt: its similarity product is a few hundred microseconds on one
+# core, but multi-threaded BLAS first wakes its worker threads, which on a loaded machine took
+# 5-10 ms per call (measured with bench/routing_predict.py). Batches up to this size run with
+# one BLAS thread.
+SINGLE_THREAD_ROWS = 8
+_threadpools: ThreadpoolController | None = None
+
+
+def _one_blas_thread():
+    """Return a context manager limiting BLAS to one thread (the controller is built once)."""
+    global _threadpools
+    if _threadpools is None:
+        _threadpools = ThreadpoolController()
+    return _threadpools.limit(limits=1, user_api="blas")
+
+
+def neighbour_ladder(k: int) -> tuple[int, ...]:
+    """Return the neighbourhood sizes used for `k`."""
+    return tuple(sorted({max(1, round(k * f)) for f in K_LADDER}))
 
 
 def neighbour_rates(index_vectors: np.ndarray, index_scores: np.ndarray, vectors: np.ndarray,
-                    *, k: int, exclude_self: bool = False) -> np.ndarray:
-    """Return, per row of `vectors`, [similarity-weighted mean score of its k nearest indexed
-    neighbours, their mean similarity]. With `exclude_self`, row i is never its own neighbour
-    (the vectors are the index itself: leave-one-out rates for training)."""
-    k = max(1, min(k, len(index_vectors) - (1 if exclude_self else 0)))
-    out = np.empty((len(vectors), 2), dtype=np.float64)
+                    *, ks: tuple[int, ...], exclude_self: bool = False) -> np.ndarray:
+    """Return, per row of `vectors`, the similarity-weighted mean score of its k nearest indexed
+    neighbours for each k in `ks`, then the mean similarity of its NEAREST nearest and its top
+    similarity. With `exclude_self`, row i is never its own neighbour (the vectors are the index
+    itself: leave-one-out rates for training). One similarity product serves every k."""
+    available = len(index_vectors) - (1 if exclude_self else 0)
+    ks = tuple(max(1, min(k, available)) for k in ks)
+    kmax = max(max(ks), min(NEAREST, available))
+    out = np.empty((len(vectors), len(ks) + 2), dtype=np.float64)
     for start in range(0, len(vectors), CHUNK):
         sims = vectors[start:start + CHUNK] @ index_vectors.T
         if exclude_self:
             rows = np.arange(sims.shape[0])
             sims[rows, rows + start] = -np.inf
-        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        if kmax < sims.shape[1]:
+            top = np.argpartition(-sims, kmax - 1, axis=1)[:, :kmax]
+        else:
+            top = np.broadcast_to(np.arange(sims.shape[1]), sims.shape)
         top_sims = np.take_along_axis(sims, top, axis=1)
+        order = np.argsort(-top_sims, axis=1)
+        top_sims = np.take_along_axis(top_sims, order, axis=1).astype(np.float64)
+        top_scores = index_scores[np.take_along_axis(top, order, axis=1)]
         weights = np.clip(top_sims, 1e-6, 1.0)
-        out[start:start + CHUNK, 0] = (weights * index_scores[top]).sum(1) / weights.sum(1)
-        out[start:start + CHUNK, 1] = top_sims.mean(1)
+        weighted = np.cumsum(weights * top_scores, axis=1)
+        total = np.cumsum(weights, axis=1)
+        block = out[start:start + CHUNK]
+        for column, k in enumerate(ks):
+            block[:, column] = weighted[:, k - 1] / total[:, k - 1]
+        block[:, len(ks)] = top_sims[:, :min(NEAREST, kmax)].mean(1)
+        block[:, len(ks) + 1] = top_sims[:, 0]
     return out
 
 
@@ -48,10 +94,53 @@ def _weighted_binary(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     return rows[keep], labels[keep], weights[keep]
 
 
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -40.0, 40.0)))
+
+
+class _Standardizer:
+    """Column means and scales (StandardScaler's arithmetic, without its per-call checks)."""
+
+    def __init__(self, matrix: np.ndarray):
+        self.mean = matrix.mean(0)
+        scale = matrix.std(0)
+        self.scale = np.where(scale > 0, scale, 1.0)
+
+    def __call__(self, matrix: np.ndarray) -> np.ndarray:
+        return (matrix - self.mean) / self.scale
+
+
+class _WordScorer:
+    """A fitted TF-IDF vocabulary and the regression's word weights, applied without sparse
+    matrices: the n-grams of a prompt, sublinear counts × idf, l2-normalised, dotted with the
+    weights (what TfidfVectorizer.transform and a dot product compute, at a fraction of the
+    overhead for one prompt)."""
+
+    def __init__(self, vectorizer: TfidfVectorizer, weights: np.ndarray):
+        self._analyze = vectorizer.build_analyzer()
+        idf = vectorizer.idf_
+        self._terms = {term: (float(idf[j]), float(weights[j]))
+                       for term, j in vectorizer.vocabulary_.items()}
+
+    def logits(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros(len(texts))
+        for row, text in enumerate(texts):
+            squares = dot = 0.0
+            for term, count in Counter(self._analyze(text)).items():
+                entry = self._terms.get(term)
+                if entry is None:
+                    continue
+                value = (1.0 + math.log(count)) * entry[0]
+                squares += value * value
+                dot += value * entry[1]
+            out[row] = dot / math.sqrt(squares) if squares else 0.0
+        return out
+
+
 class OutcomeModel:
     """P(good answer) for one target, learned from (prompt, embedding, score) examples."""
 
-    def __init__(self, *, k: int = 80, text_c: float = 0.3, stack_c: float = 1.0):
+    def __init__(self, *, k: int = 80, text_c: float = 1.0, stack_c: float = 0.1):
         self.k = k
         self.text_c = text_c
         self.stack_c = stack_c
@@ -66,24 +155,33 @@ class OutcomeModel:
         """Fit both regressions on the examples."""
         self._vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self._scores = np.asarray(scores, dtype=np.float64)
+        self._ks = neighbour_ladder(self.k)
         features = feature_matrix(texts)
-        self._scaler = StandardScaler().fit(features)
-        scaled = self._scaler.transform(features)
-        self._tfidf = TfidfVectorizer(ngram_range=(1, 2), min_df=min(3, len(texts)),
-                                      max_features=50000, sublinear_tf=True)
+        self._feature_scale = _Standardizer(features)
+        scaled = self._feature_scale(features)
+        vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=min(3, len(texts)),
+                                     max_features=50000, sublinear_tf=True)
         try:
-            words = self._tfidf.fit_transform(texts)
+            words = vectorizer.fit_transform(texts)
         except ValueError:  # no word occurs often enough: structural features only
-            self._tfidf = None
+            vectorizer = None
             words = sparse.csr_matrix((len(texts), 0))
         text_x = sparse.hstack([words, sparse.csr_matrix(scaled)]).tocsr()
-        stack_x = np.hstack([neighbour_rates(self._vectors, self._scores, self._vectors,
-                                             k=self.k, exclude_self=True), scaled])
+        stack_raw = np.hstack([neighbour_rates(self._vectors, self._scores, self._vectors,
+                                               ks=self._ks, exclude_self=True), features])
+        self._stack_scale = _Standardizer(stack_raw)
+        stack_x = self._stack_scale(stack_raw)
         rows, labels, weights = _weighted_binary(self._scores)
-        self._text = LogisticRegression(C=self.text_c, max_iter=3000).fit(
+        text = LogisticRegression(C=self.text_c, max_iter=3000).fit(
             text_x[rows], labels, sample_weight=weights)
-        self._stack = LogisticRegression(C=self.stack_c, max_iter=3000).fit(
+        stack = LogisticRegression(C=self.stack_c, max_iter=3000).fit(
             stack_x[rows], labels, sample_weight=weights)
+        n_words = words.shape[1]
+        self._words = _WordScorer(vectorizer, text.coef_[0, :n_words]) if vectorizer else None
+        self._text_feature_coef = text.coef_[0, n_words:]
+        self._text_bias = float(text.intercept_[0])
+        self._stack_coef = stack.coef_[0]
+        self._stack_bias = float(stack.intercept_[0])
         return self
 
     @property
@@ -91,14 +189,20 @@ class OutcomeModel:
         """Return how many examples the model was fitted on."""
         return len(self._scores)
 
-    def predict(self, texts: list[str], vectors: np.ndarray) -> np.ndarray:
-        """Return P(good answer) for each prompt."""
+    def predict(self, texts: list[str], vectors: np.ndarray, *,
+                features: np.ndarray | None = None) -> np.ndarray:
+        """Return P(good answer) for each prompt. `features` (feature_matrix(texts)) may be
+        passed in when several models judge the same prompts."""
         vectors = np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
-        scaled = self._scaler.transform(feature_matrix(texts))
-        words = (self._tfidf.transform(texts) if self._tfidf is not None
-                 else sparse.csr_matrix((len(texts), 0)))
-        text_x = sparse.hstack([words, sparse.csr_matrix(scaled)]).tocsr()
-        stack_x = np.hstack([neighbour_rates(self._vectors, self._scores, vectors, k=self.k),
-                             scaled])
-        return (self._text.predict_proba(text_x)[:, 1]
-                + self._stack.predict_proba(stack_x)[:, 1]) / 2
+        features = feature_matrix(texts) if features is None else features
+        text_logit = self._feature_scale(features) @ self._text_feature_coef + self._text_bias
+        if self._words is not None:
+            text_logit = text_logit + self._words.logits(texts)
+        if len(vectors) <= SINGLE_THREAD_ROWS:
+            with _one_blas_thread():
+                rates = neighbour_rates(self._vectors, self._scores, vectors, ks=self._ks)
+        else:
+            rates = neighbour_rates(self._vectors, self._scores, vectors, ks=self._ks)
+        stack_raw = np.hstack([rates, features])
+        stack_logit = self._stack_scale(stack_raw) @ self._stack_coef + self._stack_bias
+        return (_sigmoid(text_logit) + _sigmoid(stack_logit)) / 2

@@ -10,8 +10,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from routing.features import feature_matrix
+
 MODEL = "model"
 TIER = "tier"
+_FEATURES = ("", "features")  # memo key of the prompt's structural features
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,8 @@ class RoutingPredictor:
         """Return the predicted quality of `profile` for a prompt: the learned model of its own
         labels, else of its tier's, else the kNN vote, else its static quality score.
 
-        `memo` (one dict per prompt) shares a learned prediction between profiles of one tier.
+        `memo` (one dict per prompt) shares a learned prediction between profiles of one tier,
+        and the prompt's structural features between all learned models.
         """
         prior = float(profile.quality_score)
         if vector is None:
@@ -115,8 +119,11 @@ class RoutingPredictor:
             model = self.learned.get(target)
             if model is not None:
                 if target not in memo:
+                    if _FEATURES not in memo:  # the prompt's structural features: once
+                        memo[_FEATURES] = feature_matrix([text])
                     memo[target] = Prediction(
-                        quality=float(model.predict([text], vector[None, :])[0]),
+                        quality=float(model.predict([text], vector[None, :],
+                                                    features=memo[_FEATURES])[0]),
                         support=float(model.size))
                 return memo[target]
             if self.knn.has(target):

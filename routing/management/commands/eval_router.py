@@ -29,7 +29,8 @@ class Command(BaseCommand):
         parser.add_argument("--folds", type=int, default=0,
                             help="Cross-validate on FILE with this many folds (e.g. 5).")
         parser.add_argument("--k", type=int, default=None,
-                            help="Neighbours for the learned model (default ROUTING_LEARNED_K).")
+                            help="Neighbourhood scale k of the learned model: rates at k/8, k/3, k "
+                                 "and 4k neighbours (default ROUTING_LEARNED_K).")
         parser.add_argument("--weak-model", default="gpt-4o-mini",
                             help="Profile whose prices stand for the weak model.")
         parser.add_argument("--strong-model", default="gpt-4o",
