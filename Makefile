@@ -28,6 +28,7 @@ install: $(VENV)/.installed ## Create the virtualenv and install pinned dependen
 
 run: install .env ## Embedded defaults: SQLite, in-process cache, simulated models, demo key
 	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py load_default_models
 	@$(PY) manage.py create_api_key --team demo --user demo --json > .llmops-demo-key.json
 	@$(PY) -c "import json; print(json.load(open('.llmops-demo-key.json'))['key'])" > .llmops-demo-key
