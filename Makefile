@@ -67,5 +67,8 @@ worker: install ## Celery worker (needs CELERY_BROKER_URL)
 beat: install ## Celery beat (the schedule lives in settings)
 	$(VENV)/bin/celery -A llmops beat --loglevel=INFO
 
+bench: install ## Benchmarks vs LiteLLM (needs wrk, PostgreSQL, Redis db 8); tables -> docs/performance.md
+	$(PY) -m bench.run_all --update-docs $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache

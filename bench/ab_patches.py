@@ -1,0 +1,93 @@
+"""Candidate code changes, applied by monkeypatching for an A/B run only (bench/ab.py).
+
+Listed in INSTALLED_APPS by bench/ab_settings.py when BENCH_AB_PATCHES names them (comma
+separated); each patch is measured here before it is proposed for the owning app.
+"""
+
+from django.apps import AppConfig
+from django.db import connections
+
+
+def _fast_counter_bulk_update(objs, fields, batch_size=None) -> int:
+    """BudgetCounter bulk_update as one executemany of a plain UPDATE (no CASE WHEN compile)."""
+    from budgets.models import BudgetCounter
+
+    objs = list(objs)
+    if not objs:
+        return 0
+    connection = connections["default"]
+    columns = [BudgetCounter._meta.get_field(name) for name in fields]
+    sql = (f'UPDATE "{BudgetCounter._meta.db_table}" SET '
+           + ", ".join(f'"{c.column}" = %s' for c in columns) + ' WHERE "id" = %s')
+    rows = [[c.get_db_prep_save(getattr(o, c.attname), connection) for c in columns] + [o.pk]
+            for o in objs]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+    return len(objs)
+
+
+def _patch_budget_counters() -> None:
+    from budgets.models import BudgetCounter
+
+    BudgetCounter.objects.bulk_update = _fast_counter_bulk_update
+
+
+def _patch_no_conn_refresh() -> None:
+    # The gateway's DB pool calls close_old_connections() before every unit of work; with
+    # CONN_HEALTH_CHECKS that costs a `SELECT 1` round trip each time. Refresh at most once
+    # a second per thread instead.
+    import threading
+    import time
+
+    from django.db import close_old_connections
+
+    import llmops.db as db
+
+    local = threading.local()
+
+    def run(fn, args, kwargs):
+        now = time.monotonic()
+        if now - getattr(local, "checked", 0.0) > 1.0:
+            close_old_connections()
+            local.checked = now
+        return fn(*args, **kwargs)
+
+    db._run_with_fresh_connection = run
+
+
+def _patch_auth_cache() -> None:
+    # Remember a verified key for a few seconds per process (LiteLLM caches keys for 60 s), so
+    # most requests skip the key query; a revoked key stops working within the TTL.
+    import time
+
+    import llmops.authentication as authentication
+
+    lookup = authentication.api_key_from_bearer
+    remembered: dict[str, tuple[float, object]] = {}
+
+    def cached(*, raw_key: str):
+        hit = remembered.get(raw_key)
+        now = time.monotonic()
+        if hit is not None and now - hit[0] < 5.0:
+            return hit[1]
+        api_key = lookup(raw_key=raw_key)
+        if api_key is not None:
+            remembered[raw_key] = (now, api_key)
+        return api_key
+
+    authentication.api_key_from_bearer = cached
+
+
+PATCHES = {"budget_counters": _patch_budget_counters, "conn_refresh": _patch_no_conn_refresh,
+           "auth_cache": _patch_auth_cache}
+
+
+class AbPatchesConfig(AppConfig):
+    name = "bench"
+    label = "bench_ab_patches"
+
+    def ready(self) -> None:
+        import os
+
+        for name in filter(None, os.environ.get("BENCH_AB_PATCHES", "").split(",")):
+            PATCHES[name]()
