@@ -9,12 +9,13 @@ connection, so concurrent requests reach the database concurrently.
 import asyncio
 import functools
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
 from django.conf import settings
-from django.db import close_old_connections, connections
+from django.db import DatabaseError, close_old_connections, connections
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -31,11 +32,26 @@ def _get_executor() -> ThreadPoolExecutor:
     return _executor
 
 
+# How often a pool thread re-checks its connection. Django's health check costs a round trip
+# (`SELECT 1`), so doing it before every unit of work would add several per request; once a
+# second still drops a broken or expired connection quickly (a failure in between surfaces as
+# a DatabaseError, which the gateway answers with a 503).
+CONNECTION_CHECK_SECONDS = 1.0
+_checked = threading.local()
+
+
 def _run_with_fresh_connection(fn: Callable[..., T], args: tuple, kwargs: dict) -> T:
-    # Drop connections that are broken or past CONN_MAX_AGE before use, as Django does at the
-    # start of every request for its own request thread.
-    close_old_connections()
-    return fn(*args, **kwargs)
+    now = time.monotonic()
+    if now - getattr(_checked, "at", 0.0) >= CONNECTION_CHECK_SECONDS:
+        # Drop connections that are broken or past CONN_MAX_AGE, as Django does at the start of
+        # every request for its own request thread.
+        close_old_connections()
+        _checked.at = now
+    try:
+        return fn(*args, **kwargs)
+    except DatabaseError:
+        _checked.at = 0.0  # check (and replace) the connection before the next use
+        raise
 
 
 async def run_db(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:

@@ -6,6 +6,7 @@ from inspect import iscoroutinefunction
 
 from rest_framework.views import APIView
 
+from llmops.api.negotiation import JsonAlwaysNegotiation
 from llmops.db import run_db
 
 
@@ -16,6 +17,8 @@ class AsyncAPIView(APIView):
     runs through `llmops.db.run_db`; running it with `sync_to_async`'s default would funnel every
     request of the process through a single thread.
     """
+
+    content_negotiation_class = JsonAlwaysNegotiation
 
     async def dispatch(self, request, *args, **kwargs):
         self.args = args

@@ -89,3 +89,16 @@ def test_body_the_sdk_refuses_is_a_400_error_object(live_gateway, api_key, simul
     assert error["type"] == "invalid_request_error"
     assert error["param"] == "messages"
     assert set(error) >= {"message", "type", "code", "param"}
+
+
+def test_streaming_clients_that_accept_only_event_streams_are_served(live_gateway, api_key,
+                                                                     simulated_profiles):
+    response = httpx.post(
+        f"{live_gateway.api_base}/chat/completions",
+        headers={"Authorization": f"Bearer {api_key.key}", "Accept": "text/event-stream"},
+        json={"model": "simulated-standard", "stream": True,
+              "messages": [{"role": "user", "content": "hi"}]},
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert response.text.rstrip().endswith("data: [DONE]")
