@@ -82,6 +82,13 @@ class Outcome:
     ttft_ms: int | None = None
     reason: str = ""
 
+    def fail(self, status: str, error_kind: str, http_status: int) -> None:
+        """Record how the request ended when it did not end well."""
+        self.status, self.error_kind, self.http_status = status, error_kind, http_status
+
+
+DISCONNECTED = ("client_disconnected", "client_disconnected", 499)
+
 
 @dataclass
 class CompletionResult:
@@ -297,6 +304,26 @@ def _store_in_cache(ctx: RequestContext, completion: Completion, profile: ModelP
     _spawn(store())
 
 
+async def _call_upstream(ctx: RequestContext, prepared: Prepared, outcome: Outcome, call):
+    """Run `call(ctx, chain, outcome)`; whatever ends it early, settle the admission once."""
+    try:
+        return await call(ctx, prepared.chain, outcome)
+    except GatewayError as exc:
+        outcome.fail("timeout" if exc.status_code == 504 else "upstream_error",
+                     outcome.error_kind, exc.status_code)
+        await _settle(ctx, prepared.admission, outcome)
+        raise
+    except BaseException as exc:
+        # Cancelled means the client went away; anything else is our own failure. Either way
+        # the settlement must outlive this (possibly cancelled) task.
+        if isinstance(exc, asyncio.CancelledError):
+            outcome.fail(*DISCONNECTED)
+        else:
+            outcome.fail("gateway_error", "internal", 500)
+        await asyncio.shield(_spawn(_settle(ctx, prepared.admission, outcome)))
+        raise
+
+
 # --- Non-streamed ----------------------------------------------------------------------------
 
 
@@ -308,24 +335,7 @@ async def chat_completion_create(ctx: RequestContext) -> CompletionResult:
 
     prepared = await _prepare(ctx)
     outcome = Outcome(reason=prepared.reason)
-    completion: Completion | None = None
-    try:
-        completion = await upstream.complete_with_fallbacks(ctx, prepared.chain, outcome)
-    except GatewayError as exc:
-        outcome.status = "timeout" if exc.status_code == 504 else "upstream_error"
-        outcome.http_status = exc.status_code
-        await _settle(ctx, prepared.admission, outcome)
-        raise
-    except asyncio.CancelledError:
-        outcome.status, outcome.error_kind, outcome.http_status = (
-            "client_disconnected", "client_disconnected", 499)
-        await asyncio.shield(_spawn(_settle(ctx, prepared.admission, outcome)))
-        raise
-    except BaseException:
-        outcome.status, outcome.error_kind, outcome.http_status = (
-            "gateway_error", "internal", 500)
-        await asyncio.shield(_spawn(_settle(ctx, prepared.admission, outcome)))
-        raise
+    completion = await _call_upstream(ctx, prepared, outcome, upstream.complete_with_fallbacks)
 
     usage = completion.usage or fallback_usage(ctx, str(completion.message.get("content") or ""))
     outcome.usage = usage
@@ -387,18 +397,7 @@ async def chat_completion_stream(ctx: RequestContext) -> StreamResult:
 
     prepared = await _prepare(ctx)
     outcome = Outcome(reason=prepared.reason)
-    try:
-        opened = await upstream.open_stream_with_fallbacks(ctx, prepared.chain, outcome)
-    except GatewayError as exc:
-        outcome.status = "timeout" if exc.status_code == 504 else "upstream_error"
-        outcome.http_status = exc.status_code
-        await _settle(ctx, prepared.admission, outcome)
-        raise
-    except BaseException:
-        outcome.status, outcome.error_kind, outcome.http_status = (
-            "client_disconnected", "client_disconnected", 499)
-        await asyncio.shield(_spawn(_settle(ctx, prepared.admission, outcome)))
-        raise
+    opened = await _call_upstream(ctx, prepared, outcome, upstream.open_stream_with_fallbacks)
     headers = _headers(ctx, model=outcome.profile.name)
     return StreamResult(headers=headers,
                         events=_relay(ctx, prepared, outcome, opened))
@@ -450,7 +449,7 @@ async def _relay(ctx: RequestContext, prepared: Prepared, outcome: Outcome,
         # The stream broke after bytes were relayed: never retried (the client has them). Charge
         # what was relayed, tell the client in-band, and end the stream properly.
         metrics.observe_upstream_error(model=model, kind=exc.kind)
-        outcome.status, outcome.error_kind, outcome.http_status = "upstream_error", exc.kind, 502
+        outcome.fail("upstream_error", exc.kind, 502)
         outcome.usage = reported or fallback_usage(ctx, "".join(text_parts))
         await _settle(ctx, prepared.admission, outcome)
         settled = True
@@ -461,8 +460,7 @@ async def _relay(ctx: RequestContext, prepared: Prepared, outcome: Outcome,
         await opened.aclose()
         if not settled:
             # The client went away (task cancelled / generator closed): charge what was relayed.
-            outcome.status, outcome.error_kind, outcome.http_status = (
-                "client_disconnected", "client_disconnected", 499)
+            outcome.fail(*DISCONNECTED)
             outcome.usage = reported or fallback_usage(ctx, "".join(text_parts))
             task = _spawn(_settle(ctx, prepared.admission, outcome))
             try:
