@@ -91,9 +91,9 @@ class NamespaceIndex:
             rows = vectors[[i for _, i in new]]
             if self._ann is None and len(self._slot) >= self.ann_min_entries and _HNSW:
                 self._switch_to_ann()
-                self._ann.add(slots, rows)
+                self._ann.add(slots, rows, threads=1)
             elif self._ann is not None:
-                self._ann.add(slots, rows)
+                self._ann.add(slots, rows, threads=1)
             else:
                 self._append_rows(slots, rows)
 
@@ -185,6 +185,10 @@ class NamespaceIndex:
             self._slot_row[int(slot)] = self._rows + j
         self._rows = needed
 
+    # HNSW inserts run single-threaded (threads=1 below): a multi-threaded build inserts in a
+    # scheduling-dependent order, so the graph (and its recall) differed from run to run and
+    # between processes; one thread also keeps bulk builds off the request threads' cores.
+
     def _switch_to_ann(self) -> None:
         connectivity, expansion_add, expansion_search = self._ann_params
         ann = _HNSW(
@@ -192,7 +196,8 @@ class NamespaceIndex:
             expansion_add=expansion_add, expansion_search=expansion_search,
         )
         if self._rows:
-            ann.add(np.array(self._row_slot, dtype=np.uint64), self._matrix[: self._rows])
+            ann.add(np.array(self._row_slot, dtype=np.uint64), self._matrix[: self._rows],
+                    threads=1)
         self._ann = ann
         self._matrix = np.zeros((0, self.dimensions), dtype=np.float32)
         self._rows = 0
