@@ -2,13 +2,16 @@
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "llmops.settings.base")
+django.setup(set_prefix=False)  # what django.core.asgi.get_asgi_application() does first
 
-from llmops.body_limit import BodySizeLimitMiddleware  # noqa: E402  (needs settings loaded)
+# Both need settings loaded.
+from llmops.async_middleware import GatewayASGIHandler  # noqa: E402
+from llmops.body_limit import BodySizeLimitMiddleware  # noqa: E402
 
-application = BodySizeLimitMiddleware(get_asgi_application())
+application = BodySizeLimitMiddleware(GatewayASGIHandler())
 
 
 def _warm_up() -> None:

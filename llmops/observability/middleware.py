@@ -9,14 +9,7 @@ inline when the stack is async; under WSGI they are the originals.
 from asgiref.sync import iscoroutinefunction
 from django_prometheus import middleware as dp
 
-
-class _InlineHooks:
-    """Run process_request/process_response inline in async mode (they never block)."""
-
-    async def __acall__(self, request):
-        response = self.process_request(request)
-        response = response or await self.get_response(request)
-        return self.process_response(request, response)
+from llmops.async_middleware import _InlineHooks
 
 
 class PrometheusBeforeMiddleware(_InlineHooks, dp.PrometheusBeforeMiddleware):

@@ -36,6 +36,8 @@ INSTALLED_APPS = [
     "semcache",
 ]
 
+# Under ASGI (llmops/asgi.py) Django's own middlewares here run as their hop-free subclasses in
+# llmops/async_middleware.py (sessions, CSRF, auth and messages skipped on API_PATH_PREFIX).
 MIDDLEWARE = [
     "llmops.observability.middleware.PrometheusBeforeMiddleware",
     "llmops.middleware.RequestIdMiddleware",
@@ -51,6 +53,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "llmops.urls"
+# The API-key authenticated OpenAI-style API: no sessions, CSRF or flash messages there.
+API_PATH_PREFIX = "/v1/"
 ASGI_APPLICATION = "llmops.asgi.application"
 WSGI_APPLICATION = "llmops.wsgi.application"
 
