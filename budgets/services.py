@@ -292,21 +292,33 @@ def request_settle(*, admission: Admission | None, entry: UsageEntry) -> UsageRe
     now = timezone.now()
     try:
         with transaction.atomic():
+            # Whoever deletes the reservation row releases it: this settle, or the stale sweep
+            # if it got there first. First, so that a concurrent duplicate settle waits here on
+            # the row lock, then finds it gone and fails on the ledger insert below.
+            released = admission is not None and _reservation_delete(admission)
+            if admission is not None and not released:
+                # A request the sweep presumed dead (its process looked gone) settles after
+                # all: the sweep's provisional row gives way to the real one. This is the only
+                # ledger row that is ever replaced, and only by the request it stands for.
+                # (The sweep deletes the reservation and writes that row in one transaction,
+                # so a settle that found its reservation has no such row to replace.)
+                UsageRecord.objects.filter(request_id=entry.request_id,
+                                           error_kind=ABANDONED).delete()
             record = _ledger_row(entry, created_at=admission.admitted_at if admission else now)
-            # A request the sweep presumed dead (its process looked gone) settles after all: the
-            # sweep's provisional row gives way to the real one. This is the only ledger row
-            # that is ever replaced, and only by the request it stands for.
-            UsageRecord.objects.filter(request_id=entry.request_id,
-                                       error_kind=ABANDONED).delete()
-            # First, so a concurrent duplicate settle fails here before touching any counter.
             record.save(force_insert=True)
-            _charge(admission=admission, entry=entry, now=now)
+            _charge(admission=admission, entry=entry, released=released, now=now)
     except IntegrityError:
         existing = UsageRecord.objects.filter(request_id=entry.request_id).first()
         if existing is None:
             raise
         return existing
     return record
+
+
+def _reservation_delete(admission: Admission) -> bool:
+    """Delete the admission's reservation row; return whether it was still there."""
+    deleted, _ = BudgetReservation.objects.filter(request_id=admission.request_id).delete()
+    return bool(deleted)
 
 
 def _ledger_row(entry: UsageEntry, *, created_at: datetime) -> UsageRecord:
@@ -341,16 +353,16 @@ def _ledger_row(entry: UsageEntry, *, created_at: datetime) -> UsageRecord:
     )
 
 
-def _charge(*, admission: Admission | None, entry: UsageEntry, now: datetime) -> None:
-    """Move the admission's reservation into spent at `entry.cost`, on the same counter rows."""
+def _charge(*, admission: Admission | None, entry: UsageEntry, released: bool,
+            now: datetime) -> None:
+    """Move the admission's reservation into spent at `entry.cost`, on the same counter rows
+    (`released`: this settle deleted the reservation, so its amount leaves `reserved`; when the
+    sweep got there first, it already did that and only the cost is charged here)."""
     cost = _usd(max(entry.cost, ZERO))
     release = ZERO
     if admission is not None:
         counter_ids = admission.counter_ids
-        # Whoever deletes the reservation row releases it: this settle, or the stale sweep if
-        # it got there first (then only the cost is charged here).
-        deleted, _ = BudgetReservation.objects.filter(request_id=admission.request_id).delete()
-        if deleted:
+        if released:
             release = admission.reserved
         if cost > admission.reserved:
             # The bound was not an upper bound (a price changed, or a provider ignored

@@ -147,6 +147,21 @@ class TestAdmission:
 
 
 class TestSettlement:
+    def test_settle_statements_do_not_grow_with_budgets(self, api_key, principal):
+        """Common path: reservation deleted, ledger row, counters locked, counters updated (plus
+        the savepoint pair); no look for a sweep's provisional row when the reservation was
+        still there."""
+        budget_set(scope=BudgetScope.KEY, api_key=api_key.api_key, daily_limit=D("5"),
+                   monthly_limit=D("9"))
+        budget_set(scope=BudgetScope.TEAM, team=api_key.api_key.team, daily_limit=D("100"))
+        admission = request_admit(principal=principal, request_id="s1", estimated_cost=D("0.1"))
+        with CaptureQueriesContext(connection) as ctx:
+            request_settle(admission=admission, entry=entry(principal, "s1", "0.05"))
+        statements = [q["sql"] for q in ctx.captured_queries
+                      if "SAVEPOINT" not in q["sql"].upper()]
+        assert len(statements) == 4, statements
+        assert not any("abandoned" in sql for sql in statements)
+
     def test_settle_is_idempotent_per_request_id(self, api_key, principal):
         b = budget_set(scope=BudgetScope.KEY, api_key=api_key.api_key, daily_limit=D("1"))
         admission = request_admit(principal=principal, request_id="r1", estimated_cost=D("0.5"))
