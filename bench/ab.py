@@ -28,6 +28,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--cache", action="store_true", help="Semantic cache on (missing).")
+    parser.add_argument("--delay-ms", type=int, default=0, choices=(0, 100),
+                        help="Upstream delay of the mock.")
     args = parser.parse_args()
     raise_open_files_limit()
     variant = dict(item.split("=", 1) for item in args.variant)
@@ -42,8 +44,9 @@ def main() -> None:
                 with llmops(key, semantic_cache=args.cache, workers=1, name="llmops-ab",
                             extra_env=env) as target:
                     for conns in args.concurrency:
-                        bodies = [chat_body("bench-d0", p) for p in pool.take(3000)]
-                        warm = [chat_body("bench-d0", p) for p in pool.take(500)]
+                        model = f"bench-d{args.delay_ms}"
+                        bodies = [chat_body(model, p) for p in pool.take(3000)]
+                        warm = [chat_body(model, p) for p in pool.take(500)]
                         run_wrk(target.chat_url, warm, connections=conns, seconds=2,
                                 auth=target.auth)
                         cpu = tree_cpu_seconds(target.pid)
