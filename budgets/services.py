@@ -194,7 +194,8 @@ def request_admit(*, principal: Principal, request_id: str, estimated_cost: Deci
     that applies; raise `llmops.errors.BudgetExceeded` when one would be overspent.
 
     Statements on the common path: budgets (1), counters locked (1), counters updated (1),
-    reservation inserted (1), request id unused in the ledger (1) — however many budgets exist.
+    reservation inserted if the request id is unused in the ledger (1) — however many budgets
+    exist.
     """
     now = now or timezone.now()
     amount = _usd(max(estimated_cost, ZERO))
@@ -241,12 +242,10 @@ def _admit(*, principal: Principal, request_id: str, amount: Decimal, now: datet
             # Always recorded, even with nothing held: it claims the request id (a reused one is
             # refused below, so a second request can never hide behind the first one's ledger
             # row) and lets the sweep find requests that never settled.
-            BudgetReservation.objects.create(
+            _reservation_claim(
                 request_id=request_id, amount=amount, counter_ids=[c.pk for c in held],
                 created_at=now, api_key_id=principal.api_key_id, user_id=principal.user_id,
                 team_id=principal.team_id, requested_model=requested_model[:100])
-            if UsageRecord.objects.filter(request_id=request_id).exists():
-                raise IntegrityError("request id already in the ledger")
     except _Refusal as refusal:
         _limit_alert_on_refusal(refusal, now=now)
         raise _budget_exceeded(refusal, amount) from None
@@ -257,6 +256,29 @@ def _admit(*, principal: Principal, request_id: str, amount: Decimal, now: datet
         ) from None
     return Admission(request_id=request_id, principal=principal, reserved=amount,
                      counter_ids=[c.pk for c in held], admitted_at=now)
+
+
+def _reservation_claim(**values) -> None:
+    """Insert the reservation row `values` unless the ledger already holds its request id.
+
+    One statement (`INSERT … SELECT … WHERE NOT EXISTS`) instead of an insert and a lookup. An id
+    that is taken raises IntegrityError: in flight (the reservation's unique request id) or
+    finished (no row inserted because the ledger has it).
+    """
+    reservation, ledger = BudgetReservation._meta, UsageRecord._meta
+    qn = connection.ops.quote_name
+    columns, params = [], []
+    for name, value in values.items():
+        field = reservation.get_field(name)
+        columns.append(qn(field.column))
+        params.append(field.get_db_prep_save(value, connection))
+    sql = (f"INSERT INTO {qn(reservation.db_table)} ({', '.join(columns)}) "
+           f"SELECT {', '.join('%s' for _ in columns)} WHERE NOT EXISTS (SELECT 1 FROM "
+           f"{qn(ledger.db_table)} WHERE {qn(ledger.get_field('request_id').column)} = %s)")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, values["request_id"]])
+        if cursor.rowcount == 0:
+            raise IntegrityError("request id already in the ledger")
 
 
 def _budget_exceeded(refusal: _Refusal, amount: Decimal) -> BudgetExceeded:

@@ -143,7 +143,7 @@ class TestAdmission:
             budget_set(scope=BudgetScope.KEY, api_key=issued.api_key, daily_limit=D("1"))
             budget_set(scope=BudgetScope.TEAM, team=issued.api_key.team, daily_limit=D("1"))
         assert admit_queries("q2") == before
-        assert before <= 8  # savepoint, budgets, counters, update, reservation, ledger check
+        assert before <= 7  # savepoint pair, budgets, counters, update, reservation claim
 
 
 class TestSettlement:
