@@ -22,6 +22,8 @@ Django's test client, the stock classes run, and each class here behaves exactly
 in a sync stack.
 """
 
+from types import MethodType
+
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
 from django.contrib.auth import middleware as auth_middleware
@@ -37,8 +39,17 @@ def is_api_request(request) -> bool:
     return request.path_info.startswith(settings.API_PATH_PREFIX)
 
 
-class _InlineHooks:
-    """Run process_request/process_response inline in async mode: they never block."""
+class InlineHooksMixin:
+    """Run every hook inline in async mode: they never block."""
+
+    def __init__(self, get_response):
+        super().__init__(get_response)
+        if iscoroutinefunction(get_response):
+            # Django awaits coroutine process_view / process_template_response hooks directly;
+            # sync ones cost a thread hop each.
+            for name in ("process_view", "process_template_response"):
+                if hasattr(self, name):
+                    setattr(self, name, _inline_coroutine(getattr(self, name)))
 
     async def __acall__(self, request):
         response = self.process_request(request) if hasattr(self, "process_request") else None
@@ -46,6 +57,16 @@ class _InlineHooks:
         if hasattr(self, "process_response"):
             response = self.process_response(request, response)
         return response
+
+
+def _inline_coroutine(hook):
+    """Return `hook` (a bound method) as a coroutine method bound to the same middleware:
+    Django names `hook.__self__` in its error messages."""
+
+    async def inline(middleware, *args):
+        return hook(*args)
+
+    return MethodType(inline, hook.__self__)
 
 
 class _SkipOnApi:
@@ -72,15 +93,15 @@ class _SkipOnApi:
         return await super().__acall__(request)
 
 
-class SecurityMiddleware(_InlineHooks, security.SecurityMiddleware):
+class SecurityMiddleware(InlineHooksMixin, security.SecurityMiddleware):
     """Security headers and HTTPS redirect, inline."""
 
 
-class CommonMiddleware(_InlineHooks, common.CommonMiddleware):
+class CommonMiddleware(InlineHooksMixin, common.CommonMiddleware):
     """Disallowed user agents, PREPEND_WWW / APPEND_SLASH redirects, inline."""
 
 
-class XFrameOptionsMiddleware(_InlineHooks, clickjacking.XFrameOptionsMiddleware):
+class XFrameOptionsMiddleware(InlineHooksMixin, clickjacking.XFrameOptionsMiddleware):
     """X-Frame-Options, inline."""
 
 

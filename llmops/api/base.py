@@ -4,6 +4,8 @@ run on the gateway's database pool instead of one shared thread."""
 import time
 from inspect import iscoroutinefunction
 
+from django.http import HttpResponse, HttpResponseBase
+from django.template.response import SimpleTemplateResponse
 from rest_framework.views import APIView
 
 from llmops.api.negotiation import JsonAlwaysNegotiation
@@ -39,5 +41,22 @@ class AsyncAPIView(APIView):
                 response = await response
         except Exception as exc:
             response = self.handle_exception(exc)
-        self.response = self.finalize_response(request, response, *args, **kwargs)
+        self.response = _rendered(self.finalize_response(request, response, *args, **kwargs))
         return self.response
+
+
+def _rendered(response: HttpResponseBase) -> HttpResponseBase:
+    """Render a DRF Response here, on the event loop, into a plain HttpResponse.
+
+    Django's async handler renders any response that has a `render` method through
+    `sync_to_async` (a thread hop per request); JSON rendering never blocks, so do it inline.
+    """
+    if not isinstance(response, SimpleTemplateResponse):
+        return response
+    response.render()
+    plain = HttpResponse(response.content, status=response.status_code)
+    for header, value in response.items():
+        plain[header] = value
+    plain.cookies = response.cookies
+    plain.data = getattr(response, "data", None)  # as DRF's Response has it, for callers
+    return plain

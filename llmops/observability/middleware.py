@@ -6,26 +6,14 @@ three times per request. The hooks only touch in-memory counters, so these subcl
 inline when the stack is async; under WSGI they are the originals.
 """
 
-from asgiref.sync import iscoroutinefunction
 from django_prometheus import middleware as dp
 
-from llmops.async_middleware import _InlineHooks
+from llmops.async_middleware import InlineHooksMixin
 
 
-class PrometheusBeforeMiddleware(_InlineHooks, dp.PrometheusBeforeMiddleware):
+class PrometheusBeforeMiddleware(InlineHooksMixin, dp.PrometheusBeforeMiddleware):
     """Put first in MIDDLEWARE: counts every request and its total latency."""
 
 
-class PrometheusAfterMiddleware(_InlineHooks, dp.PrometheusAfterMiddleware):
+class PrometheusAfterMiddleware(InlineHooksMixin, dp.PrometheusAfterMiddleware):
     """Put last in MIDDLEWARE: per-view, per-method and per-status metrics."""
-
-    def __init__(self, get_response):
-        super().__init__(get_response)
-        if iscoroutinefunction(get_response):
-            # Django awaits a coroutine process_view directly; a sync one costs a thread hop.
-            sync_process_view = self.process_view
-
-            async def process_view(request, view_func, view_args, view_kwargs):
-                return sync_process_view(request, view_func, view_args, view_kwargs)
-
-            self.process_view = process_view
