@@ -4,16 +4,18 @@
 admitted request ends in exactly one `request_settle`, which writes its one ledger row.
 
 How no budget is ever overspent, on PostgreSQL and SQLite alike: admission locks the counter rows
-of every (budget, period) that applies — `SELECT … FOR UPDATE` in primary-key order on
-PostgreSQL (a consistent order, so two admissions never deadlock), the database write lock taken
-at `BEGIN IMMEDIATE` on SQLite — checks `spent + reserved + amount <= limit` for each in exact
-Decimal arithmetic, and adds `amount` to `reserved` on all of them, in one transaction. Any
-refusal rolls the whole transaction back, so nothing stays reserved. Settlement locks the same
-rows, moves the reservation into `spent` at the actual cost, and writes the ledger row in the
-same transaction. Counters are keyed by period start, so a new day or month needs no reset.
+of every (budget, period) that applies, checks `spent + reserved + amount <= limit` for each
+exactly (numeric on PostgreSQL, Decimal in Python on SQLite), and adds `amount` to `reserved` on
+all of them, atomically. On PostgreSQL that is one statement (budgets/pg_admission.py: `FOR
+UPDATE` in primary-key order, so two admissions never deadlock, and the lock lasts only that
+statement); on SQLite a transaction that takes the database write lock at `BEGIN IMMEDIATE`.
+Any refusal changes nothing, so nothing stays reserved. Settlement locks the same rows (in the
+same order), moves the reservation into `spent` at the actual cost, and writes the ledger row in
+the same transaction. Counters are keyed by period start, so a new day or month needs no reset.
 """
 
 import logging
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -22,7 +24,7 @@ from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
-from budgets import selectors
+from budgets import pg_admission, selectors
 from budgets.models import (
     Budget,
     BudgetAlert,
@@ -94,22 +96,31 @@ def _usd(amount: Decimal) -> Decimal:
 
 def _counters_locked(limits: list[PeriodLimit], *, now: datetime) -> dict[tuple, BudgetCounter]:
     """Return the counters for `limits`, creating missing ones, locked for this transaction."""
+    return _counters_find(limits, now=now, lock=True)
+
+
+def _counters_find(limits: list[PeriodLimit], *, now: datetime,
+                   lock: bool = False) -> dict[tuple, BudgetCounter]:
+    """Return the counters for `limits` by (budget, period, start), creating missing ones;
+    with `lock`, locked in primary-key order for the current transaction."""
     keys = {p.key for p in limits}
     budget_ids = {p.budget.pk for p in limits}
     starts = {p.start for p in limits}
 
     def fetch() -> dict[tuple, BudgetCounter]:
-        rows = (BudgetCounter.objects.select_for_update()
-                .filter(budget_id__in=budget_ids, period_start__in=starts).order_by("pk"))
+        rows = (BudgetCounter.objects.filter(budget_id__in=budget_ids, period_start__in=starts)
+                .order_by("pk"))
+        if lock:
+            rows = rows.select_for_update()
         return {(c.budget_id, c.period, c.period_start): c for c in rows
                 if (c.budget_id, c.period, c.period_start) in keys}
 
     found = fetch()
     if len(found) < len(keys):
         # First request of a period: create its rows (ON CONFLICT DO NOTHING on both engines, so
-        # concurrent first requests agree on one row), then lock them all in primary-key order.
-        # Sorted, so two transactions inserting the same new rows wait on each other in one
-        # order instead of deadlocking.
+        # concurrent first requests agree on one row), then fetch (and lock) them all in
+        # primary-key order. Sorted, so two transactions inserting the same new rows wait on
+        # each other in one order instead of deadlocking.
         BudgetCounter.objects.bulk_create(
             [BudgetCounter(budget_id=b, period=p, period_start=s, updated_at=now)
              for (b, p, s) in sorted(keys - found.keys())],
@@ -193,9 +204,9 @@ def request_admit(*, principal: Principal, request_id: str, estimated_cost: Deci
     """Admit a request whose upper-bound cost is `estimated_cost`, reserving it on every budget
     that applies; raise `llmops.errors.BudgetExceeded` when one would be overspent.
 
-    Statements on the common path: budgets (1), counters locked (1), counters updated (1),
-    reservation inserted if the request id is unused in the ledger (1) — however many budgets
-    exist.
+    Statements on the common path, however many budgets exist: budgets (1), then on PostgreSQL
+    counters found (1) and the admission statement (1, autocommit); on SQLite counters locked
+    (1), counters updated (1), reservation inserted if the request id is unused (1).
     """
     now = now or timezone.now()
     amount = _usd(max(estimated_cost, ZERO))
@@ -219,14 +230,28 @@ def _is_lock_conflict(exc: OperationalError) -> bool:
     return code in {"40P01", "40001"}  # deadlock_detected, serialization_failure
 
 
+def _limits_for(principal: Principal, *, now: datetime) -> list[PeriodLimit]:
+    budgets = selectors.budgets_for_principal(principal=principal)
+    if selectors.budget_needs_default(budgets=budgets):
+        budgets.append(_default_budget_for_key(principal=principal, now=now))
+    return selectors.period_limits(budgets=budgets, at=now)
+
+
+def _duplicate_request_id(request_id: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"Request id {request_id!r} was already used; send a new X-Request-ID.",
+        code="duplicate_request_id",
+    )
+
+
 def _admit(*, principal: Principal, request_id: str, amount: Decimal, now: datetime,
            requested_model: str = "") -> Admission:
+    if connection.vendor == "postgresql":
+        return _admit_in_one_statement(principal=principal, request_id=request_id,
+                                       amount=amount, now=now, requested_model=requested_model)
     try:
         with transaction.atomic():
-            budgets = selectors.budgets_for_principal(principal=principal)
-            if selectors.budget_needs_default(budgets=budgets):
-                budgets.append(_default_budget_for_key(principal=principal, now=now))
-            limits = selectors.period_limits(budgets=budgets, at=now)
+            limits = _limits_for(principal, now=now)
             counters = _counters_locked(limits, now=now) if limits else {}
             for limit in limits:
                 counter = counters[limit.key]
@@ -250,12 +275,46 @@ def _admit(*, principal: Principal, request_id: str, amount: Decimal, now: datet
         _limit_alert_on_refusal(refusal, now=now)
         raise _budget_exceeded(refusal, amount) from None
     except IntegrityError:
-        raise InvalidRequest(
-            f"Request id {request_id!r} was already used; send a new X-Request-ID.",
-            code="duplicate_request_id",
-        ) from None
+        raise _duplicate_request_id(request_id) from None
     return Admission(request_id=request_id, principal=principal, reserved=amount,
                      counter_ids=[c.pk for c in held], admitted_at=now)
+
+
+def _admit_in_one_statement(*, principal: Principal, request_id: str, amount: Decimal,
+                            now: datetime, requested_model: str) -> Admission:
+    """PostgreSQL: find (or create) the counters without locking them, then lock, check,
+    reserve and claim in one statement (budgets/pg_admission.py), so that the counters of a
+    busy key stay locked for one statement instead of a whole transaction."""
+    limits = _limits_for(principal, now=now)
+    counters = _counters_find(limits, now=now) if limits else {}
+    try:
+        # Inside a caller's transaction, a savepoint keeps a refused claim from aborting it;
+        # otherwise the statement commits on its own (autocommit), which is the point.
+        with transaction.atomic() if connection.in_atomic_block else nullcontext():
+            result = pg_admission.reserve(
+                request_id=request_id, amount=amount,
+                limits=[(counters[limit.key].pk, limit.limit, limit.budget.blocks)
+                        for limit in limits],
+                now=now, api_key_id=principal.api_key_id, user_id=principal.user_id,
+                team_id=principal.team_id, requested_model=requested_model[:100])
+    except IntegrityError:
+        raise _duplicate_request_id(request_id) from None
+    if not result.fresh:
+        raise _duplicate_request_id(request_id)
+    if not result.fits:
+        for limit in limits:  # narrowest first: the refusal names the most specific budget
+            counter = counters[limit.key]
+            locked = result.counters[counter.pk]
+            counter.spent, counter.reserved = locked.spent, locked.reserved
+            counter.limit_alerted_at = locked.limit_alerted_at
+            remaining = limit.limit - locked.spent - locked.reserved
+            if limit.budget.blocks and amount > remaining:
+                refusal = _Refusal(limit, counter, max(remaining, ZERO))
+                _limit_alert_on_refusal(refusal, now=now)
+                raise _budget_exceeded(refusal, amount)
+        raise AssertionError("the statement refused, but no limit is exceeded")
+    return Admission(request_id=request_id, principal=principal, reserved=amount,
+                     counter_ids=sorted(c.pk for c in counters.values()), admitted_at=now)
 
 
 def _reservation_claim(**values) -> None:

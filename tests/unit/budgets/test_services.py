@@ -146,6 +146,27 @@ class TestAdmission:
         assert before <= 7  # savepoint pair, budgets, counters, update, reservation claim
 
 
+    @pytest.mark.skipif(connection.vendor != "postgresql", reason="the PostgreSQL statement")
+    def test_on_postgresql_one_statement_locks_checks_reserves_and_claims(
+        self, api_key, principal
+    ):
+        b = budget_set(scope=BudgetScope.KEY, api_key=api_key.api_key, daily_limit=D("1"),
+                       monthly_limit=D("5"))
+        request_admit(principal=principal, request_id="warm", estimated_cost=D("0.1"))
+        with CaptureQueriesContext(connection) as ctx:
+            request_admit(principal=principal, request_id="one", estimated_cost=D("0.2"))
+        locking = [q["sql"] for q in ctx.captured_queries if "FOR UPDATE" in q["sql"]]
+        assert len(locking) == 1
+        assert "INSERT INTO" in locking[0] and "UPDATE" in locking[0]
+        assert counter(b).reserved == D("0.3")
+        assert BudgetReservation.objects.get(request_id="one").amount == D("0.2")
+        # Refused: nothing reserved, nothing claimed, and the error names the limit.
+        with pytest.raises(BudgetExceeded) as refused:
+            request_admit(principal=principal, request_id="big", estimated_cost=D("0.8"))
+        assert refused.value.extra["remaining"] == "0.700000000000"
+        assert counter(b).reserved == D("0.3")
+        assert not BudgetReservation.objects.filter(request_id="big").exists()
+
 class TestSettlement:
     def test_settle_statements_do_not_grow_with_budgets(self, api_key, principal):
         """Common path: reservation deleted, ledger row, counters locked, counters updated (plus

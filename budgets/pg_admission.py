@@ -1,0 +1,117 @@
+"""Budget admission on PostgreSQL in one statement: lock, check, reserve and claim the request id.
+
+Every request of an API key locks the same counter rows (its day and month, its team's, the
+global ones), so the time those locks are held bounds the key's throughput. Done as separate
+statements in a transaction, that window holds several round trips, the Python in between (which
+must win the GIL back after each reply) and the commit. Here it is one statement: the counters
+are locked in primary-key order (as settlement locks them, so the two never deadlock), every
+blocking limit is checked against the locked values, and only when all fit and the request id is
+new are the counters increased and the reservation row inserted. In autocommit the lock lasts
+just this statement and its commit.
+
+The counters must exist (the caller creates a new period's rows first, see
+`budgets.services._counters_find`).
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import connection
+
+from budgets.models import BudgetCounter, BudgetReservation, UsageRecord
+
+
+@dataclass(frozen=True)
+class LockedCounter:
+    """A counter's values as the admission statement found them, under its lock."""
+
+    pk: int
+    spent: Decimal
+    reserved: Decimal
+    limit_alerted_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """What the statement did: `fits` (every blocking limit has room), `fresh` (the request id is
+    not in the ledger), and the counters' values before any change. Reserved iff both."""
+
+    fits: bool
+    fresh: bool
+    counters: dict[int, LockedCounter]
+
+    @property
+    def reserved(self) -> bool:
+        return self.fits and self.fresh
+
+
+def _sql() -> str:
+    qn = connection.ops.quote_name
+    counter = qn(BudgetCounter._meta.db_table)
+    reservation = qn(BudgetReservation._meta.db_table)
+    ledger = qn(UsageRecord._meta.db_table)
+    res = BudgetReservation._meta
+    columns = ", ".join(qn(res.get_field(name).column) for name in (
+        "request_id", "amount", "counter_ids", "created_at", "api_key", "user", "team",
+        "requested_model"))
+    return f"""
+WITH applicable (id, lim, blocks) AS (
+    SELECT * FROM unnest(%(ids)s::bigint[], %(limits)s::numeric[], %(blocks)s::boolean[])
+), locked AS (
+    SELECT c.id, c.spent, c.reserved, c.limit_alerted_at, a.lim, a.blocks
+    FROM {counter} c JOIN applicable a ON a.id = c.id
+    ORDER BY c.id
+    FOR UPDATE OF c
+), verdict AS (
+    SELECT COALESCE(bool_and(NOT blocks OR spent + reserved + %(amount)s <= lim), TRUE) AS fits,
+           NOT EXISTS (SELECT 1 FROM {ledger} WHERE request_id = %(request_id)s) AS fresh
+    FROM locked
+), reserve AS (
+    UPDATE {counter} c SET reserved = c.reserved + %(amount)s, updated_at = %(now)s
+    FROM locked, verdict
+    WHERE c.id = locked.id AND verdict.fits AND verdict.fresh AND %(amount)s > 0
+    RETURNING c.id
+), claim AS (
+    INSERT INTO {reservation} ({columns})
+    SELECT %(request_id)s, %(amount)s, %(counter_ids)s, %(now)s, %(api_key_id)s, %(user_id)s,
+           %(team_id)s, %(requested_model)s
+    FROM verdict WHERE verdict.fits AND verdict.fresh
+    RETURNING 1
+)
+SELECT verdict.fits, verdict.fresh, (SELECT count(*) FROM claim), (SELECT count(*) FROM reserve),
+       (SELECT json_agg(json_build_array(id, spent::text, reserved::text, limit_alerted_at)
+                        ORDER BY id) FROM locked)
+FROM verdict
+"""
+
+
+def reserve(*, request_id: str, amount: Decimal, limits: list[tuple[int, Decimal, bool]],
+            now: datetime, api_key_id: int | None, user_id: int | None, team_id: int | None,
+            requested_model: str) -> Reservation:
+    """Run the admission statement for `limits` ((counter id, USD limit, blocks) per applicable
+    limit) and return what it found and did. Raises IntegrityError when the request id is
+    already reserved (in flight)."""
+    counter_ids = sorted({counter_id for counter_id, _, _ in limits})
+    params = {
+        "ids": [c for c, _, _ in limits], "limits": [lim for _, lim, _ in limits],
+        "blocks": [b for _, _, b in limits], "amount": amount, "request_id": request_id,
+        "now": now, "api_key_id": api_key_id, "user_id": user_id, "team_id": team_id,
+        "requested_model": requested_model,
+        "counter_ids": BudgetReservation._meta.get_field("counter_ids").get_db_prep_save(
+            counter_ids, connection),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_sql(), params)
+        fits, fresh, claimed, _, rows = cursor.fetchone()
+    counters = {
+        int(pk): LockedCounter(pk=int(pk), spent=Decimal(spent), reserved=Decimal(reserved),
+                               limit_alerted_at=_timestamp(alerted))
+        for pk, spent, reserved, alerted in rows or []
+    }
+    assert claimed == (1 if fits and fresh else 0)
+    return Reservation(fits=fits, fresh=fresh, counters=counters)
+
+
+def _timestamp(value) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
