@@ -111,11 +111,13 @@ def kfold_indices(n: int, folds: int, seed: int = 0) -> list[tuple[np.ndarray, n
             for i in range(folds)]
 
 
-def learned_scores(train_vectors: np.ndarray, train: list[Outcome], test_vectors: np.ndarray,
-                   test: list[Outcome], *, k: int) -> np.ndarray:
-    """Return the learned router's scores: predicted strong-minus-weak P(correct) per prompt.
+def learned_predictions(train_vectors: np.ndarray, train: list[Outcome],
+                        test_vectors: np.ndarray, test: list[Outcome], *,
+                        k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return predicted P(weak correct) and P(strong correct) per test prompt.
 
-    The models are the production ones (`routing.learned.OutcomeModel`), trained in memory.
+    The models are the production ones (`routing.learned.OutcomeModel`), trained in memory on
+    the training rows only.
     """
     from routing.learned import OutcomeModel
 
@@ -129,4 +131,11 @@ def learned_scores(train_vectors: np.ndarray, train: list[Outcome], test_vectors
             continue
         model = OutcomeModel(k=k).fit(train_texts, train_vectors, scores)
         predictions.append(model.predict(test_texts, test_vectors))
-    return predictions[1] - predictions[0]
+    return predictions[0], predictions[1]
+
+
+def learned_scores(train_vectors: np.ndarray, train: list[Outcome], test_vectors: np.ndarray,
+                   test: list[Outcome], *, k: int) -> np.ndarray:
+    """Return the learned router's scores: predicted strong-minus-weak P(correct) per prompt."""
+    weak, strong = learned_predictions(train_vectors, train, test_vectors, test, k=k)
+    return strong - weak

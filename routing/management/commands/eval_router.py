@@ -40,15 +40,20 @@ class Command(BaseCommand):
         parser.add_argument("--cache-dir", default=str(settings.BASE_DIR / "bench" / ".cache"),
                             help="Where prompt embeddings are cached between runs.")
         parser.add_argument("--seed", type=int, default=0, help="Seed for folds and random.")
+        parser.add_argument("--repeats", type=int, default=1,
+                            help="With --folds: repeat the cross-validation with this many fold "
+                                 "seeds (seed, seed+1, ...) and average every split; one lucky "
+                                 "shuffle then cannot carry the result.")
         parser.add_argument("--json", action="store_true",
                             help="Print one JSON object (apgr, cpt50, cpt80 of the learned "
                                  "router, plus baselines).")
 
     def handle(self, *args, **opts):
         k = opts["k"] or settings.ROUTING_LEARNED_K
-        splits = self._splits(opts)
+        names, splits = self._splits(opts)
         cache_dir = Path(opts["cache_dir"])
-        results: dict[str, list[evaluation.Curve]] = {"learned": [], "random": [], "keyword": []}
+        results: dict[str, list[evaluation.Curve]] = {
+            "learned": [], "weak-only": [], "random": [], "keyword": []}
         costs: dict[str, list[dict]] = {name: [] for name in results}
         weak_profile, strong_profile = (_profile(opts["weak_model"]),
                                         _profile(opts["strong_model"]))
@@ -62,9 +67,13 @@ class Command(BaseCommand):
             weak = np.array([o.weak_correct for o in test])
             strong = np.array([o.strong_correct for o in test])
             rng = np.random.default_rng(opts["seed"] + index)
+            p_weak, p_strong = evaluation.learned_predictions(train_vectors, train, test_vectors,
+                                                              test, k=k)
             scores = {
-                "learned": evaluation.learned_scores(train_vectors, train, test_vectors, test,
-                                                     k=k),
+                "learned": p_strong - p_weak,
+                # The same predictions, ranked by P(weak correct) alone: what one quality
+                # threshold on the cheap model does.
+                "weak-only": -p_weak,
                 "random": evaluation.random_scores(len(test), seed=opts["seed"] + index),
                 # Within one complexity level the seed's choice is arbitrary: break ties at random.
                 "keyword": np.array([evaluation.keyword_complexity(o.prompt) for o in test])
@@ -80,25 +89,38 @@ class Command(BaseCommand):
             self.stdout.write(_json.dumps({
                 **{key: summary["learned"][key] for key in ("apgr", "cpt50", "cpt80")},
                 "folds": len(splits), "k": k,
-                "baselines": {name: summary[name] for name in ("random", "keyword")},
+                "baselines": {name: summary[name] for name in ("weak-only", "random", "keyword")},
                 "learned": summary["learned"],
+                "splits": [{"name": name, **_metrics(curve)}
+                           for name, curve in zip(names, results["learned"], strict=True)],
             }, indent=2))
             return
         self._print(summary, len(splits), weak_profile, strong_profile, opts["output_tokens"])
+        self.stdout.write("learned per split: " + ", ".join(
+            f"{name} {curve.apgr:.3f}/{curve.cpt80:.1%}"
+            for name, curve in zip(names, results["learned"], strict=True))
+            + f" (APGR/CPT(80%); APGR sd {np.std([c.apgr for c in results['learned']]):.3f})")
 
-    def _splits(self, opts) -> list[tuple[list, list]]:
+    def _splits(self, opts) -> tuple[list[str], list[tuple[list, list]]]:
+        """Return split names ("s<seed>f<fold>" or "test") and (train, test) outcome lists."""
         try:
             if opts["folds"]:
                 if not opts["file"]:
                     raise CommandError("--folds needs a FILE.")
+                if opts["repeats"] < 1:
+                    raise CommandError("--repeats must be at least 1.")
                 rows = evaluation.load_outcomes(opts["file"])
-                return [([rows[i] for i in train], [rows[i] for i in test])
-                        for train, test in evaluation.kfold_indices(len(rows), opts["folds"],
-                                                                    opts["seed"])]
+                names, splits = [], []
+                for seed in range(opts["seed"], opts["seed"] + opts["repeats"]):
+                    folds = evaluation.kfold_indices(len(rows), opts["folds"], seed)
+                    for fold, (train, test) in enumerate(folds):
+                        names.append(f"s{seed}f{fold}")
+                        splits.append(([rows[i] for i in train], [rows[i] for i in test]))
+                return names, splits
             if not (opts["train"] and opts["test"]):
                 raise CommandError("Give --train A --test B, or --folds N FILE.")
-            return [(evaluation.load_outcomes(opts["train"]),
-                     evaluation.load_outcomes(opts["test"]))]
+            return ["test"], [(evaluation.load_outcomes(opts["train"]),
+                               evaluation.load_outcomes(opts["test"]))]
         except (OSError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
 
@@ -171,6 +193,11 @@ def _costs_at(curve: evaluation.Curve, scores: np.ndarray, call_costs: np.ndarra
 
     return {"cost_per_1k_cpt50": at(curve.cpt50), "cost_per_1k_cpt80": at(curve.cpt80),
             "cost_per_1k_all_weak": at(0.0), "cost_per_1k_all_strong": at(1.0)}
+
+
+def _metrics(curve: evaluation.Curve) -> dict:
+    return {"apgr": round(curve.apgr, 4), "cpt50": round(curve.cpt50, 4),
+            "cpt80": round(curve.cpt80, 4)}
 
 
 def _summarize(curves: list[evaluation.Curve], costs: list[dict]) -> dict:

@@ -157,9 +157,26 @@ def test_eval_router_json(tmp_path, fake_embedder):
                             str(tmp_path / "cache")))
     assert {"apgr", "cpt50", "cpt80", "baselines"} <= set(result)
     assert result["apgr"] > result["baselines"]["random"]["apgr"]
+    assert set(result["baselines"]) == {"weak-only", "random", "keyword"}
+    assert [s["name"] for s in result["splits"]] == ["s0f0", "s0f1", "s0f2"]
     text = run("eval_router", "--train", str(path), "--test", str(path), "--cache-dir",
                str(tmp_path / "cache"))
     assert "learned" in text and "random" in text and "keyword" in text
+
+
+def test_eval_router_repeats_average_every_fold_of_every_seed(tmp_path, fake_embedder):
+    rows = [{"prompt": f"{'integral proof' if i % 2 else 'capital city'} question {i}",
+             "weak_correct": bool(i % 2 == 0), "strong_correct": True} for i in range(60)]
+    path = tmp_path / "outcomes.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    result = json.loads(run("eval_router", "--folds", "2", "--seed", "3", "--repeats", "2",
+                            str(path), "--json", "--cache-dir", str(tmp_path / "cache")))
+    assert [s["name"] for s in result["splits"]] == ["s3f0", "s3f1", "s4f0", "s4f1"]
+    assert result["apgr"] == pytest.approx(
+        np.mean([s["apgr"] for s in result["splits"]]), abs=1e-3)
+    text = run("eval_router", "--folds", "2", "--repeats", "2", str(path), "--cache-dir",
+               str(tmp_path / "cache"))
+    assert "learned per split: s0f0" in text and "weak-only" in text
 
 
 def test_refresh_observed_latency_from_the_ledger():

@@ -59,4 +59,6 @@ def test_one_prompt_predicts_as_in_a_batch():
     for row in (0, 5, 11):
         one = model.predict([texts[row]], vectors[row:row + 1],
                             features=feature_matrix([texts[row]]))
-        assert one[0] == pytest.approx(batch[row], abs=1e-9)
+        # Similarities are float32: one row (gemv) and a block (gemm) round differently, by
+        # ~1e-9 in the probability on this machine; a real path difference shows as >1e-3.
+        assert one[0] == pytest.approx(batch[row], abs=1e-7)
