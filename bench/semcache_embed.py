@@ -1,9 +1,12 @@
-"""Benchmark: embedding throughput at concurrency 1, 8, 32, with and without micro-batching.
+"""Benchmark: embedding throughput at concurrency 1, 8, 32, with and without micro-batching,
+on each backend (torch = sentence-transformers, onnx = ONNX Runtime on the exported model).
 
 Without batching each request runs its own encode on a worker thread (asyncio.to_thread); with
 batching, requests queue for the embedder thread, which encodes whatever queued up as one batch.
+Also prints the cost of one query alone and per query in a batch of 32 (direct encodes), and how
+far the backends' vectors are apart on the same texts.
 
-  python bench/semcache_embed.py [--requests 256] [--levels 1,8,32]
+  python bench/semcache_embed.py [--requests 256] [--levels 1,8,32] [--backends torch,onnx]
 """
 
 import argparse
@@ -41,31 +44,56 @@ async def run(embedder, *, concurrency, requests, batching):
     return requests / elapsed, float(np.median(latencies)), float(np.percentile(latencies, 99))
 
 
+def direct_ms(embedder, *, batch: int, rounds: int) -> float:
+    """Return the median ms per query of direct encodes of `batch` texts."""
+    samples = []
+    for r in range(rounds):
+        texts = [TEXTS[(r * batch + i) % len(TEXTS)] + f" #{r}" for i in range(batch)]
+        t = time.perf_counter()
+        embedder.embed_sync(texts)
+        samples.append((time.perf_counter() - t) * 1000 / batch)
+    return float(np.median(samples))
+
+
 async def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=256)
     parser.add_argument("--levels", default="1,8,32")
+    parser.add_argument("--backends", default="torch,onnx")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="Intra-op threads per encode (default: SEMCACHE_EMBED_THREADS).")
     args = parser.parse_args()
     import django
 
     django.setup()
-    from semcache.embedder import get_embedder
+    from semcache.embedder import Embedder
 
-    embedder = get_embedder()
-    embedder.warm_up()
-    a = embedder.embed_sync(TEXTS[:8])
-    b = np.stack([embedder.embed_sync([t])[0] for t in TEXTS[:8]])
-    print(f"batched vs single encode: max |cos - 1| = {float(np.max(1 - np.sum(a * b, 1))):.2e}")
-    print(f"{'concurrency':>11} {'batching':>9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'batches':>8}")
-    for level in [int(x) for x in args.levels.split(",")]:
-        for batching in (False, True):
-            before = embedder.batches
-            rps, p50, p99 = await run(embedder, concurrency=level, requests=args.requests,
-                                      batching=batching)
-            batches = embedder.batches - before if batching else args.requests
-            print(f"{level:>11} {('on' if batching else 'off'):>9} {rps:>8.0f} {p50:>8.2f} "
-                  f"{p99:>8.2f} {batches:>8}", flush=True)
+    embedders = {}
+    for name in args.backends.split(","):
+        embedders[name] = Embedder(backend=name, threads=args.threads or None)
+        embedders[name].warm_up()
+        assert embedders[name].backend == name, f"{name} backend unavailable"
+    if {"torch", "onnx"} <= embedders.keys():
+        a = embedders["onnx"].embed_sync(TEXTS)
+        b = embedders["torch"].embed_sync(TEXTS)
+        print(f"onnx vs torch on {len(TEXTS)} texts: max |diff| {np.max(np.abs(a - b)):.1e}, "
+              f"min cosine {np.min(np.sum(a * b, axis=1)):.7f}")
+    print(f"\n{'backend':>7} {'single query ms':>16} {'per query, batch of 32 ms':>26}")
+    for name, embedder in embedders.items():
+        single = direct_ms(embedder, batch=1, rounds=60)
+        batched = direct_ms(embedder, batch=32, rounds=8)
+        print(f"{name:>7} {single:>16.2f} {batched:>26.2f}", flush=True)
+    print(f"\n{'backend':>7} {'concurrency':>11} {'batching':>9} {'req/s':>8} {'p50 ms':>8} "
+          f"{'p99 ms':>8} {'encodes':>8}")
+    for name, embedder in embedders.items():
+        for level in [int(x) for x in args.levels.split(",")]:
+            for batching in (False, True):
+                before = embedder.batches
+                rps, p50, p99 = await run(embedder, concurrency=level, requests=args.requests,
+                                          batching=batching)
+                batches = embedder.batches - before if batching else args.requests
+                print(f"{name:>7} {level:>11} {('on' if batching else 'off'):>9} {rps:>8.0f} "
+                      f"{p50:>8.2f} {p99:>8.2f} {batches:>8}", flush=True)
 
 
 if __name__ == "__main__":

@@ -7,16 +7,20 @@ Prints median and p99 of
            up to the size it can bear,
 and the agreement of the index's top hit with exact (brute-force) search.
 
-Vectors are realistic: real MiniLM embeddings of questions when bench/.cache has them (see
-`manage.py eval_cache`), else random ones, with extra entries made by perturbing real ones.
-Queries are stored vectors perturbed to cosine ~0.95 (a near-duplicate question) and fresh ones.
+Vectors are realistic: real MiniLM embeddings of the questions of ../shared/data's QQP pairs
+(embedded once, cached in bench/.cache), else random ones, with extra entries made by perturbing
+real ones. Queries are stored vectors perturbed to cosine ~0.95 (a near-duplicate question) and
+fresh ones. HNSW graphs are built once per (data, size, M, expansion_add) and cached in
+bench/.cache/hnsw (the 1M graph takes ~20 minutes on 2 cores); `--ef` sweeps expansion_search
+on them, with wall-clock and thread-CPU percentiles.
 
-  python bench/semcache_lookup.py [--sizes 10000,100000,1000000] [--queries 300]
+  python bench/semcache_lookup.py [--sizes 10000,100000,1000000] [--queries 300] [--ef 64,128]
 Needs Redis for the full and seed columns (SEMCACHE_BENCH_REDIS_URL, default db 3).
 """
 
 import argparse
 import glob
+import hashlib
 import json
 import os
 import sys
@@ -28,11 +32,27 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[0] = str(ROOT)  # not bench/: its modules (profile.py) would shadow the stdlib
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "llmops.settings.test")
+CACHE = ROOT / "bench" / ".cache"
 
 
-def base_vectors(rng) -> np.ndarray:
-    files = sorted(glob.glob(str(ROOT / "bench" / ".cache" / "eval-embeddings-*.npy")),
-                   key=os.path.getsize)
+def base_vectors(rng, texts_path: Path) -> np.ndarray:
+    """Return real MiniLM embeddings of questions: the unique questions of `texts_path`, embedded
+    once (cached in bench/.cache), else `manage.py eval_cache`'s cached ones, else random."""
+    if texts_path.exists():
+        texts = sorted({json.loads(line)[key] for line in texts_path.open()
+                        for key in ("text_a", "text_b")})
+        digest = hashlib.sha256("\x1e".join(texts).encode()).hexdigest()[:16]
+        path = CACHE / f"lookup-base-{digest}.npy"
+        if not path.exists():
+            from semcache.embedder import get_embedder
+
+            embedder = get_embedder()
+            vectors = np.concatenate([embedder.embed_sync(texts[i:i + 256])
+                                      for i in range(0, len(texts), 256)])
+            CACHE.mkdir(parents=True, exist_ok=True)
+            np.save(path, vectors)
+        return np.load(path)
+    files = sorted(glob.glob(str(CACHE / "eval-embeddings-*.npy")), key=os.path.getsize)
     if files:
         return np.load(files[-1])
     vectors = rng.standard_normal((50_000, 384)).astype(np.float32)
@@ -59,27 +79,54 @@ def pct(samples_ms):
     return float(np.median(arr)), float(np.percentile(arr, 99))
 
 
-def bench_index(vectors, queries, *, ann_min):
-    from semcache.decision import decide
+def build_index(vectors, *, ann_min, params, base_key, threads):
+    """Return (index, build seconds): built once per (data, size, parameters), then reloaded
+    from bench/.cache/hnsw (a 1M-entry graph takes many minutes on 2 cores)."""
     from semcache.index import NamespaceIndex
 
     n = len(vectors)
-    index = NamespaceIndex(ann_min_entries=ann_min)
+    key = f"{base_key}-n{n}-min{ann_min}-M{params['connectivity']}-ea{params['expansion_add']}"
+    path = CACHE / "hnsw" / f"{key}.usearch"
+    if n >= ann_min and path.exists() and Path(f"{path}.meta.npz").exists():
+        index = NamespaceIndex.restore(str(path))
+        index._ann.expansion_search = params["expansion_search"]  # a search-time setting
+        return index, float(json.loads(Path(f"{path}.json").read_text())["build_s"])
+    index = NamespaceIndex(ann_min_entries=ann_min, **params)
     t0 = time.perf_counter()
     for start in range(0, n, 50_000):
         chunk = vectors[start:start + 50_000]
         index.add_many([f"e{i}" for i in range(start, start + len(chunk))], chunk,
                        [f"stored question {i}" for i in range(start, start + len(chunk))],
-                       [1e12] * len(chunk))
+                       [1e12] * len(chunk), threads=threads)
     build = time.perf_counter() - t0
+    if index.mode == "hnsw":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        index.save(str(path))
+        Path(f"{path}.json").write_text(json.dumps({"build_s": build, "threads": threads}))
+    return index, build
+
+
+def time_searches(index, queries, cpu: list | None = None):
+    """Return per-query times (ms) of search + decision, and the top hit's similarity.
+
+    `cpu` receives the thread CPU time of each query: on a shared machine the wall-clock p99
+    mostly measures how long the scheduler kept the thread off a core, the CPU time what the
+    lookup itself costs.
+    """
+    from semcache.decision import decide
+
+    for q in queries[:20]:  # warm caches: the first searches after a load fault pages in
+        index.search(q, 4)
     times, found = [], []
     for q in queries:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.thread_time()
         candidates = index.search(q, 4)
         decide("stored question x", candidates, threshold=0.9)
         times.append((time.perf_counter() - t) * 1000)
+        if cpu is not None:
+            cpu.append((time.thread_time() - c) * 1000)
         found.append(candidates[0].similarity if candidates else -1.0)
-    return index, build, times, found
+    return times, np.asarray(found)
 
 
 def exact_top1(vectors, queries):
@@ -163,27 +210,46 @@ def main():
     parser.add_argument("--full-max", type=int, default=100_000,
                         help="Largest size the full Redis path is measured at.")
     parser.add_argument("--ann-min", type=int, default=20_000)
+    parser.add_argument("--connectivity", type=int, default=0,
+                        help="HNSW M (default: SEMCACHE_ANN_CONNECTIVITY).")
+    parser.add_argument("--expansion-add", type=int, default=0,
+                        help="HNSW build ef (default: SEMCACHE_ANN_EXPANSION_ADD).")
+    parser.add_argument("--ef", default="64,128,256,512",
+                        help="expansion_search values to sweep on each HNSW index.")
+    parser.add_argument("--build-threads", type=int, default=2,
+                        help="Threads for the one-off bulk build (cached afterwards).")
+    parser.add_argument("--texts", default=str(ROOT.parent / "shared" / "data" /
+                                              "qqp_pairs_dev.jsonl"),
+                        help="Questions to embed as base vectors (JSONL with text_a/text_b).")
     args = parser.parse_args()
     import django
 
     django.setup()
+    from django.conf import settings
+
     url = os.environ.get("SEMCACHE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/3")
-    rng = np.random.default_rng(0)
-    base = base_vectors(rng)
+    base = base_vectors(np.random.default_rng(0), Path(args.texts))
     print(f"base vectors: {len(base)} ({'real embeddings' if len(base) != 50_000 else 'random'})")
+    params = {"connectivity": args.connectivity or settings.SEMCACHE_ANN_CONNECTIVITY,
+              "expansion_add": args.expansion_add or settings.SEMCACHE_ANN_EXPANSION_ADD,
+              "expansion_search": settings.SEMCACHE_ANN_EXPANSION_SEARCH}
+    print(f"HNSW parameters: {params}")
     header = (f"{'entries':>9} {'mode':>6} {'build s':>8} {'index p50':>10} {'index p99':>10} "
               f"{'agree':>6} {'all':>6} {'full p50':>9} {'full p99':>9} {'seed p50':>9} "
               f"{'seed p99':>9}")
     print(header)
-    rows = []
+    base_key = hashlib.sha256(base.tobytes()).hexdigest()[:12]
+    sweeps = []
     for n in [int(s) for s in args.sizes.split(",")]:
+        rng = np.random.default_rng(n)  # per size: the same data whatever else runs
         vectors = make_vectors(base, n, rng)
         picks = rng.integers(0, n, args.queries)
         queries = np.concatenate([perturb(vectors[picks[: args.queries // 2]], rng),
                                   perturb(vectors[picks[args.queries // 2:]], rng, 0.05)])
-        index, build, times, found = bench_index(vectors, queries, ann_min=args.ann_min)
+        index, build = build_index(vectors, ann_min=args.ann_min, params=params,
+                                   base_key=base_key, threads=args.build_threads)
+        times, found = time_searches(index, queries)
         truth = np.asarray(exact_top1(vectors, queries))
-        found = np.asarray(found)
         near = truth >= 0.8  # queries that could be hits: where agreement matters
         agree = float(np.mean(found[near] >= truth[near] - 1e-5))
         agree_all = float(np.mean(found >= truth - 1e-5))
@@ -197,24 +263,26 @@ def main():
             seed = tuple(f"{x:.0f}" for x in pct(stimes))
         row = (f"{n:>9} {index.mode:>6} {build:>8.1f} {ip50:>10.3f} {ip99:>10.3f} {agree:>6.3f} "
                f"{agree_all:>6.3f} {full[0]:>9} {full[1]:>9} {seed[0]:>9} {seed[1]:>9}")
-        rows.append(row)
         print(row, flush=True)
         if index.mode == "hnsw":
-            for ef in (128, 256):
+            for ef in [int(x) for x in args.ef.split(",") if x]:
                 index._ann.expansion_search = ef
-                t2 = []
-                got = []
-                for q in queries:
-                    t = time.perf_counter()
-                    c = index.search(q, 4)
-                    t2.append((time.perf_counter() - t) * 1000)
-                    got.append(c[0].similarity if c else -1.0)
-                got = np.asarray(got)
+                cpu: list[float] = []
+                t2, got = time_searches(index, queries, cpu)
                 p50, p99 = pct(t2)
+                c50, c99 = pct(cpu)
+                sweeps.append(f"{n:>9} {ef:>6} {p50:>8.3f} {p99:>8.3f} {c50:>8.3f} {c99:>8.3f} "
+                              f"{np.mean(got[near] >= truth[near] - 1e-5):>6.3f} "
+                              f"{np.mean(got >= truth - 1e-5):>6.3f}")
                 print(f"{'':>9} ef={ef:<4} search p50 {p50:.3f} p99 {p99:.3f} agree(near) "
                       f"{np.mean(got[near] >= truth[near] - 1e-5):.3f} agree(all) "
                       f"{np.mean(got >= truth - 1e-5):.3f}", flush=True)
         del index
+    if sweeps:
+        print(f"\nexpansion_search sweep (M {params['connectivity']}, expansion_add "
+              f"{params['expansion_add']}; wall and thread-CPU ms)\n{'entries':>9} {'ef':>6} "
+              f"{'p50':>8} {'p99':>8} {'cpu p50':>8} {'cpu p99':>8} {'agree':>6} {'all':>6}")
+        print("\n".join(sweeps))
     print("times in ms; agree = top hit as similar as exact search's, for queries whose exact "
           "best is >= 0.8 (could hit) and for all; seed: 5 queries")
 

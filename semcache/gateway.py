@@ -17,6 +17,7 @@ from decimal import Decimal
 from django.conf import settings
 
 from llmops.gateway.context import RequestContext
+from semcache.alignment import token_embedder_for
 from semcache.embedder import get_embedder
 from semcache.namespaces import Scope, build_scope
 from semcache.services import Found, get_engine
@@ -144,7 +145,8 @@ def _lookup_semantic(scope, vector, threshold, team_threshold, request_id):
     engine = get_engine()
     if team_threshold is not None:
         threshold = engine.threshold_for(scope.namespace, team_threshold)
-    found = engine.find_semantic(scope, vector, threshold=threshold)
+    found = engine.find_semantic(scope, vector, threshold=threshold,
+                                 token_embedder=token_embedder_for(get_embedder()))
     engine.record(found, scope.namespace, request_id=request_id)
     return found
 
@@ -184,7 +186,11 @@ async def cache_lookup(ctx: RequestContext) -> CacheHit | None:
         if not scope.semantic:
             _set(ctx, "miss")
             return None
-        vector = await get_embedder().embed(scope.query_text)
+        embed_started = time.perf_counter()
+        try:
+            vector = await get_embedder().embed(scope.query_text)
+        finally:
+            ctx.timings["embed"] = time.perf_counter() - embed_started
         ctx.embedding = vector
         override = _request_threshold(ctx)
         team = None if override is not None else (
@@ -209,7 +215,9 @@ async def cache_lookup(ctx: RequestContext) -> CacheHit | None:
         _set(ctx, "error")
         return None
     finally:
-        ctx.timings["cache_lookup"] = time.perf_counter() - started
+        # Excludes the embedding, which is its own Server-Timing stage ("embed").
+        ctx.timings["cache_lookup"] = (time.perf_counter() - started
+                                       - ctx.timings.get("embed", 0.0))
 
 
 def _put(scope, vector, request_id, fields, ttl_seconds):

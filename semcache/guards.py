@@ -93,8 +93,12 @@ def text_features(text: str) -> TextFeatures:
             continue
         if acronym or (not title_case and i not in sentence_start):
             entities.add(_stem(lw))
+    # Numbers (digits or words) are the numbers guard's business: once it passed, "7" and
+    # "seven" are the same number and must not count as different content words.
     sequence = tuple(
-        _stem(w) for w in flat if w not in _STOPWORDS and w not in _NEGATIONS and len(w) > 1
+        _stem(w) for w in flat
+        if w not in _STOPWORDS and w not in _NEGATIONS and w not in _NUMBER_WORDS
+        and not w.isdigit() and len(w) > 1
     )
     return TextFeatures(
         numbers=frozenset(numbers), negated=negated, entities=frozenset(entities),
@@ -114,7 +118,7 @@ class PairFeatures:
     wh_differs: bool        # they open with different question words
 
     def vector(self) -> list[float]:
-        """Return the soft features in the order of decision.WEIGHTS."""
+        """Return the soft features in the order of decision_params.json "lexical_names"."""
         return [
             min(self.query_only, 4) / 4,
             min(self.stored_only, 4) / 4,

@@ -17,6 +17,13 @@ DIMENSIONS = 384
 logger = logging.getLogger(__name__)
 
 try:
+    # ONNX Runtime (the embedder's backend) must be loaded before usearch's extension: the other
+    # way round, onnxruntime's static initializers crash the process in libstdc++'s codecvt
+    # (segfault on `import onnxruntime`; usearch 2.26.6 with onnxruntime 1.28-1.32).
+    import onnxruntime  # noqa: F401
+except ImportError:  # pragma: no cover - optional: the torch backend needs no ONNX Runtime
+    pass
+try:
     from usearch.index import Index as _HNSW
 except ImportError:  # pragma: no cover - declared in requirements.txt; degrade, don't break
     _HNSW = None
@@ -34,7 +41,7 @@ class NamespaceIndex:
 
     def __init__(
         self, *, ann_min_entries: int = 20_000, connectivity: int = 16,
-        expansion_add: int = 128, expansion_search: int = 64, dimensions: int = DIMENSIONS,
+        expansion_add: int = 128, expansion_search: int = 128, dimensions: int = DIMENSIONS,
     ):
         self.dimensions = dimensions
         self.ann_min_entries = ann_min_entries
@@ -69,8 +76,13 @@ class NamespaceIndex:
         self.add_many([entry_id], np.asarray(vector, dtype=np.float32)[None, :], [prompt],
                       [expires])
 
-    def add_many(self, entry_ids, vectors: np.ndarray, prompts, expires) -> None:
-        """Add entries in bulk (ids already present only get their expiry refreshed)."""
+    def add_many(self, entry_ids, vectors: np.ndarray, prompts, expires, *,
+                 threads: int = 1) -> None:
+        """Add entries in bulk (ids already present only get their expiry refreshed).
+
+        `threads` > 1 builds the HNSW graph in parallel: faster for a one-off bulk build, but
+        the insertion order (and so the graph) then depends on scheduling.
+        """
         vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dimensions)
         with self._lock:
             new = []
@@ -90,10 +102,10 @@ class NamespaceIndex:
             slots = np.array([s for s, _ in new], dtype=np.uint64)
             rows = vectors[[i for _, i in new]]
             if self._ann is None and len(self._slot) >= self.ann_min_entries and _HNSW:
-                self._switch_to_ann()
-                self._ann.add(slots, rows, threads=1)
+                self._switch_to_ann(threads)
+                self._ann.add(slots, rows, threads=threads)
             elif self._ann is not None:
-                self._ann.add(slots, rows, threads=1)
+                self._ann.add(slots, rows, threads=threads)
             else:
                 self._append_rows(slots, rows)
 
@@ -161,6 +173,46 @@ class NamespaceIndex:
                     break
             return result
 
+    # --- persistence ----------------------------------------------------------------------
+    def save(self, path: str) -> None:
+        """Write the index to `path` (+ `path`.meta.npz), so a large graph is built only once."""
+        with self._lock:
+            meta = {
+                "ids": np.array([i or "" for i in self._ids], dtype=object),
+                "prompts": np.array(self._prompts, dtype=object),
+                "expires": self._expires[: len(self._ids)],
+                "free": np.array(self._free, dtype=np.int64),
+                "params": np.array([self.ann_min_entries, *self._ann_params], dtype=np.int64),
+            }
+            if self._ann is not None:
+                self._ann.save(path)
+            else:
+                meta["matrix"] = self._matrix[: self._rows]
+                meta["row_slot"] = np.array(self._row_slot, dtype=np.int64)
+            with open(f"{path}.meta.npz", "wb") as handle:
+                np.savez(handle, **meta)
+
+    @classmethod
+    def restore(cls, path: str, *, dimensions: int = DIMENSIONS) -> "NamespaceIndex":
+        """Return the index saved at `path` by `save` (trusted files only: prompts and ids are
+        stored as pickled object arrays, which fixed-width string arrays would bloat)."""
+        meta = np.load(f"{path}.meta.npz", allow_pickle=True)
+        ann_min, connectivity, expansion_add, expansion_search = (int(x) for x in meta["params"])
+        index = cls(ann_min_entries=ann_min, connectivity=connectivity,
+                    expansion_add=expansion_add, expansion_search=expansion_search,
+                    dimensions=dimensions)
+        index._ids = [i or None for i in meta["ids"].tolist()]
+        index._prompts = meta["prompts"].tolist()
+        index._expires = np.array(meta["expires"], dtype=np.float64)
+        index._free = meta["free"].tolist()
+        index._slot = {entry_id: slot for slot, entry_id in enumerate(index._ids) if entry_id}
+        if "matrix" in meta:
+            index._append_rows(meta["row_slot"], meta["matrix"])
+        else:
+            index._ann = _HNSW.restore(path)
+            index._ann.expansion_search = expansion_search
+        return index
+
     # --- internals ------------------------------------------------------------------------
     def _grow_slots(self) -> int:
         slot = len(self._ids)
@@ -189,7 +241,7 @@ class NamespaceIndex:
     # scheduling-dependent order, so the graph (and its recall) differed from run to run and
     # between processes; one thread also keeps bulk builds off the request threads' cores.
 
-    def _switch_to_ann(self) -> None:
+    def _switch_to_ann(self, threads: int = 1) -> None:
         connectivity, expansion_add, expansion_search = self._ann_params
         ann = _HNSW(
             ndim=self.dimensions, metric="ip", dtype="f32", connectivity=connectivity,
@@ -197,7 +249,7 @@ class NamespaceIndex:
         )
         if self._rows:
             ann.add(np.array(self._row_slot, dtype=np.uint64), self._matrix[: self._rows],
-                    threads=1)
+                    threads=threads)
         self._ann = ann
         self._matrix = np.zeros((0, self.dimensions), dtype=np.float32)
         self._rows = 0

@@ -22,12 +22,18 @@ class Command(SemcacheCommand):
                             help="Decision threshold (default: CACHE_SIMILARITY_THRESHOLD).")
         parser.add_argument("--limit", type=int, help="Only the first N pairs.")
         parser.add_argument(
+            "--decision", choices=("alignment", "lexical"), default="alignment",
+            help="alignment: the gateway's decision (lexical + token-alignment penalties); "
+                 "lexical: the fallback used when no token vectors are available.",
+        )
+        parser.add_argument(
             "--cache-dir", type=Path, default=settings.BASE_DIR / "bench" / ".cache",
             help="Folder for cached embeddings (git-ignored); 'none' to disable.",
         )
         self.add_json_argument(parser)
 
     def handle(self, *args, **options):
+        from semcache.alignment import token_embedder_for
         from semcache.embedder import get_embedder, model_path
         from semcache.evaluation import cached_embed, evaluate, load_pairs
 
@@ -66,7 +72,10 @@ class Command(SemcacheCommand):
             bar.update(i - last[0])
             last[0] = i
 
-        result = evaluate(pairs, embed=embed, threshold=threshold, progress=progress)
+        token_embedder = (token_embedder_for(embedder) if options["decision"] == "alignment"
+                          else None)
+        result = evaluate(pairs, embed=embed, threshold=threshold, progress=progress,
+                          token_embedder=token_embedder)
         bar.update(len(pairs) - last[0])
         bar.close()
         if options["json"]:
@@ -75,10 +84,16 @@ class Command(SemcacheCommand):
         w = self.stdout.write
         w(f"{result['queries']} queries ({result['duplicate_queries']} duplicates), "
           f"{result['stored_entries']} entries stored ({result['index_mode']} index)")
-        w(f"configured decision (adjusted similarity >= {threshold}, guards on): "
-          f"hit rate {result['hit_rate']:.3f}  precision {result['precision']:.3f}  "
-          f"false hits/1k {result['false_hits_per_1k']:.1f}  "
-          f"decision {result['lookup_ms_mean']:.3f} ms/lookup")
+        w(f"configured decision ({result['decision']}, adjusted similarity >= {threshold}, "
+          f"guards on): hit rate {result['hit_rate']:.3f}  precision {result['precision']:.3f}  "
+          f"false hits/1k {result['false_hits_per_1k']:.1f}")
+        w(f"search + decision per lookup: p50 {result['lookup_ms_p50']:.2f} ms, p99 "
+          f"{result['lookup_ms_p99']:.2f} ms; {result['gray_zone_lookups']} lookups with a "
+          f"candidate at or above the threshold: p50 {result['gray_zone_ms_p50']:.2f} ms, p99 "
+          f"{result['gray_zone_ms_p99']:.2f} ms")
+        w(f"token forward passes (lookups the lexical penalties could not settle): "
+          f"{result['token_passes']}, p50 {result['token_pass_ms_p50']:.2f} ms, p99 "
+          f"{result['token_pass_ms_p99']:.2f} ms")
         w("plain cosine thresholds:")
         w("  threshold  hit_rate  precision  false_hits/1k")
         for row in result["thresholds"]:

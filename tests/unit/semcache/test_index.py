@@ -45,6 +45,20 @@ class TestIndex:
             index.add("e7", vectors[7], "p7", 1e12)
             assert index.search(vectors[7], 1)[0].entry_id == "e7"
 
+    def test_save_and_restore_in_both_modes(self, tmp_path):
+        for options in ({}, {"ann_min_entries": 100} if _HNSW else {}):
+            index, vectors = self._filled(300, **options)
+            index.remove("e5")
+            path = str(tmp_path / f"index-{index.mode}")
+            index.save(path)
+            restored = NamespaceIndex.restore(path)
+            assert restored.mode == index.mode and len(restored) == 299
+            assert "e5" not in restored and restored.search(vectors[5], 1)[0].entry_id != "e5"
+            found = restored.search(vectors[42], 1)[0]
+            assert (found.entry_id, found.prompt) == ("e42", "p42")
+            restored.add("new", vectors[5], "p-new", 1e12)  # reuses the freed slot
+            assert restored.search(vectors[5], 1)[0].entry_id == "new"
+
     def test_expired_entries_are_skipped_and_listed(self):
         index = NamespaceIndex()
         rng = np.random.default_rng(2)

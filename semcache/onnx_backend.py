@@ -1,0 +1,92 @@
+"""The embedder's ONNX Runtime backend: the exported MiniLM run by ONNX Runtime, pooled in numpy.
+
+Tokenization uses the model's own `tokenizer.json` through `tokenizers` (the Rust tokenizer
+sentence-transformers itself runs), truncated at the model's `max_seq_length`; pooling is
+sentence-transformers' mean pooling (padding masked out, lengths clamped at 1e-9) followed by L2
+normalization (eps 1e-12), so the vectors equal the torch backend's to float precision.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from semcache.onnx_export import ensure_exported
+
+DIMENSIONS = 384
+
+
+def _max_seq_length(model_dir: Path) -> int:
+    config = model_dir / "sentence_bert_config.json"
+    if config.exists():
+        return int(json.loads(config.read_text()).get("max_seq_length") or 256)
+    return 256
+
+
+class OnnxBackend:
+    """Run the embedding model with ONNX Runtime (the model is exported on first use)."""
+
+    name = "onnx"
+
+    def __init__(self, model_dir: Path, *, threads: int):
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        path = ensure_exported(model_dir)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Idle ORT threads spin-wait for work by default: on a 2-core box that burns the core
+        # the event loop and the other worker need. Park them instead.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self._session = ort.InferenceSession(str(path), options,
+                                             providers=["CPUExecutionProvider"])
+        self._inputs = {i.name for i in self._session.get_inputs()}
+        self.max_seq_length = _max_seq_length(model_dir)
+        tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        tokenizer.enable_truncation(max_length=self.max_seq_length)
+        tokenizer.no_padding()  # padded per length-sorted chunk below, not to the longest text
+        self._tokenizer = tokenizer
+
+    def _chunks(self, texts: list[str]):
+        """Yield (positions, last hidden state, attention mask) for chunks of up to 64 texts of
+        similar length: sorting first keeps one long text from padding a whole batch."""
+        encodings = self._tokenizer.encode_batch(texts)
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        for start in range(0, len(order), 64):
+            positions = order[start:start + 64]
+            width = max(len(encodings[i].ids) for i in positions)
+            ids = np.zeros((len(positions), width), dtype=np.int64)
+            mask = np.zeros_like(ids)
+            types = np.zeros_like(ids)
+            for row, i in enumerate(positions):
+                n = len(encodings[i].ids)
+                ids[row, :n] = encodings[i].ids
+                mask[row, :n] = 1
+                types[row, :n] = encodings[i].type_ids
+            feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+            feeds = {name: value for name, value in feeds.items() if name in self._inputs}
+            (hidden,) = self._session.run(["last_hidden_state"], feeds)
+            yield positions, hidden, mask
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Return `(n, 384)` normalized float32 sentence embeddings."""
+        out = np.empty((len(texts), DIMENSIONS), dtype=np.float32)
+        for positions, hidden, mask in self._chunks(texts):
+            weights = mask[:, :, None].astype(np.float32)
+            summed = (hidden * weights).sum(axis=1)
+            pooled = summed / np.clip(weights.sum(axis=1), 1e-9, None)
+            norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+            out[positions] = pooled / np.clip(norms, 1e-12, None)
+        return out
+
+    def token_vectors(self, texts: list[str]) -> list[np.ndarray]:
+        """Return each text's last-hidden-state token vectors, without [CLS], [SEP], padding."""
+        out: list[np.ndarray] = [np.empty(0)] * len(texts)
+        for positions, hidden, mask in self._chunks(texts):
+            for row, (i, n) in enumerate(zip(positions, mask.sum(axis=1).tolist(),
+                                             strict=True)):
+                out[i] = np.array(hidden[row, 1:n - 1], dtype=np.float32)
+        return out

@@ -1,0 +1,127 @@
+"""Export the embedding model's transformer to ONNX (fp32), once per model, into a cache dir.
+
+The exported graph maps (input_ids, attention_mask, token_type_ids) to the last hidden state;
+pooling and normalization stay in numpy (semcache/onnx_backend.py), so the graph serves both
+sentence embeddings and the raw token vectors. Weights are not quantized: int8 moves embeddings
+by 2-5% in cosine, which would shift every similarity threshold.
+
+The file lands in `SEMCACHE_ONNX_DIR/<key>/model.onnx`, where the key hashes the model's files
+and the export recipe, so a changed model or recipe exports again and nothing ever re-exports
+needlessly: processes (gateway workers, test sessions) share one export, serialized by a file
+lock and published by an atomic rename.
+"""
+
+import fcntl
+import hashlib
+import logging
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+# Bump when the export below changes in a way that changes the file.
+RECIPE = "minilm-last-hidden-fp32-opset17-v1"
+OPSET = 17
+_HASHED = ("config.json", "model.safetensors", "pytorch_model.bin", "tokenizer.json")
+
+
+def cache_root() -> Path:
+    """Return the directory exports are cached in (SEMCACHE_ONNX_DIR, else ~/.cache/llmops)."""
+    configured = getattr(settings, "SEMCACHE_ONNX_DIR", "") or ""
+    if configured:
+        return Path(configured).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "llmops" / "onnx"
+
+
+def export_key(model_dir: Path) -> str:
+    """Return a key naming this model's export: a hash of its files and the recipe."""
+    digest = hashlib.sha256(RECIPE.encode())
+    for name in _HASHED:
+        path = model_dir / name
+        if path.exists():
+            digest.update(name.encode())
+            with path.open("rb") as handle:
+                digest.update(hashlib.file_digest(handle, "sha256").digest())
+    return digest.hexdigest()[:16]
+
+
+def onnx_path(model_dir: Path) -> Path:
+    """Return where this model's export lives (whether or not it exists yet)."""
+    return cache_root() / export_key(model_dir) / "model.onnx"
+
+
+def ensure_exported(model_dir: Path, *, force: bool = False) -> Path:
+    """Return the path of the model's ONNX export, exporting it first if needed."""
+    target = onnx_path(model_dir)
+    if target.exists() and not force:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with (target.parent / ".lock").open("w") as lock:
+        # Another process may be exporting right now: wait for it, then reuse its file.
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if target.exists() and not force:
+                return target
+            fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".onnx.tmp")
+            os.close(fd)
+            try:
+                export(model_dir, Path(tmp))
+                os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; workers may run as others
+                os.replace(tmp, target)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return target
+
+
+def export(model_dir: Path, destination: Path) -> None:
+    """Export the transformer in `model_dir` to an ONNX file at `destination`."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    import torch
+    from transformers import AutoModel
+
+    logger.info("semcache: exporting %s to ONNX at %s", model_dir, destination)
+    # Eager attention traces to plain MatMul/Softmax ops that every ONNX Runtime runs.
+    model = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager").eval()
+
+    class LastHidden(torch.nn.Module):
+        """The encoder with positional inputs and one output, as the exporter wants it."""
+
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask,
+                              token_type_ids=token_type_ids).last_hidden_state
+
+    wrapper = LastHidden(model)
+    # A padded example: traced with an all-ones mask, the exporter would keep the masking
+    # code's "no padding" shortcut and batches of unequal lengths would come out wrong.
+    ids = torch.tensor([[101, 7592, 2088, 102, 0, 0, 0, 0],
+                        [101, 1996, 4937, 2938, 2006, 1996, 13523, 102]])
+    mask = (ids != 0).long()
+    example = (ids, mask, torch.zeros_like(ids))
+    dynamic = {0: "batch", 1: "tokens"}
+    with torch.inference_mode(), warnings.catch_warnings():
+        # The tracer warns about Python-level branches on shapes in transformers' masking code;
+        # the equivalence test (varied lengths, padding, truncation) is what proves the graph.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            wrapper, example, str(destination),
+            input_names=["input_ids", "attention_mask", "token_type_ids"],
+            output_names=["last_hidden_state"],
+            dynamic_axes={
+                "input_ids": dynamic, "attention_mask": dynamic, "token_type_ids": dynamic,
+                "last_hidden_state": dynamic,
+            },
+            opset_version=OPSET, do_constant_folding=True, dynamo=False,
+        )

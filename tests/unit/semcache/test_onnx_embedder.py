@@ -1,0 +1,134 @@
+"""The ONNX Runtime embedder: same vectors as sentence-transformers, exported once, fallback."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from semcache import onnx_export
+from semcache.embedder import Embedder, model_path
+
+pytest.importorskip("onnxruntime")
+
+
+def varied_texts() -> list[str]:
+    """Return 300 texts: mostly question-sized, some past the 256-token limit, mixed scripts and
+    symbols (only 8 long texts: torch, the reference, is slow on them)."""
+    rng = np.random.default_rng(7)
+    words = ("the cat sat on a mat while 42 dogs didn't bark at Paris' Eiffel tower in 1889 "
+             "ñandú Ünïcödé 東京 Москва 🎉 $3.50 e-mail x@y.z C++ (parenthesis) - , . ? ! "
+             "HOW do I reset my PASSWORD quickly").split()
+    texts = ["", " ", "a", "   leading and trailing   ", "Tab\tand\nnewline", "?" * 600]
+    for i in range(294):
+        length = 400 if i % 36 == 0 else int(rng.choice([2, 5, 9, 15, 25, 40, 80]))
+        texts.append(" ".join(rng.choice(words, length)))
+    return texts
+
+
+@pytest.fixture(scope="module")
+def onnx_embedder():
+    return Embedder(backend="onnx")
+
+
+@pytest.fixture(scope="module")
+def torch_embedder():
+    return Embedder(backend="torch")
+
+
+class TestEquivalence:
+    def test_sentence_embeddings_match_sentence_transformers(self, onnx_embedder,
+                                                             torch_embedder):
+        texts = varied_texts()
+        assert onnx_embedder.backend == "onnx" and torch_embedder.backend == "torch"
+        got, want = onnx_embedder.embed_sync(texts), torch_embedder.embed_sync(texts)
+        assert got.shape == want.shape == (len(texts), 384) and got.dtype == np.float32
+        assert float(np.max(np.abs(got - want))) < 1e-5
+        assert float(np.min(np.sum(got * want, axis=1))) > 0.99999
+
+    def test_single_and_batched_encodes_agree(self, onnx_embedder):
+        texts = varied_texts()[:40]
+        batched = onnx_embedder.embed_sync(texts)
+        single = np.stack([onnx_embedder.embed_sync([t])[0] for t in texts])
+        assert float(np.max(np.abs(batched - single))) < 1e-5
+
+    def test_token_vectors_match_and_drop_special_tokens(self, onnx_embedder, torch_embedder):
+        texts = ["hello world", "the cat sat on the mat", "", "word " * 400]
+        got = onnx_embedder.embed_tokens_sync(texts)
+        want = torch_embedder.embed_tokens_sync(texts)
+        # "hello world" is two word pieces; [CLS]/[SEP] dropped; 256-token limit minus 2.
+        assert [g.shape for g in got] == [(2, 384), (6, 384), (0, 384), (254, 384)]
+        assert [w.shape for w in want] == [g.shape for g in got]
+        for g, w in zip(got, want, strict=True):
+            assert g.dtype == np.float32
+            if g.size:
+                # Raw hidden states reach |x| ~ 10 (unlike unit sentence vectors): the float
+                # error is relative. Measured on 60 varied texts: max |diff| 7.4e-5.
+                assert float(np.max(np.abs(g - w))) < 5e-4
+                cosines = np.sum(g * w, axis=1) / (np.linalg.norm(g, axis=1)
+                                                   * np.linalg.norm(w, axis=1))
+                assert float(np.min(cosines)) > 0.99999
+
+    async def test_micro_batching_on_onnx(self, onnx_embedder):
+        import asyncio
+
+        texts = [f"question {i} about trains to town {i % 5}" for i in range(24)]
+        before = onnx_embedder.batches
+        vectors = await asyncio.gather(*(onnx_embedder.embed(t) for t in texts))
+        assert onnx_embedder.batches - before < len(texts)
+        assert float(np.max(np.abs(np.stack(vectors) - onnx_embedder.embed_sync(texts)))) < 1e-5
+
+
+class TestExport:
+    def test_exports_once_and_reuses_the_file(self, tmp_path, settings, monkeypatch):
+        settings.SEMCACHE_ONNX_DIR = str(tmp_path)
+        calls = []
+
+        def fake_export(model_dir, destination):
+            calls.append(destination)
+            destination.write_bytes(b"onnx")
+
+        monkeypatch.setattr(onnx_export, "export", fake_export)
+        threads = [threading.Thread(target=onnx_export.ensure_exported, args=(model_path(),))
+                   for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        path = onnx_export.ensure_exported(model_path())
+        assert len(calls) == 1 and path.read_bytes() == b"onnx"
+        assert path.parent.parent == tmp_path
+        assert not list(path.parent.glob("*.tmp"))
+
+    def test_key_follows_the_recipe(self, monkeypatch):
+        key = onnx_export.export_key(model_path())
+        monkeypatch.setattr(onnx_export, "RECIPE", onnx_export.RECIPE + "-changed")
+        assert onnx_export.export_key(model_path()) != key
+
+    def test_failed_export_leaves_nothing_and_falls_back_to_torch(self, tmp_path, settings,
+                                                                  monkeypatch, caplog):
+        settings.SEMCACHE_ONNX_DIR = str(tmp_path)
+
+        def broken_export(model_dir, destination):
+            destination.write_bytes(b"half")
+            raise RuntimeError("exporter unavailable")
+
+        monkeypatch.setattr(onnx_export, "export", broken_export)
+        with pytest.raises(RuntimeError):
+            onnx_export.ensure_exported(model_path())
+        assert not list(tmp_path.rglob("*.onnx*"))
+        embedder = Embedder(backend=None)  # the default: onnx if it works
+        assert embedder.backend == "torch"
+        assert "falling back to torch" in caplog.text
+        assert embedder.embed_sync(["still works"]).shape == (1, 384)
+
+    def test_export_command(self, onnx_embedder):
+        import json
+        from io import StringIO
+
+        from django.core.management import call_command
+
+        out = StringIO()
+        call_command("export_embedder", "--json", "--no-check", stdout=out)
+        result = json.loads(out.getvalue())
+        assert result["exported"] is False  # the fixture's embedder exported it already
+        assert result["path"] == str(onnx_export.onnx_path(model_path()))
