@@ -139,3 +139,76 @@ def learned_scores(train_vectors: np.ndarray, train: list[Outcome], test_vectors
     """Return the learned router's scores: predicted strong-minus-weak P(correct) per prompt."""
     weak, strong = learned_predictions(train_vectors, train, test_vectors, test, k=k)
     return strong - weak
+
+
+# The gateway's own rule. Its decisions come from `routing.policy.choose` itself, called per
+# prompt with the two profiles and their predictions, so the evaluation cannot drift from
+# production: any change to the policy changes these numbers.
+NO_BAR = float("inf")  # min_quality that no prediction meets: the escalation margin alone decides
+
+
+def policy_sends_strong(weak_profile, strong_profile, needs: list, p_weak: np.ndarray,
+                        p_strong: np.ndarray, *, min_quality: float,
+                        escalation_margin: float | None) -> np.ndarray:
+    """Return, per prompt, whether `routing.policy.choose` serves it with `strong_profile`.
+
+    `needs` holds each prompt's `policy.Needs` (prices decide which profile is the dearer one).
+    No budget is in play: the budget downgrade is a separate lever.
+    """
+    from routing import policy
+
+    if weak_profile.name == strong_profile.name:
+        raise ValueError("The weak and the strong profile must differ.")
+    limits = policy.Limits(min_quality=min_quality)
+    candidates = [weak_profile, strong_profile]
+    sends = np.zeros(len(needs), dtype=bool)
+    for i, (need, weak, strong) in enumerate(zip(needs, p_weak, p_strong, strict=True)):
+        choice = policy.choose(candidates, {weak_profile.name: float(weak),
+                                            strong_profile.name: float(strong)},
+                               need, limits, budget_remaining=None, low_usd=0.0, low_calls=0,
+                               budget_discount=0.0, escalation_margin=escalation_margin)
+        sends[i] = choice.profile.name == strong_profile.name
+    return sends
+
+
+def margin_grid(p_weak: np.ndarray, p_strong: np.ndarray, points: int = 101) -> np.ndarray:
+    """Return escalation margins to sweep, largest first: quantiles of the predicted gain, so the
+    operating points spread evenly over the strong-call share."""
+    gains = np.asarray(p_strong, dtype=np.float64) - np.asarray(p_weak, dtype=np.float64)
+    return np.unique(np.quantile(gains, np.linspace(0.0, 1.0, points)))[::-1]
+
+
+def policy_scores(weak_profile, strong_profile, needs: list, p_weak: np.ndarray,
+                  p_strong: np.ndarray, *, steps: list[tuple[float, float | None]]) -> np.ndarray:
+    """Return scores that replay a sweep of the policy's settings through `curve`.
+
+    `steps` are (min_quality, escalation_margin) pairs ordered from the fewest strong calls to
+    the most (a shrinking margin, or a rising bar). A prompt's score is the number of steps at
+    which the policy sends it to the strong model. The strong sets must grow step by step
+    (checked), so each threshold on these scores is exactly one operating point of the policy;
+    prompts it never escalates tie at 0 and go last in one block, i.e. the curve joins the
+    policy's last point to all-strong in a straight line.
+    """
+    scores = np.zeros(len(needs), dtype=np.int64)
+    previous = np.zeros(len(needs), dtype=bool)
+    for min_quality, margin in steps:
+        sends = policy_sends_strong(weak_profile, strong_profile, needs, p_weak, p_strong,
+                                    min_quality=min_quality, escalation_margin=margin)
+        if np.any(previous & ~sends):
+            raise ValueError("The policy's strong set does not grow along the sweep.")
+        scores += sends
+        previous = sends
+    return scores.astype(np.float64)
+
+
+def margin_sweep(min_quality: float, margins: np.ndarray) -> list[tuple[float, float]]:
+    """Return policy steps at one bar, the margin shrinking."""
+    return [(min_quality, float(m)) for m in sorted(margins, reverse=True)]
+
+
+def bar_sweep(p_weak: np.ndarray, points: int = 101) -> list[tuple[float, None]]:
+    """Return policy steps with the margin off, the bar rising through the quantiles of the
+    predicted P(weak good): the rule as it was before the margin existed."""
+    bars = np.unique(np.quantile(np.asarray(p_weak, dtype=np.float64),
+                                 np.linspace(0.0, 1.0, points)))
+    return [(float(q), None) for q in bars] + [(NO_BAR, None)]

@@ -105,15 +105,54 @@ def screen(profiles: list, needs: Needs, limits: Limits, *, cooling: set[str]) -
     return result
 
 
-def pick(candidates: list, predicted: dict[str, float], needs: Needs,
-         min_quality: float):
-    """Return (profile, met): the cheapest candidate predicted to meet `min_quality`; when none
-    does, the one predicted best (cheaper first on ties), with met=False."""
-    good = [p for p in candidates if predicted[p.name] >= min_quality]
-    if good:
-        return min(good, key=lambda p: (typical_cost(p, needs), -predicted[p.name], p.name)), True
-    best = min(candidates, key=lambda p: (-predicted[p.name], typical_cost(p, needs), p.name))
-    return best, False
+# Every reason `choose` gives (a bounded label set: `llm_model_selection_total{reason}`).
+REASON_QUALITY = "auto:quality"  # the cheapest candidate predicted to meet the bar
+REASON_NO_GAIN = "auto:no_gain"  # below the bar, but no dearer candidate is predicted better
+#                                  by more than the escalation margin
+REASON_BEST_AVAILABLE = "auto:best_available"  # nothing good enough: the best predicted
+REASON_BUDGET = "auto:budget"  # the remaining budget is low and a cheaper choice was made
+AUTO_REASONS = (REASON_QUALITY, REASON_NO_GAIN, REASON_BEST_AVAILABLE, REASON_BUDGET)
+
+
+def escalation_gain(profile, candidates: list, predicted: dict[str, float],
+                    costs: dict[str, Decimal]) -> float | None:
+    """Return how much better than `profile` the best other candidate at least as dear is
+    predicted to be (None: there is no such candidate)."""
+    dearer = [predicted[p.name] for p in candidates
+              if p.name != profile.name and costs[p.name] >= costs[profile.name]]
+    return max(dearer) - predicted[profile.name] if dearer else None
+
+
+def pick(candidates: list, predicted: dict[str, float], needs: Needs, min_quality: float,
+         escalation_margin: float | None = None):
+    """Return (profile, reason): the cheapest good-enough candidate, else the best predicted.
+
+    A candidate is good enough when its predicted quality meets `min_quality` (`auto:quality`),
+    or — with an `escalation_margin` — when no candidate at least as dear is predicted better by
+    more than the margin: paying for the dearer model buys no expected gain (`auto:no_gain`).
+    With two tiers the margin rule ranks prompts by P(strong good) − P(weak good), the score
+    `manage.py eval_router` measures. When nothing is good enough (only without a margin: the
+    dearest candidate always passes the margin test), the one predicted best, cheaper first on
+    ties (`auto:best_available`); a margin choice that is also the best predicted says so too.
+    """
+    costs = {p.name: typical_cost(p, needs) for p in candidates}
+
+    def good_enough(profile) -> bool:
+        if predicted[profile.name] >= min_quality:
+            return True
+        if escalation_margin is None:
+            return False
+        gain = escalation_gain(profile, candidates, predicted, costs)
+        return gain is None or gain <= escalation_margin
+
+    best = min(candidates, key=lambda p: (-predicted[p.name], costs[p.name], p.name))
+    good = [p for p in candidates if good_enough(p)]
+    if not good:
+        return best, REASON_BEST_AVAILABLE
+    chosen = min(good, key=lambda p: (costs[p.name], -predicted[p.name], p.name))
+    if predicted[chosen.name] >= min_quality:
+        return chosen, REASON_QUALITY
+    return chosen, REASON_BEST_AVAILABLE if chosen.name == best.name else REASON_NO_GAIN
 
 
 def budget_is_low(remaining: Decimal | None, reference_cost: Decimal, *, low_usd: float,
@@ -136,25 +175,25 @@ class Choice:
 
 def choose(candidates: list, predicted: dict[str, float], needs: Needs, limits: Limits, *,
            budget_remaining: Decimal | None, low_usd: float, low_calls: int,
-           budget_discount: float) -> Choice:
+           budget_discount: float, escalation_margin: float | None = None) -> Choice:
     """Pick among screened `candidates`: cheapest predicted good enough, budget-aware.
 
-    When the remaining budget is low, the quality bar drops by `budget_discount` and candidates
-    whose worst case no longer fits the budget are avoided; the reason then says `auto:budget`
-    if that changed the choice.
+    Good enough: meets `limits.min_quality`, or no dearer candidate is predicted better by more
+    than `escalation_margin` (None: the bar alone decides); see `pick`. When the remaining budget
+    is low, the quality bar drops by `budget_discount` and candidates whose worst case no longer
+    fits the budget are avoided; the reason then says `auto:budget` if that changed the choice.
     """
-    profile, met = pick(candidates, predicted, needs, limits.min_quality)
-    reason = "auto:quality" if met else "auto:best_available"
-    low = budget_is_low(budget_remaining, worst_case_cost(profile, needs),
-                        low_usd=low_usd, low_calls=low_calls)
+    profile, reason = pick(candidates, predicted, needs, limits.min_quality, escalation_margin)
+    low = budget_remaining is not None and budget_is_low(
+        budget_remaining, worst_case_cost(profile, needs), low_usd=low_usd, low_calls=low_calls)
     if low:
+        lowered = max(0.0, limits.min_quality - budget_discount)
         affordable = [p for p in candidates if worst_case_cost(p, needs) <= budget_remaining]
         pool = affordable or [min(candidates, key=lambda p: (worst_case_cost(p, needs), p.name))]
-        thrifty, _ = pick(pool, predicted, needs, max(0.0, limits.min_quality - budget_discount))
+        thrifty, _ = pick(pool, predicted, needs, lowered, escalation_margin)
         if thrifty.name != profile.name and typical_cost(thrifty, needs) <= typical_cost(
                 profile, needs):
-            return Choice(thrifty, "auto:budget", predicted[thrifty.name],
-                          max(0.0, limits.min_quality - budget_discount))
+            return Choice(thrifty, REASON_BUDGET, predicted[thrifty.name], lowered)
     return Choice(profile, reason, predicted[profile.name], limits.min_quality)
 
 

@@ -146,7 +146,8 @@ async def _route_auto(ctx: RequestContext, needs: policy.Needs, *, names: list[s
     choice = policy.choose(
         screening.eligible, predicted, needs, limits, budget_remaining=remaining,
         low_usd=settings.ROUTING_BUDGET_LOW_USD, low_calls=settings.ROUTING_BUDGET_LOW_CALLS,
-        budget_discount=settings.ROUTING_BUDGET_QUALITY_DISCOUNT)
+        budget_discount=settings.ROUTING_BUDGET_QUALITY_DISCOUNT,
+        escalation_margin=settings.ROUTING_ESCALATION_MARGIN)
     configured = await _usable_fallbacks(choice.profile, needs)
     fallbacks = policy.order_fallbacks(
         choice.profile, configured, screening.eligible, predicted, needs, choice.min_quality,

@@ -17,6 +17,12 @@ ROUTING_COMPLEXITY_MIN_QUALITY = {
     "moderate": env.float("ROUTING_MIN_QUALITY_MODERATE", default=0.70),
     "complex": env.float("ROUTING_MIN_QUALITY_COMPLEX", default=0.80),
 }
+# Escalation margin for auto routing: a candidate below the quality bar still serves when no
+# dearer candidate is predicted better (chance of a good answer) by more than this. It ranks
+# prompts by the predicted gain of the dearer model, the score `manage.py eval_router` measures
+# (docs/routing.md: the default was chosen there). Negative: off (the bar alone decides).
+_ESCALATION_MARGIN = env.float("ROUTING_ESCALATION_MARGIN", default=0.05)
+ROUTING_ESCALATION_MARGIN = _ESCALATION_MARGIN if _ESCALATION_MARGIN >= 0 else None
 # Default latency requirement for auto routing (ms, 0: none); hints may tighten it per request.
 ROUTING_MAX_LATENCY_MS = env.int("ROUTING_MAX_LATENCY_MS", default=0)
 # Remaining budget below this many USD counts as "low": auto routing lowers the quality bar by

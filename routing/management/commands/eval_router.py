@@ -1,4 +1,5 @@
-"""Evaluate the learned router against random and the seed's keyword baseline (RouteLLM metrics)."""
+"""Evaluate the learned router against random and the seed's keyword baseline (RouteLLM metrics),
+and the gateway's own policy rule (`routing.policy.choose`) on the same predictions."""
 
 import hashlib
 import json as _json
@@ -20,7 +21,9 @@ from routing.tokens import estimate_prompt_tokens
 class Command(BaseCommand):
     help = ("Route every test prompt between a weak and a strong model, sweep the threshold and "
             "print APGR, CPT(50%) and CPT(80%) with costs, for the learned router and the "
-            "random and keyword baselines. Use --train A --test B, or --folds N FILE.")
+            "random and keyword baselines, and for the gateway's policy rule (routing.policy."
+            "choose) swept over the escalation margin at each quality bar. Use --train A --test "
+            "B, or --folds N FILE.")
 
     def add_arguments(self, parser):
         parser.add_argument("file", nargs="?", help="Outcomes JSONL for --folds.")
@@ -44,6 +47,14 @@ class Command(BaseCommand):
                             help="With --folds: repeat the cross-validation with this many fold "
                                  "seeds (seed, seed+1, ...) and average every split; one lucky "
                                  "shuffle then cannot carry the result.")
+        parser.add_argument("--min-quality", type=float, action="append", default=None,
+                            help="Quality bar of a policy row (repeatable; default the free, "
+                                 "standard and premium tier bars of ROUTING_TIER_MIN_QUALITY). "
+                                 "A margin-only row (no bar) is always printed.")
+        parser.add_argument("--margin", type=float, action="append", default=None,
+                            help="Escalation margin whose operating point to print for every "
+                                 "policy row (repeatable; default ROUTING_ESCALATION_MARGIN), "
+                                 "beside the rule off (the bar alone).")
         parser.add_argument("--json", action="store_true",
                             help="Print one JSON object (apgr, cpt50, cpt80 of the learned "
                                  "router, plus baselines).")
@@ -51,12 +62,22 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         k = opts["k"] or settings.ROUTING_LEARNED_K
         names, splits = self._splits(opts)
+        bars = _policy_bars(opts["min_quality"])
+        margins = _operating_margins(opts["margin"])
         cache_dir = Path(opts["cache_dir"])
         results: dict[str, list[evaluation.Curve]] = {
             "learned": [], "weak-only": [], "random": [], "keyword": []}
         costs: dict[str, list[dict]] = {name: [] for name in results}
         weak_profile, strong_profile = (_profile(opts["weak_model"]),
                                         _profile(opts["strong_model"]))
+        if weak_profile.name == strong_profile.name:
+            raise CommandError("--weak-model and --strong-model must name different profiles.")
+        # The gateway's rule: routing.policy.choose between the two profiles, per quality bar.
+        policy_rows = {name: [] for name in bars}
+        policy_costs: dict[str, list[dict]] = {name: [] for name in bars}
+        points: dict[tuple[str, float], list[dict]] = {
+            (name, margin): [] for name, bar in bars.items() if bar is not None
+            for margin in margins}
         # Embed every distinct prompt once (and cache it): folds then only index into it.
         prompts = sorted({o.prompt for train, test in splits for o in train + test})
         all_vectors = _embeddings(prompts, cache_dir)
@@ -71,20 +92,44 @@ class Command(BaseCommand):
                                                               test, k=k)
             scores = {
                 "learned": p_strong - p_weak,
-                # The same predictions, ranked by P(weak correct) alone: what one quality
-                # threshold on the cheap model does.
+                # The same predictions, ranked by P(weak correct) alone: a quality threshold on
+                # the cheap model with no strong-model term (the policy rows measure the rule).
                 "weak-only": -p_weak,
                 "random": evaluation.random_scores(len(test), seed=opts["seed"] + index),
                 # Within one complexity level the seed's choice is arbitrary: break ties at random.
                 "keyword": np.array([evaluation.keyword_complexity(o.prompt) for o in test])
                 + rng.random(len(test)) * 1e-3,
             }
+            needs = _needs(test, opts["output_tokens"])
             call_costs = _call_costs(test, weak_profile, strong_profile, opts["output_tokens"])
             for name, router_scores in scores.items():
                 curve = evaluation.curve(router_scores, weak, strong)
                 results[name].append(curve)
                 costs[name].append(_costs_at(curve, router_scores, call_costs))
+            grid = evaluation.margin_grid(p_weak, p_strong)
+            for name, bar in bars.items():
+                steps = (evaluation.bar_sweep(p_weak) if bar is None
+                         else evaluation.margin_sweep(bar, grid))
+                router_scores = evaluation.policy_scores(
+                    weak_profile, strong_profile, needs, p_weak, p_strong, steps=steps)
+                curve = evaluation.curve(router_scores, weak, strong)
+                policy_rows[name].append(curve)
+                policy_costs[name].append(_costs_at(curve, router_scores, call_costs))
+                for margin in margins if bar is not None else []:
+                    sends = evaluation.policy_sends_strong(
+                        weak_profile, strong_profile, needs, p_weak, p_strong, min_quality=bar,
+                        escalation_margin=margin)
+                    points[name, margin].append(_operating_point(sends, weak, strong,
+                                                                 call_costs))
         summary = {name: _summarize(curves, costs[name]) for name, curves in results.items()}
+        policy_summary = {
+            name: {"min_quality": None if bars[name] in (None, evaluation.NO_BAR) else bars[name],
+                   "swept": "min_quality" if bars[name] is None else "escalation_margin",
+                   **_summarize(curves, policy_costs[name])}
+            for name, curves in policy_rows.items()}
+        operating = [{"rule": name, "min_quality": policy_summary[name]["min_quality"],
+                      "escalation_margin": margin, **_mean_point(rows)}
+                     for (name, margin), rows in points.items()]
         if opts["json"]:
             self.stdout.write(_json.dumps({
                 **{key: summary["learned"][key] for key in ("apgr", "cpt50", "cpt80")},
@@ -93,9 +138,14 @@ class Command(BaseCommand):
                 "learned": summary["learned"],
                 "splits": [{"name": name, **_metrics(curve)}
                            for name, curve in zip(names, results["learned"], strict=True)],
+                # The gateway's rule (routing.policy.choose), swept over the escalation margin
+                # per quality bar, and its operating point at the given margins.
+                "policy": {"escalation_margin": settings.ROUTING_ESCALATION_MARGIN,
+                           "rules": policy_summary, "operating_points": operating},
             }, indent=2))
             return
         self._print(summary, len(splits), weak_profile, strong_profile, opts["output_tokens"])
+        self._print_policy(policy_summary, operating)
         self.stdout.write("learned per split: " + ", ".join(
             f"{name} {curve.apgr:.3f}/{curve.cpt80:.1%}"
             for name, curve in zip(names, results["learned"], strict=True))
@@ -139,6 +189,27 @@ class Command(BaseCommand):
         self.stdout.write("APGR: area under PGR vs strong-call share (random ≈ 0.5); "
                           "CPT(x): strong-call share needed to recover x of the accuracy gap.")
 
+    def _print_policy(self, rules: dict, operating: list[dict]) -> None:
+        self.stdout.write(
+            "Gateway policy (routing.policy.choose): escalate to the strong model when the weak "
+            "one is predicted below the bar and P(strong) - P(weak) exceeds the margin. "
+            "bar-only: margin off, bar swept (the rule before the margin); the other rows sweep "
+            "the margin at one bar (past the last escalation, the curve runs straight to "
+            "all-strong).")
+        self.stdout.write(f"{'rule':<22}{'APGR':>8}{'CPT(50%)':>10}{'CPT(80%)':>10}"
+                          f"{'$/1k@CPT50':>12}{'$/1k@CPT80':>12}")
+        for name, row in rules.items():
+            self.stdout.write(
+                f"{name:<22}{row['apgr']:>8.3f}{row['cpt50']:>10.1%}{row['cpt80']:>10.1%}"
+                f"{row['cost_per_1k_cpt50']:>12.4f}{row['cost_per_1k_cpt80']:>12.4f}")
+        self.stdout.write(f"{'at margin':<22}{'margin':>8}{'strong':>10}{'PGR':>10}"
+                          f"{'accuracy':>12}{'$/1k':>12}")
+        for point in operating:
+            self.stdout.write(
+                f"{point['rule']:<22}{_margin_text(point['escalation_margin']):>8}"
+                f"{point['strong_share']:>10.1%}{point['pgr']:>10.3f}"
+                f"{point['accuracy']:>12.4f}{point['cost_per_1k']:>12.4f}")
+
 
 def _profile(name: str):
     """Return the named profile from the database, else from the shipped defaults."""
@@ -166,6 +237,64 @@ def _embeddings(texts: list[str], cache_dir: Path) -> np.ndarray:
     cache_dir.mkdir(parents=True, exist_ok=True)
     np.save(path, vectors)
     return vectors
+
+
+def _policy_bars(requested: list[float] | None) -> dict[str, float | None]:
+    """Return policy rows: name → quality bar at which the margin is swept (margin-only: no bar;
+    None: the margin off and the bar swept — the rule before the margin existed)."""
+    if requested is None:
+        levels = settings.ROUTING_TIER_MIN_QUALITY
+        bars = {f"policy {tier} {levels[tier]:.2f}": levels[tier]
+                for tier in ("free", "standard", "premium") if tier in levels}
+    else:
+        if any(not 0.0 <= bar <= 1.0 for bar in requested):
+            raise CommandError("--min-quality must be between 0 and 1.")
+        bars = {f"policy bar {bar:.2f}": bar for bar in requested}
+    return {"policy bar-only": None, "policy margin-only": evaluation.NO_BAR, **bars}
+
+
+def _operating_margins(requested: list[float] | None) -> list[float | None]:
+    """Return the margins whose operating point to print: None (the rule off: the bar alone, as
+    before the margin existed), then the requested ones (default: the configured one)."""
+    if requested is None:
+        requested = [settings.ROUTING_ESCALATION_MARGIN]
+    return [None, *(m for m in requested if m is not None)]
+
+
+def _margin_text(margin: float | None) -> str:
+    return "off" if margin is None else f"{margin:.3f}"
+
+
+def _needs(test, output_tokens: int) -> list:
+    """Return each test prompt's `policy.Needs`, as the gateway builds it for one user message."""
+    from routing import policy
+
+    rows = []
+    for outcome in test:
+        messages = [{"role": "user", "content": outcome.prompt}]
+        openai = estimate_prompt_tokens(messages, provider="openai")
+        rows.append(policy.Needs(
+            prompt_tokens={"openai": openai, "openai_compatible": openai,
+                           "anthropic": estimate_prompt_tokens(messages, provider="anthropic")},
+            max_output_tokens=output_tokens))
+    return rows
+
+
+def _operating_point(sends: np.ndarray, weak: np.ndarray, strong: np.ndarray,
+                     call_costs: np.ndarray) -> dict:
+    """Return strong share, accuracy, PGR and cost per 1,000 prompts of one routing."""
+    weak = weak.astype(np.float64)
+    strong = strong.astype(np.float64)
+    accuracy = float(np.where(sends, strong, weak).mean())
+    gap = strong.mean() - weak.mean()
+    return {"strong_share": float(sends.mean()), "accuracy": accuracy,
+            "pgr": float((accuracy - weak.mean()) / gap) if gap else 1.0,
+            "cost_per_1k": float(np.where(sends, call_costs[:, 1], call_costs[:, 0]).mean()
+                                 * 1000)}
+
+
+def _mean_point(points: list[dict]) -> dict:
+    return {key: round(float(np.mean([p[key] for p in points])), 4) for key in points[0]}
 
 
 def _call_costs(test, weak_profile, strong_profile, output_tokens: int) -> np.ndarray:

@@ -164,6 +164,69 @@ def test_eval_router_json(tmp_path, fake_embedder):
     assert "learned" in text and "random" in text and "keyword" in text
 
 
+def _outcomes(tmp_path, n=120):
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(n):
+        hard = i % 2 == 0
+        topic = "integral derivative proof theorem" if hard else "capital city country flag"
+        rows.append({"prompt": f"{topic} question {i}", "weak_correct": bool(
+            not hard and rng.random() < 0.9), "strong_correct": bool(rng.random() < 0.9)})
+    path = tmp_path / "outcomes.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    return path
+
+
+def test_eval_router_measures_the_gateway_policy(tmp_path, fake_embedder, settings):
+    settings.ROUTING_TIER_MIN_QUALITY = {"free": 0.6, "standard": 0.72, "premium": 0.8}
+    settings.ROUTING_ESCALATION_MARGIN = 0.05
+    path = _outcomes(tmp_path)
+    result = json.loads(run("eval_router", "--folds", "3", str(path), "--json", "--cache-dir",
+                            str(tmp_path / "cache")))
+    # The existing keys still mean the learned router.
+    assert result["apgr"] == result["learned"]["apgr"]
+    policy_result = result["policy"]
+    assert policy_result["escalation_margin"] == 0.05
+    rules = policy_result["rules"]
+    assert set(rules) == {"policy bar-only", "policy margin-only", "policy free 0.60",
+                          "policy standard 0.72", "policy premium 0.80"}
+    assert rules["policy bar-only"]["swept"] == "min_quality"
+    assert rules["policy standard 0.72"]["min_quality"] == 0.72
+    assert rules["policy margin-only"]["min_quality"] is None
+    # With no bar, sweeping the margin is thresholding P(strong) - P(weak): the learned row.
+    assert rules["policy margin-only"]["apgr"] == pytest.approx(result["apgr"], abs=0.02)
+    points = {(p["rule"], p["escalation_margin"]): p for p in policy_result["operating_points"]}
+    assert set(points) == {(rule, margin) for rule in rules if rule != "policy bar-only"
+                           for margin in (None, 0.05)}
+    for point in points.values():
+        assert 0.0 <= point["strong_share"] <= 1.0
+    # A higher bar never escalates less (same margin).
+    assert (points["policy free 0.60", 0.05]["strong_share"]
+            <= points["policy premium 0.80", 0.05]["strong_share"])
+    text = run("eval_router", "--folds", "3", str(path), "--cache-dir", str(tmp_path / "cache"),
+               "--min-quality", "0.7", "--margin", "0.1")
+    assert "policy bar 0.70" in text and "policy margin-only" in text and "0.100" in text
+
+
+def test_eval_router_policy_rows_come_from_policy_choose(tmp_path, fake_embedder, monkeypatch):
+    from routing import policy
+
+    real = policy.choose
+
+    def always_cheapest(candidates, *args, **kwargs):
+        choice = real(candidates, *args, **kwargs)
+        return policy.Choice(candidates[0], "auto:quality", choice.predicted_quality,
+                             choice.min_quality)
+
+    monkeypatch.setattr(policy, "choose", always_cheapest)
+    path = _outcomes(tmp_path)
+    result = json.loads(run("eval_router", "--folds", "3", str(path), "--json", "--cache-dir",
+                            str(tmp_path / "cache"), "--margin", "0.0"))
+    # A policy that never escalates shows up as such: the evaluation cannot drift from it.
+    assert all(p["strong_share"] == 0.0 for p in result["policy"]["operating_points"])
+    assert result["learned"]["apgr"] > 0.5
+
+
 def test_eval_router_repeats_average_every_fold_of_every_seed(tmp_path, fake_embedder):
     rows = [{"prompt": f"{'integral proof' if i % 2 else 'capital city'} question {i}",
              "weak_correct": bool(i % 2 == 0), "strong_correct": True} for i in range(60)]

@@ -2,6 +2,7 @@
 
 from decimal import Decimal
 
+import numpy as np
 import pytest
 
 from routing import policy
@@ -112,6 +113,121 @@ class TestChoose:
 
     def test_unlimited_budget(self, trio):
         assert choose(trio, min_quality=0.8, remaining=None).profile.name == "dear"
+
+
+def duo():
+    return [make("weak", "efficient", "0.00000015", "0.0000006"),
+            make("strong", "premium", "0.0000025", "0.00001")]
+
+
+def choose_margin(candidates, predicted, min_quality=0.72, margin=0.05, remaining=None, **kw):
+    return policy.choose(candidates, predicted, needs(**kw), policy.Limits(min_quality),
+                         budget_remaining=remaining, low_usd=1.0, low_calls=20,
+                         budget_discount=0.15, escalation_margin=margin)
+
+
+class TestEscalationMargin:
+    """Good enough: meets the bar, or no dearer candidate is predicted better by > the margin."""
+
+    def test_weak_meets_the_bar(self):
+        choice = choose_margin(duo(), {"weak": 0.8, "strong": 0.99})
+        assert (choice.profile.name, choice.reason) == ("weak", "auto:quality")
+
+    def test_weak_below_the_bar_but_strong_gains_too_little(self):
+        # 0.60 < 0.72, but the strong model is predicted only 0.04 better: not worth paying.
+        choice = choose_margin(duo(), {"weak": 0.60, "strong": 0.64})
+        assert (choice.profile.name, choice.reason) == ("weak", "auto:no_gain")
+        assert choice.predicted_quality == 0.60 and choice.min_quality == 0.72
+        # ... even when the strong model meets the bar: the bar alone no longer forces a call.
+        choice = choose_margin(duo(), {"weak": 0.70, "strong": 0.74})
+        assert (choice.profile.name, choice.reason) == ("weak", "auto:no_gain")
+
+    def test_strong_better_by_more_than_the_margin(self):
+        choice = choose_margin(duo(), {"weak": 0.60, "strong": 0.90})
+        assert (choice.profile.name, choice.reason) == ("strong", "auto:quality")
+        # Neither meets the bar: the strong one, the best predicted, says so.
+        choice = choose_margin(duo(), {"weak": 0.30, "strong": 0.50})
+        assert (choice.profile.name, choice.reason) == ("strong", "auto:best_available")
+
+    def test_gain_equal_to_the_margin_does_not_escalate(self):
+        assert choose_margin(duo(), {"weak": 0.5, "strong": 0.75},
+                             margin=0.25).profile.name == "weak"
+        assert choose_margin(duo(), {"weak": 0.5, "strong": 0.75},
+                             margin=0.2499).profile.name == "strong"
+
+    def test_cheap_and_best_below_the_bar_is_best_available_not_no_gain(self):
+        # The old rule would pick it too (the best predicted): the margin changed nothing.
+        choice = choose_margin(duo(), {"weak": 0.55, "strong": 0.50})
+        assert (choice.profile.name, choice.reason) == ("weak", "auto:best_available")
+
+    def test_no_margin_is_the_bar_alone(self):
+        choice = choose_margin(duo(), {"weak": 0.60, "strong": 0.64}, margin=None)
+        assert (choice.profile.name, choice.reason) == ("strong", "auto:best_available")
+        choice = choose_margin(duo(), {"weak": 0.70, "strong": 0.74}, margin=None)
+        assert (choice.profile.name, choice.reason) == ("strong", "auto:quality")
+
+    def test_any_dearer_candidate_counts(self, trio):
+        predicted = {"cheap": 0.62, "mid": 0.74, "dear": 0.86}
+        # cheap: dear is 0.24 better; mid: dear is 0.12 better. 0.10 escalates all the way...
+        choice = choose_margin(trio, predicted, min_quality=0.9, margin=0.10)
+        assert (choice.profile.name, choice.reason) == ("dear", "auto:best_available")
+        # ... 0.15 stops at mid, which is below the bar and not the best predicted.
+        choice = choose_margin(trio, predicted, min_quality=0.9, margin=0.15)
+        assert (choice.profile.name, choice.reason) == ("mid", "auto:no_gain")
+        # A dearer model predicted *worse* never blocks the cheaper one.
+        choice = choose_margin(trio, {"cheap": 0.5, "mid": 0.7, "dear": 0.6}, margin=0.05)
+        assert (choice.profile.name, choice.reason) == ("mid", "auto:best_available")
+
+    def test_equally_priced_better_candidate_counts_as_escalation(self, trio):
+        twin = make("twin", "efficient", "0.00000015", "0.0000006")
+        choice = choose_margin([trio[0], twin], {"cheap": 0.5, "twin": 0.7}, margin=0.05)
+        assert choice.profile.name == "twin"
+
+    def test_filters_still_come_first(self, trio):
+        # The cheap model would win on the margin, but it lacks tools / cannot fit the prompt.
+        predicted = {"cheap": 0.60, "mid": 0.62, "dear": 0.63}
+        assert choose_margin(trio, predicted).profile.name == "cheap"
+        trio[0].supports_tools = False
+        screened = policy.screen(trio, needs(tools=True), policy.Limits(0.72), cooling=set())
+        assert screened.rejected == {"cheap": "capability:tools"}
+        choice = choose_margin(screened.eligible, predicted, tools=True)
+        assert (choice.profile.name, choice.reason) == ("mid", "auto:no_gain")
+        trio[0].supports_tools = True
+        trio[1].context_window = 4000
+        screened = policy.screen(trio, needs(prompt=5000), policy.Limits(0.72), cooling=set())
+        assert [p.name for p in screened.eligible] == ["cheap", "dear"]
+        choice = choose_margin(screened.eligible, predicted, prompt=5000)
+        assert (choice.profile.name, choice.reason) == ("cheap", "auto:no_gain")
+
+    def test_budget_downgrade_unchanged(self, trio):
+        # Plenty of budget: dear (0.12 better than mid, 0.24 than cheap) meets 0.8.
+        assert choose_margin(trio, PRED, min_quality=0.8,
+                             remaining=Decimal("500")).profile.name == "dear"
+        choice = choose_margin(trio, PRED, min_quality=0.8, remaining=Decimal("0.5"))
+        assert (choice.profile.name, choice.reason) == ("mid", "auto:budget")
+        assert choice.min_quality == pytest.approx(0.65)
+        # dear's worst case (~0.164) exceeds what is left: never chosen, whatever its gain.
+        choice = choose_margin(trio, PRED, min_quality=0.85, remaining=Decimal("0.1"))
+        assert choice.profile.name in ("mid", "cheap") and choice.reason == "auto:budget"
+
+    def test_budget_downgrade_with_the_margin(self, trio):
+        # Low budget, lowered bar 0.65: cheap (0.60) misses it, but mid gains only 0.03 on it.
+        predicted = {"cheap": 0.60, "mid": 0.63, "dear": 0.95}
+        assert choose_margin(trio, predicted, min_quality=0.8).profile.name == "dear"
+        choice = choose_margin(trio, predicted, min_quality=0.8, remaining=Decimal("0.1"))
+        assert (choice.profile.name, choice.reason) == ("cheap", "auto:budget")
+
+    def test_reasons_are_a_bounded_set(self, trio):
+        rng = np.random.default_rng(0)
+        seen = set()
+        for _ in range(300):
+            predicted = dict(zip(("cheap", "mid", "dear"), rng.random(3).round(2), strict=True))
+            remaining = Decimal(str(rng.choice([0.05, 0.5, 100.0])))
+            margin = rng.choice([None, 0.0, 0.05, 0.2])
+            seen.add(choose_margin(trio, predicted, min_quality=float(rng.random()),
+                                   margin=margin, remaining=remaining).reason)
+        assert seen <= set(policy.AUTO_REASONS)
+        assert {"auto:quality", "auto:no_gain", "auto:best_available", "auto:budget"} <= seen
 
 
 class TestFallbacks:

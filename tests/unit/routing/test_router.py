@@ -29,6 +29,7 @@ def fresh(settings, monkeypatch):
     settings.ANTHROPIC_API_KEY = ""
     settings.ROUTING_TIER_MIN_QUALITY = {"free": 0.6, "standard": 0.72, "premium": 0.8}
     settings.ROUTING_MAX_LATENCY_MS = 0
+    settings.ROUTING_ESCALATION_MARGIN = 0.05
     resilience.reset_local_state()
     invalidate_snapshot()
     invalidate_predictor()
@@ -210,3 +211,18 @@ async def test_well_labeled_targets_get_the_learned_model(defaults, settings):
                                                embedding=hard))
     assert easy_decision.profile.name == "simulated-efficient"
     assert hard_decision.profile.name != "simulated-efficient"
+
+
+async def test_escalation_margin_comes_from_settings(defaults, settings):
+    # Priors: efficient 0.68, standard 0.76, premium 0.84; the premium tier's bar is 0.80.
+    settings.ROUTING_ESCALATION_MARGIN = 0.05
+    decision = await router.route(ctx_for(tier="premium"))
+    assert (decision.profile.name, decision.reason) == ("simulated-premium", "auto:quality")
+    # 0.08 better is within a 0.10 margin: the standard model serves, and the reason says why.
+    settings.ROUTING_ESCALATION_MARGIN = 0.10
+    decision = await router.route(ctx_for(tier="premium"))
+    assert (decision.profile.name, decision.reason) == ("simulated-standard", "auto:no_gain")
+    assert decision.required_quality == 0.8
+    settings.ROUTING_ESCALATION_MARGIN = None  # off: the bar alone
+    decision = await router.route(ctx_for(tier="premium"))
+    assert decision.profile.name == "simulated-premium"
