@@ -14,6 +14,17 @@ from llmops.body_limit import BodySizeLimitMiddleware  # noqa: E402
 application = BodySizeLimitMiddleware(GatewayASGIHandler())
 
 
+def _gil_switch_interval() -> None:
+    import sys
+
+    from django.conf import settings
+
+    sys.setswitchinterval(settings.GIL_SWITCH_INTERVAL_MS / 1000)
+
+
+_gil_switch_interval()
+
+
 def _warm_up() -> None:
     # Load the embedding model now, once per worker process, instead of on the first request.
     from django.conf import settings

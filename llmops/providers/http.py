@@ -16,17 +16,30 @@ def get_client() -> httpx.AsyncClient:
     loop = asyncio.get_running_loop()
     client = _clients.get(loop)
     if client is None or client.is_closed:
+        limits = httpx.Limits(
+            max_connections=settings.PROVIDER_MAX_CONNECTIONS,
+            max_keepalive_connections=min(settings.PROVIDER_MAX_CONNECTIONS, 200),
+        )
         client = httpx.AsyncClient(
+            transport=_transport(limits),
             timeout=httpx.Timeout(
                 connect=settings.PROVIDER_CONNECT_TIMEOUT_SECONDS,
                 read=settings.PROVIDER_READ_TIMEOUT_SECONDS,
                 write=settings.PROVIDER_CONNECT_TIMEOUT_SECONDS,
                 pool=settings.PROVIDER_CONNECT_TIMEOUT_SECONDS,
             ),
-            limits=httpx.Limits(
-                max_connections=settings.PROVIDER_MAX_CONNECTIONS,
-                max_keepalive_connections=min(settings.PROVIDER_MAX_CONNECTIONS, 200),
-            ),
+            limits=limits,
         )
         _clients[loop] = client
     return client
+
+
+def _transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport | None:
+    """aiohttp's pool under httpx's API (PROVIDER_HTTP_TRANSPORT=aiohttp, the default): at
+    concurrency 16-64 the provider call was the gateway's largest stage with httpcore's pool;
+    None keeps httpx's own transport."""
+    if settings.PROVIDER_HTTP_TRANSPORT != "aiohttp":
+        return None
+    from httpx_aiohttp import AiohttpTransport
+
+    return AiohttpTransport(limits=limits)
