@@ -24,6 +24,7 @@ from llmops.observability.feedback import (
     verdict_from,
 )
 from llmops.providers.base import ProviderCall
+from llmops.providers.http import run_in_new_loop
 from llmops.providers.registry import get_adapter
 from routing.models import ModelProfile
 from routing.tokens import message_text
@@ -124,8 +125,8 @@ def response_judge(*, request_id: str, messages: list[dict], answer: str) -> Res
     """Have the judge grade one answer and store its verdict with the answer's ledger row."""
     profile = _judge_profile()
     record = UsageRecord.objects.get(request_id=request_id)
-    judgement = asyncio.run(judgement_request(profile=profile, messages=messages, answer=answer,
-                                              request_id=request_id))
+    judgement = run_in_new_loop(lambda: judgement_request(
+        profile=profile, messages=messages, answer=answer, request_id=request_id))
     verdict: Verdict = verdict_from(score=judgement.score)
     feedback = response_feedback_create(
         usage_record=record, source=FeedbackSource.JUDGE, verdict=verdict,

@@ -2,9 +2,13 @@
 
 import asyncio
 import weakref
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import httpx
 from django.conf import settings
+
+T = TypeVar("T")
 
 _clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]" = (
     weakref.WeakKeyDictionary()
@@ -32,6 +36,22 @@ def get_client() -> httpx.AsyncClient:
         )
         _clients[loop] = client
     return client
+
+
+def run_in_new_loop(main: Callable[[], Awaitable[T]]) -> T:
+    """Run `main()` from sync code (a Celery task, a command) in a fresh event loop, and close
+    the pooled client that loop created: it dies with the loop, and an unclosed one would keep
+    its sockets open until garbage collection (and aiohttp logs it)."""
+
+    async def scoped() -> T:
+        try:
+            return await main()
+        finally:
+            client = _clients.pop(asyncio.get_running_loop(), None)
+            if client is not None:
+                await client.aclose()
+
+    return asyncio.run(scoped())
 
 
 def _transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport | None:
