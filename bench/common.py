@@ -114,13 +114,20 @@ def _children() -> dict[int, list[int]]:
     return tree
 
 
-def tree_rss_mb(pid: int) -> float:
-    """Return the resident memory (MB) of `pid` and all its descendants."""
+def _tree(pid: int):
+    """Yield `pid` and the pids of all its live descendants."""
     tree = _children()
-    total, stack = 0, [pid]
+    stack = [pid]
     while stack:
         current = stack.pop()
         stack.extend(tree.get(current, []))
+        yield current
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Return the resident memory (MB) of `pid` and all its descendants."""
+    total = 0
+    for current in _tree(pid):
         try:
             with open(f"/proc/{current}/status") as handle:
                 for line in handle:
@@ -137,11 +144,8 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 
 def tree_cpu_seconds(pid: int) -> float:
     """Return CPU time (user + system, seconds) used so far by `pid` and its live descendants."""
-    tree = _children()
-    total, stack = 0.0, [pid]
-    while stack:
-        current = stack.pop()
-        stack.extend(tree.get(current, []))
+    total = 0.0
+    for current in _tree(pid):
         try:
             with open(f"/proc/{current}/stat") as handle:
                 fields = handle.read().rsplit(")", 1)[1].split()

@@ -144,15 +144,7 @@ def test_import_routing_examples(tmp_path, fake_embedder):
 
 
 def test_eval_router_json(tmp_path, fake_embedder):
-    rng = np.random.default_rng(0)
-    rows = []
-    for i in range(120):
-        hard = i % 2 == 0
-        topic = "integral derivative proof theorem" if hard else "capital city country flag"
-        rows.append({"prompt": f"{topic} question {i}", "weak_correct": bool(
-            not hard and rng.random() < 0.9), "strong_correct": bool(rng.random() < 0.9)})
-    path = tmp_path / "outcomes.jsonl"
-    path.write_text("\n".join(json.dumps(r) for r in rows))
+    path = _outcomes(tmp_path)
     result = json.loads(run("eval_router", "--folds", "3", str(path), "--json", "--cache-dir",
                             str(tmp_path / "cache")))
     assert {"apgr", "cpt50", "cpt80", "baselines"} <= set(result)
