@@ -16,6 +16,7 @@ The counters must exist (the caller creates a new period's rows first, see
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import cache
 
 from django.db import connection
 
@@ -46,7 +47,9 @@ class Reservation:
         return self.fits and self.fresh
 
 
+@cache
 def _sql() -> str:
+    # Built once per process: the hot path only executes it.
     qn = connection.ops.quote_name
     counter = qn(BudgetCounter._meta.db_table)
     reservation = qn(BudgetReservation._meta.db_table)
