@@ -88,8 +88,27 @@ def _patch_switch_interval() -> None:
     sys.setswitchinterval(float(os.environ.get("BENCH_AB_SWITCH_INTERVAL", "0.0005")))
 
 
+def _patch_stock_asgi_cycle() -> None:
+    # Django's own request cycle on the API too (ThreadSensitiveContext, signals via
+    # sync_to_async): the baseline for GatewayASGIHandler's inline one.
+    from django.core.handlers.asgi import ASGIHandler
+
+    from llmops.async_middleware import GatewayASGIHandler
+
+    GatewayASGIHandler.__call__ = ASGIHandler.__call__
+
+
+def _patch_orm_settle() -> None:
+    # Settlement through the ORM transaction on PostgreSQL too: the baseline for
+    # budgets/pg_settlement.py's one statement.
+    from budgets import services
+
+    services._settle_in_one_statement = lambda **kwargs: None
+
+
 PATCHES = {"budget_counters": _patch_budget_counters, "conn_refresh": _patch_no_conn_refresh,
-           "auth_cache": _patch_auth_cache, "switch_interval": _patch_switch_interval}
+           "auth_cache": _patch_auth_cache, "switch_interval": _patch_switch_interval,
+           "stock_asgi_cycle": _patch_stock_asgi_cycle, "orm_settle": _patch_orm_settle}
 
 
 class AbPatchesConfig(AppConfig):

@@ -24,7 +24,7 @@ from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
-from budgets import pg_admission, selectors
+from budgets import pg_admission, pg_settlement, selectors
 from budgets.models import (
     Budget,
     BudgetAlert,
@@ -371,6 +371,10 @@ def request_settle(*, admission: Admission | None, entry: UsageEntry) -> UsageRe
     writes its row; a cost on it is charged to the budgets that apply now.
     """
     now = timezone.now()
+    if admission is not None and connection.vendor == "postgresql":
+        record = _settle_in_one_statement(admission=admission, entry=entry, now=now)
+        if record is not None:
+            return record
     try:
         with transaction.atomic():
             # Whoever deletes the reservation row releases it: this settle, or the stale sweep
@@ -394,6 +398,52 @@ def request_settle(*, admission: Admission | None, entry: UsageEntry) -> UsageRe
             raise
         return existing
     return record
+
+
+def _settle_in_one_statement(*, admission: Admission, entry: UsageEntry,
+                             now: datetime) -> UsageRecord | None:
+    """PostgreSQL, reservation still held (the common case): release, record and charge in one
+    statement (budgets/pg_settlement.py). Return None when the reservation is gone, for the
+    ORM path below to sort out what is there."""
+    record = _ledger_row(entry, created_at=admission.admitted_at)
+    cost = _usd(max(entry.cost, ZERO))
+    _warn_above_bound(admission, cost)
+    try:
+        # Inside a caller's transaction, a savepoint keeps a failed statement from aborting it;
+        # otherwise it commits on its own (autocommit), so the counters stay locked for one
+        # statement only.
+        with transaction.atomic() if connection.in_atomic_block else nullcontext():
+            result = pg_settlement.settle(record=record, release=admission.reserved, cost=cost,
+                                          counter_ids=admission.counter_ids, now=now)
+    except IntegrityError:
+        return None
+    if not result.released:
+        return None
+    due = [counter.pk for counter in result.counters if counter.alert_due()]
+    if due:
+        _alerts_send_due(counter_ids=due, now=now)
+    return record
+
+
+def _alerts_send_due(*, counter_ids: list[int], now: datetime) -> None:
+    """Create the alerts the counters' spend now triggers; the check and the mark happen under
+    the row locks (`_alerts_due`), so concurrent settlements send each alert once."""
+    with transaction.atomic():
+        counters = list(BudgetCounter.objects.select_for_update(of=("self",))
+                        .select_related("budget").filter(pk__in=counter_ids).order_by("pk"))
+        alerts = [alert for counter in counters for alert in _alerts_due(counter, now=now)]
+        if alerts:
+            _counters_write(counters, ["threshold_alerted_at", "limit_alerted_at"])
+            _alerts_create(alerts)
+
+
+def _warn_above_bound(admission: Admission, cost: Decimal) -> None:
+    if cost > admission.reserved:
+        # The bound was not an upper bound (a price changed, or a provider ignored
+        # max_tokens): the truth is still charged, but say so, it is how limits leak.
+        logger.warning("actual cost above the reserved upper bound", extra={
+            "request_id": admission.request_id, "reserved": str(admission.reserved),
+            "cost": str(cost)})
 
 
 def _reservation_delete(admission: Admission) -> bool:
@@ -445,12 +495,7 @@ def _charge(*, admission: Admission | None, entry: UsageEntry, released: bool,
         counter_ids = admission.counter_ids
         if released:
             release = admission.reserved
-        if cost > admission.reserved:
-            # The bound was not an upper bound (a price changed, or a provider ignored
-            # max_tokens): the truth is still charged, but say so, it is how limits leak.
-            logger.warning("actual cost above the reserved upper bound", extra={
-                "request_id": admission.request_id, "reserved": str(admission.reserved),
-                "cost": str(cost)})
+        _warn_above_bound(admission, cost)
     elif cost:
         budgets = selectors.budgets_for_principal(principal=entry.principal)
         limits = selectors.period_limits(budgets=budgets, at=now)

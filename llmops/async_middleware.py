@@ -22,6 +22,7 @@ Django's test client, the stock classes run, and each class here behaves exactly
 in a sync stack.
 """
 
+import asyncio
 from types import MethodType
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
@@ -29,8 +30,11 @@ from django.conf import settings
 from django.contrib.auth import middleware as auth_middleware
 from django.contrib.messages import middleware as messages_middleware
 from django.contrib.sessions import middleware as sessions_middleware
-from django.core.handlers.asgi import ASGIHandler
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.middleware import clickjacking, common, csrf, security
+from django.urls import set_script_prefix
 from whitenoise import middleware as whitenoise_middleware
 
 
@@ -161,8 +165,86 @@ ASYNC_EQUIVALENTS = {
 }
 
 
+def _is_api_scope(scope: dict) -> bool:
+    """`is_api_request` for an ASGI scope, before Django builds the request."""
+    path = scope.get("path", "")
+    root = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root):]
+    return path.startswith(settings.API_PATH_PREFIX)
+
+
 class GatewayASGIHandler(ASGIHandler):
-    """Django's ASGI handler, building its middleware chain from ASYNC_EQUIVALENTS."""
+    """Django's ASGI handler, building its middleware chain from ASYNC_EQUIVALENTS, with a
+    request cycle for the API that never leaves the event loop.
+
+    Django wraps every request in a `ThreadSensitiveContext` and sends `request_started` /
+    `request_finished` (through `response.close()`) with `sync_to_async`: the first such call
+    starts a fresh executor thread for the request, and leaving the context starts another
+    thread to shut it down. Two thread starts and two hops per request, for receivers
+    (`reset_queries`, `close_old_connections`, `close_caches`, `reset_urlconf`) that do no I/O
+    on the event loop's thread, which never holds a database connection (the API's ORM work
+    runs on `llmops.db`'s pool, whose threads check their own connections). On the API prefix
+    the signals are therefore sent inline; everywhere else (admin, dashboard, metrics, whose
+    sync views do use this machinery) Django's cycle runs unchanged.
+    """
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and _is_api_scope(scope):
+            await self._handle_api(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    async def _handle_api(self, scope, receive, send) -> None:
+        # Django's `handle`, with the request signals sent inline (see the class docstring).
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        set_script_prefix(get_script_prefix(scope))
+        signals.request_started.send(sender=self.__class__, scope=scope)
+        request, error_response = self.create_request(scope, body_file)
+        if request is None:
+            body_file.close()
+            await self.send_response(error_response, send)
+            error_response.close()
+            return
+
+        async def process_request():
+            response = await self.run_get_response(request)
+            try:
+                await self.send_response(response, send)
+            except asyncio.CancelledError:
+                pass  # the client went away while the response was being sent
+            return response
+
+        # As Django does: the view is cancelled when the client disconnects first.
+        listener = asyncio.create_task(self.listen_for_disconnect(receive))
+        processor = asyncio.create_task(process_request())
+        tasks = [listener, processor]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            if task.done():
+                try:
+                    task.result()
+                except RequestAborted:
+                    pass
+                except AssertionError:
+                    body_file.close()
+                    raise
+            else:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+        try:
+            response = processor.result()
+        except asyncio.CancelledError:
+            signals.request_finished.send(sender=self.__class__)
+        else:
+            response.close()  # sends request_finished
+        body_file.close()
 
     def load_middleware(self, is_async: bool = False) -> None:
         configured = settings.MIDDLEWARE

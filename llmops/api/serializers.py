@@ -108,7 +108,29 @@ def _max_tokens_field() -> serializers.IntegerField:
     )
 
 
-class ChatCompletionInputSerializer(serializers.Serializer):
+class FieldsBuiltOnceMixin:
+    """Build a serializer class's fields once, not on every instantiation.
+
+    DRF deep-copies every declared field, nested serializers included, each time a serializer
+    is instantiated (`Serializer.fields` -> `get_fields` -> `copy.deepcopy`): for the chat
+    request that re-creates ~40 fields per request, most of the cost of validating it. The
+    copies exist so that a field can hold per-instance state; these request serializers give
+    their fields none (no `context`, `instance` or `partial`, no field reads them), and a
+    validation keeps its errors and data on the serializer instance, so one set of bound fields
+    serves every instance of the class, concurrently too.
+    """
+
+    @property
+    def fields(self):
+        cls = type(self)
+        shared = cls.__dict__.get("_fields_built_once")
+        if shared is None:
+            shared = super().fields
+            cls._fields_built_once = shared
+        return shared
+
+
+class ChatCompletionInputSerializer(FieldsBuiltOnceMixin, serializers.Serializer):
     """The OpenAI Chat Completions request (fields llmops does not use are ignored)."""
 
     model = serializers.CharField(max_length=200, help_text='A model profile name, or "auto".')

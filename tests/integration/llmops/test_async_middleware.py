@@ -76,3 +76,53 @@ def test_admin_over_asgi_still_has_sessions_csrf_and_login(live_gateway):
 def test_is_api_request_matches_the_api_prefix_only(rf, path):
     assert async_middleware.is_api_request(rf.get(path))
     assert not async_middleware.is_api_request(rf.get("/admin/login/"))
+
+
+async def _serve_once(handler, path: str) -> int:
+    """One GET through `handler` as an ASGI server would call it; return the status."""
+    from asgiref.testing import ApplicationCommunicator
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+             "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
+             "query_string": b"", "headers": [(b"host", b"127.0.0.1")],
+             "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000)}
+    communicator = ApplicationCommunicator(handler, scope)
+    await communicator.send_input({"type": "http.request", "body": b"", "more_body": False})
+    start = await communicator.receive_output(timeout=30)
+    while (await communicator.receive_output(timeout=30)).get("more_body"):
+        pass
+    await communicator.wait(timeout=30)
+    return start["status"]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_api_request_cycle_stays_on_the_event_loop_thread():
+    """Django sends request_started / request_finished through a per-request executor thread;
+    on the API the handler sends them inline, everywhere else Django's cycle is unchanged."""
+    import threading
+
+    from django.core import signals
+
+    seen: list[tuple[str, int]] = []
+
+    def started(**kwargs):
+        seen.append(("started", threading.get_ident()))
+
+    def finished(**kwargs):
+        seen.append(("finished", threading.get_ident()))
+
+    signals.request_started.connect(started)
+    signals.request_finished.connect(finished)
+    try:
+        handler = GatewayASGIHandler()
+        loop_thread = threading.get_ident()
+        for _ in range(3):
+            assert await _serve_once(handler, "/v1/models") == 401  # no key: refused, cleanly
+        assert seen == [("started", loop_thread), ("finished", loop_thread)] * 3
+        seen.clear()
+        assert await _serve_once(handler, "/no-such-page/") == 404
+        assert [name for name, _ in seen] == ["started", "finished"]
+        assert all(ident != loop_thread for _, ident in seen)
+    finally:
+        signals.request_started.disconnect(started)
+        signals.request_finished.disconnect(finished)

@@ -180,8 +180,33 @@ class TestSettlement:
             request_settle(admission=admission, entry=entry(principal, "s1", "0.05"))
         statements = [q["sql"] for q in ctx.captured_queries
                       if "SAVEPOINT" not in q["sql"].upper()]
-        assert len(statements) == 4, statements
+        # PostgreSQL: one statement (budgets/pg_settlement.py); SQLite: four in a transaction.
+        assert len(statements) == (1 if connection.vendor == "postgresql" else 4), statements
         assert not any("abandoned" in sql for sql in statements)
+
+    @pytest.mark.skipif(connection.vendor != "postgresql", reason="the PostgreSQL statement")
+    def test_on_postgresql_one_statement_releases_records_charges_and_alerts_once(
+        self, api_key, principal
+    ):
+        b = budget_set(scope=BudgetScope.KEY, api_key=api_key.api_key, daily_limit=D("1"),
+                       alert_threshold=D("0.5"))
+        first = request_admit(principal=principal, request_id="a1", estimated_cost=D("0.4"))
+        second = request_admit(principal=principal, request_id="a2", estimated_cost=D("0.4"))
+        record = request_settle(admission=first, entry=entry(principal, "a1", "0.3"))
+        assert record.pk == UsageRecord.objects.get(request_id="a1").pk
+        assert (counter(b).spent, counter(b).reserved) == (D("0.3"), D("0.4"))
+        assert not BudgetAlert.objects.exists()  # 0.3 < 0.5 of the limit
+        request_settle(admission=second, entry=entry(principal, "a2", "0.3"))
+        assert (counter(b).spent, counter(b).reserved) == (D("0.6"), D(0))
+        assert list(BudgetAlert.objects.values_list("kind", flat=True)) == ["threshold"]
+        assert counter(b).threshold_alerted_at is not None
+        third = request_admit(principal=principal, request_id="a3", estimated_cost=D("0.3"))
+        request_settle(admission=third, entry=entry(principal, "a3", "0.1"))
+        assert BudgetAlert.objects.count() == 1  # once per period
+        # A settle whose reservation is gone writes nothing more and charges nothing more.
+        assert request_settle(admission=third, entry=entry(principal, "a3", "0.1")).pk == \
+            UsageRecord.objects.get(request_id="a3").pk
+        assert counter(b).spent == D("0.7")
 
     def test_settle_is_idempotent_per_request_id(self, api_key, principal):
         b = budget_set(scope=BudgetScope.KEY, api_key=api_key.api_key, daily_limit=D("1"))
