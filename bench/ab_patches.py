@@ -106,9 +106,28 @@ def _patch_orm_settle() -> None:
     services._settle_in_one_statement = lambda **kwargs: None
 
 
+def _patch_orm_reads() -> None:
+    # The key lookup and admission's budget lookup through querysets again: the baseline for
+    # their SQL built once per process.
+    from budgets import pg_admission, selectors, services
+    from llmops import selectors as key_selectors
+    from llmops.models import ApiKey
+
+    key_selectors._api_key_with_team_and_user = (
+        lambda prefix: ApiKey.objects.select_related("team", "user").filter(prefix=prefix).first())
+
+    def applicable(*, principal, now):
+        budgets = selectors.budgets_for_principal(principal=principal)
+        limits = services._limits_for(principal, now=now, budgets=list(budgets))
+        return budgets, services._counters_find(limits, now=now) if limits else {}
+
+    pg_admission.applicable = applicable
+
+
 PATCHES = {"budget_counters": _patch_budget_counters, "conn_refresh": _patch_no_conn_refresh,
            "auth_cache": _patch_auth_cache, "switch_interval": _patch_switch_interval,
-           "stock_asgi_cycle": _patch_stock_asgi_cycle, "orm_settle": _patch_orm_settle}
+           "stock_asgi_cycle": _patch_stock_asgi_cycle, "orm_settle": _patch_orm_settle,
+           "orm_reads": _patch_orm_reads}
 
 
 class AbPatchesConfig(AppConfig):

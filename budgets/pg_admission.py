@@ -10,7 +10,8 @@ new are the counters increased and the reservation row inserted. In autocommit t
 just this statement and its commit.
 
 The counters must exist (the caller creates a new period's rows first, see
-`budgets.services._counters_find`).
+`budgets.services._counters_find`). `applicable` finds the budgets and their current counters
+in one query, for the common case where nothing needs creating.
 """
 
 from dataclasses import dataclass
@@ -20,7 +21,17 @@ from functools import cache
 
 from django.db import connection
 
-from budgets.models import BudgetCounter, BudgetReservation, UsageRecord
+from budgets.models import (
+    Budget,
+    BudgetCounter,
+    BudgetPeriod,
+    BudgetReservation,
+    BudgetScope,
+    UsageRecord,
+)
+from budgets.periods import period_start
+from llmops import raw_rows
+from llmops.gateway.context import Principal
 
 
 @dataclass(frozen=True)
@@ -118,3 +129,47 @@ def reserve(*, request_id: str, amount: Decimal, limits: list[tuple[int, Decimal
 
 def _timestamp(value) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
+
+
+@cache
+def _applicable_sql() -> str:
+    qn = connection.ops.quote_name
+    budget = qn(Budget._meta.db_table)
+    counter = qn(BudgetCounter._meta.db_table)
+    columns = ", ".join(raw_rows.columns(Budget, "b"))
+    return f"""
+SELECT {columns}, c.id, c.period, c.period_start
+FROM {budget} b
+LEFT JOIN {counter} c ON c.budget_id = b.id AND c.period_start = ANY(%(starts)s)
+WHERE (b.scope = '{BudgetScope.KEY}' AND b.api_key_id = %(api_key_id)s)
+   OR (b.scope = '{BudgetScope.USER}' AND b.user_id = %(user_id)s)
+   OR (b.scope = '{BudgetScope.TEAM}' AND b.team_id = %(team_id)s)
+   OR b.scope = '{BudgetScope.GLOBAL}'
+ORDER BY b.id
+"""
+
+
+def applicable(*, principal: Principal, now: datetime) -> tuple[list[Budget],
+                                                                dict[tuple, BudgetCounter]]:
+    """Return the budgets whose scope covers `principal` (as `Budget.objects.for_principal`)
+    and their counters for the periods containing `now`, keyed like `PeriodLimit.key`, in
+    one query. Counters carry their key and pk only; missing ones are simply absent."""
+    starts = {period: period_start(period, now) for period in BudgetPeriod.values}
+    params = {"starts": sorted(set(starts.values())), "api_key_id": principal.api_key_id,
+              "user_id": principal.user_id, "team_id": principal.team_id}
+    with connection.cursor() as cursor:
+        cursor.execute(_applicable_sql(), params)
+        rows = cursor.fetchall()
+    width = raw_rows.width(Budget)
+    pk = Budget._meta.concrete_fields.index(Budget._meta.pk)
+    budgets: dict[int, Budget] = {}
+    counters: dict[tuple, BudgetCounter] = {}
+    for row in rows:
+        budget_id = row[pk]
+        if budget_id not in budgets:
+            budgets[budget_id] = raw_rows.from_row(Budget, row[:width])
+        counter_id, period, start = row[width:]
+        if counter_id is not None and starts.get(period) == start:
+            counters[(budget_id, period, start)] = BudgetCounter(
+                pk=counter_id, budget_id=budget_id, period=period, period_start=start)
+    return list(budgets.values()), counters

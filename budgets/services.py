@@ -230,8 +230,10 @@ def _is_lock_conflict(exc: OperationalError) -> bool:
     return code in {"40P01", "40001"}  # deadlock_detected, serialization_failure
 
 
-def _limits_for(principal: Principal, *, now: datetime) -> list[PeriodLimit]:
-    budgets = selectors.budgets_for_principal(principal=principal)
+def _limits_for(principal: Principal, *, now: datetime,
+                budgets: list[Budget] | None = None) -> list[PeriodLimit]:
+    if budgets is None:
+        budgets = selectors.budgets_for_principal(principal=principal)
     if selectors.budget_needs_default(budgets=budgets):
         budgets.append(_default_budget_for_key(principal=principal, now=now))
     return selectors.period_limits(budgets=budgets, at=now)
@@ -285,8 +287,12 @@ def _admit_in_one_statement(*, principal: Principal, request_id: str, amount: De
     """PostgreSQL: find (or create) the counters without locking them, then lock, check,
     reserve and claim in one statement (budgets/pg_admission.py), so that the counters of a
     busy key stay locked for one statement instead of a whole transaction."""
-    limits = _limits_for(principal, now=now)
-    counters = _counters_find(limits, now=now) if limits else {}
+    # One query finds the budgets and their current counters; only a new period's (or a new
+    # default budget's) counters take the create-then-fetch path.
+    budgets, counters = pg_admission.applicable(principal=principal, now=now)
+    limits = _limits_for(principal, now=now, budgets=budgets)
+    if any(limit.key not in counters for limit in limits):
+        counters = _counters_find(limits, now=now)
     try:
         # Inside a caller's transaction, a savepoint keeps a refused claim from aborting it;
         # otherwise the statement commits on its own (autocommit), which is the point.

@@ -167,6 +167,36 @@ class TestAdmission:
         assert counter(b).reserved == D("0.3")
         assert not BudgetReservation.objects.filter(request_id="big").exists()
 
+    @pytest.mark.skipif(connection.vendor != "postgresql", reason="the PostgreSQL query")
+    def test_on_postgresql_one_query_finds_the_budgets_and_their_current_counters(
+        self, api_key, principal, make_api_key
+    ):
+        from budgets import pg_admission
+
+        other = make_api_key(team="team-b", user="bob")
+        mine = [
+            budget_set(scope=BudgetScope.KEY, api_key=api_key.api_key, daily_limit=D("5"),
+                       monthly_limit=D("9")),
+            budget_set(scope=BudgetScope.USER, user=api_key.api_key.user, total_limit=D("50")),
+            budget_set(scope=BudgetScope.TEAM, team=api_key.api_key.team, daily_limit=D("100")),
+            budget_set(scope=BudgetScope.GLOBAL, monthly_limit=D("1000")),
+        ]
+        budget_set(scope=BudgetScope.KEY, api_key=other.api_key, daily_limit=D("1"))
+        now = datetime.now(UTC)
+        request_admit(principal=principal, request_id="seed", estimated_cost=D("0.1"), now=now)
+        # Last month's counter of the same budget is not current: it must not be returned.
+        BudgetCounter.objects.create(budget=mine[0], period="month",
+                                     period_start=datetime(2001, 1, 1, tzinfo=UTC))
+        budgets, counters = pg_admission.applicable(principal=principal, now=now)
+        assert sorted(b.pk for b in budgets) == sorted(
+            Budget.objects.for_principal(principal).values_list("pk", flat=True))
+        assert sorted(b.pk for b in budgets) == sorted(b.pk for b in mine)
+        current = {(c.budget_id, c.period, c.period_start): c.pk for c in BudgetCounter.objects
+                   .filter(budget__in=mine).exclude(period_start__year=2001)}
+        assert {key: c.pk for key, c in counters.items()} == current
+        assert len(current) == 5  # key day + month, user total, team day, global month
+
+
 class TestSettlement:
     def test_settle_statements_do_not_grow_with_budgets(self, api_key, principal):
         """Common path: reservation deleted, ledger row, counters locked, counters updated (plus

@@ -1,0 +1,28 @@
+"""The API-key lookup runs SQL built once per process; it must return what the ORM returns."""
+
+import pytest
+from django.forms.models import model_to_dict
+
+from llmops.models import ApiKey
+from llmops.selectors import api_key_from_bearer
+
+
+@pytest.mark.django_db
+def test_key_lookup_matches_the_orm_field_for_field(api_key):
+    orm = ApiKey.objects.select_related("team", "user").get(pk=api_key.api_key.pk)
+    found = api_key_from_bearer(raw_key=api_key.key)  # read before it marks the key as used
+    assert found is not None and not found._state.adding
+    for mine, theirs in ((found, orm), (found.team, orm.team), (found.user, orm.user)):
+        assert type(mine) is type(theirs)
+        ours = {f.attname: getattr(mine, f.attname) for f in type(mine)._meta.concrete_fields}
+        assert ours == {f.attname: getattr(theirs, f.attname)
+                        for f in type(theirs)._meta.concrete_fields}
+    assert found.created_at.tzinfo is not None  # converted as the ORM converts (SQLite: text)
+    assert model_to_dict(found.team) == model_to_dict(orm.team)
+
+
+@pytest.mark.django_db
+def test_unknown_or_wrong_keys_find_nothing(api_key):
+    prefix, _, _ = api_key.key.rpartition(".")
+    assert api_key_from_bearer(raw_key=f"{prefix}.wrong-secret") is None
+    assert api_key_from_bearer(raw_key="llmops-000000000000.nothing") is None
