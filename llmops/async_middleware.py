@@ -40,7 +40,11 @@ from whitenoise import middleware as whitenoise_middleware
 
 def is_api_request(request) -> bool:
     """Return whether `request` targets the API-key authenticated API (no browser session)."""
-    return request.path_info.startswith(settings.API_PATH_PREFIX)
+    try:
+        return request._llmops_is_api  # asked by several middlewares on every request
+    except AttributeError:
+        request._llmops_is_api = request.path_info.startswith(settings.API_PATH_PREFIX)
+        return request._llmops_is_api
 
 
 class InlineHooksMixin:
