@@ -124,10 +124,22 @@ def _patch_orm_reads() -> None:
     pg_admission.applicable = applicable
 
 
+def _patch_embed_one_chunk() -> None:
+    # The embedder's old chunking: sorted, 64 at a time, whatever the lengths (baseline for
+    # semcache/onnx_backend.py's length buckets).
+    from semcache import onnx_backend
+
+    def one_chunk(lengths):
+        order = sorted(range(len(lengths)), key=lengths.__getitem__)
+        return [order[i:i + 64] for i in range(0, len(order), 64)]
+
+    onnx_backend._length_buckets = one_chunk
+
+
 PATCHES = {"budget_counters": _patch_budget_counters, "conn_refresh": _patch_no_conn_refresh,
            "auth_cache": _patch_auth_cache, "switch_interval": _patch_switch_interval,
            "stock_asgi_cycle": _patch_stock_asgi_cycle, "orm_settle": _patch_orm_settle,
-           "orm_reads": _patch_orm_reads}
+           "orm_reads": _patch_orm_reads, "embed_one_chunk": _patch_embed_one_chunk}
 
 
 class AbPatchesConfig(AppConfig):

@@ -132,3 +132,27 @@ class TestExport:
         result = json.loads(out.getvalue())
         assert result["exported"] is False  # the fixture's embedder exported it already
         assert result["path"] == str(onnx_export.onnx_path(model_path()))
+
+
+class TestLengthBuckets:
+    def test_every_text_once_shortest_first_and_lengths_close(self):
+        from semcache.onnx_backend import BUCKET_SLACK, MAX_CHUNK, _length_buckets
+
+        rng = np.random.default_rng(3)
+        lengths = [int(n) for n in rng.integers(3, 90, 500)]
+        chunks = _length_buckets(lengths)
+        flat = [i for chunk in chunks for i in chunk]
+        assert sorted(flat) == list(range(500))
+        assert [lengths[i] for i in flat] == sorted(lengths)
+        for chunk in chunks:
+            shortest, longest = lengths[chunk[0]], lengths[chunk[-1]]
+            assert len(chunk) <= MAX_CHUNK
+            assert longest <= shortest * (1 + BUCKET_SLACK) + 1
+        assert _length_buckets([]) == [] and _length_buckets([7]) == [[0]]
+        assert _length_buckets([10] * 100) == [list(range(64)), list(range(64, 100))]
+
+    def test_a_text_gets_the_same_vector_alone_or_in_any_batch(self, onnx_embedder):
+        texts = varied_texts()
+        together = onnx_embedder.embed_sync(texts)
+        alone = np.stack([onnx_embedder.embed_sync([t])[0] for t in texts[::15]])
+        np.testing.assert_allclose(together[::15], alone, atol=1e-5)
