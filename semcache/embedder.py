@@ -43,18 +43,20 @@ def model_path() -> Path:
 
 def embed_threads() -> int:
     """Return the intra-op threads one encode may use: SEMCACHE_EMBED_THREADS, else the cores
-    left per worker process (WEB_CONCURRENCY), at most 2.
+    per worker process (WEB_CONCURRENCY) minus the one its event loop needs, between 1 and 2.
 
-    One thread per core across all workers: more threads than cores only contend with the event
-    loops (docs/performance.md: torch with one thread per worker cut the CPU per request at
-    concurrency 64 from 50.8 to 43.4 ms). A single worker on 2 cores keeps 2 threads, which
-    shortens a lone query.
+    Threads beyond that only contend with the event loops (docs/performance.md: torch with one
+    thread per worker cut the CPU per request at concurrency 64 from 50.8 to 43.4 ms). On 2
+    cores with one worker, a second ONNX thread shortened a lone query by ~5% (4.35 vs 4.56 ms)
+    but cost ~45% more CPU per query, and under load the micro-batches are small (1-3 texts):
+    A/B at concurrency 64, cache on and missing, 1 thread vs 2: 14.6-15.2 vs 17.9-18.1 ms of
+    CPU per request, 84-90 vs 73-75 req/s in two rounds of three.
     """
     configured = int(getattr(settings, "SEMCACHE_EMBED_THREADS", 0) or 0)
     if configured > 0:
         return configured
     workers = max(1, int(os.environ.get("WEB_CONCURRENCY", "1") or 1))
-    return max(1, min(2, (os.cpu_count() or 1) // workers))
+    return max(1, min(2, (os.cpu_count() or 1) // workers - 1))
 
 
 def _resolve(fut: asyncio.Future, value, error) -> None:
