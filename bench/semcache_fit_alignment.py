@@ -42,6 +42,34 @@ TOP_K = 4
 FOLDS = 5
 
 
+def protocol_texts(pairs, cache_dir: Path):
+    """Return (stored texts, query texts, their embeddings) of the eval protocol: every distinct
+    text_a stored, every text_b queried (embeddings cached as `eval_cache` caches them)."""
+    from semcache.embedder import get_embedder, model_path
+    from semcache.evaluation import cached_embed
+
+    stored = list(dict.fromkeys(p.text_a for p in pairs))
+    queries = [p.text_b for p in pairs]
+    vectors = cached_embed(lambda t: get_embedder().embed_sync(t), stored + queries, cache_dir,
+                           tag=str(model_path()))
+    return stored, queries, vectors[: len(stored)], vectors[len(stored):]
+
+
+def nearest(qv: np.ndarray, sv: np.ndarray, k: int = TOP_K) -> tuple[np.ndarray, np.ndarray]:
+    """Return each query's k nearest stored vectors (exact search): indices and cosines, best
+    first."""
+    top_i = np.zeros((len(qv), k), dtype=np.int64)
+    top_s = np.zeros((len(qv), k), dtype=np.float32)
+    for start in range(0, len(qv), 2048):
+        sims = qv[start:start + 2048] @ sv.T
+        part = np.argpartition(-sims, k, axis=1)[:, :k]
+        ps = np.take_along_axis(sims, part, 1)
+        order = np.argsort(-ps, 1)
+        top_i[start:start + 2048] = np.take_along_axis(part, order, 1)
+        top_s[start:start + 2048] = np.take_along_axis(ps, order, 1)
+    return top_i, top_s
+
+
 def candidate_features(pairs_path, stored, queries, sv, qv, floor, cache_dir):
     """Return the candidate table: query index, rank, cosine, guard, lexical, alignment."""
     from semcache.alignment import align, token_weights
@@ -59,15 +87,7 @@ def candidate_features(pairs_path, stored, queries, sv, qv, floor, cache_dir):
         data = np.load(path)
         return {k: data[k] for k in data.files}
 
-    top_i = np.zeros((len(queries), TOP_K), dtype=np.int64)
-    top_s = np.zeros((len(queries), TOP_K), dtype=np.float32)
-    for start in range(0, len(queries), 2048):
-        sims = qv[start:start + 2048] @ sv.T
-        part = np.argpartition(-sims, TOP_K, axis=1)[:, :TOP_K]
-        ps = np.take_along_axis(sims, part, 1)
-        order = np.argsort(-ps, 1)
-        top_i[start:start + 2048] = np.take_along_axis(part, order, 1)
-        top_s[start:start + 2048] = np.take_along_axis(ps, order, 1)
+    top_i, top_s = nearest(qv, sv)
 
     stored_norm = {normalize_text(t) for t in stored}
     rows = []  # (query index, rank, stored index, cosine, refused)
@@ -193,8 +213,7 @@ def main():
     import django
 
     django.setup()
-    from semcache.embedder import get_embedder, model_path
-    from semcache.evaluation import _Components, cached_embed, load_pairs
+    from semcache.evaluation import _Components, load_pairs
     from semcache.namespaces import normalize_text
 
     cache_dir = ROOT / "bench" / ".cache"
@@ -203,11 +222,7 @@ def main():
     for p in pairs:
         if p.label:
             comp.union(p.text_a, p.text_b)
-    stored = list(dict.fromkeys(p.text_a for p in pairs))
-    queries = [p.text_b for p in pairs]
-    vectors = cached_embed(lambda t: get_embedder().embed_sync(t), stored + queries, cache_dir,
-                           tag=str(model_path()))
-    sv, qv = vectors[: len(stored)], vectors[len(stored):]
+    stored, queries, sv, qv = protocol_texts(pairs, cache_dir)
     table = candidate_features(args.pairs, stored, queries, sv, qv, args.floor, cache_dir)
 
     labels = np.array([p.label for p in pairs])
