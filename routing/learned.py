@@ -193,6 +193,13 @@ class OutcomeModel:
                 features: np.ndarray | None = None) -> np.ndarray:
         """Return P(good answer) for each prompt. `features` (feature_matrix(texts)) may be
         passed in when several models judge the same prompts."""
+        text_logit, stack_logit = self.member_logits(texts, vectors, features=features)
+        return (_sigmoid(text_logit) + _sigmoid(stack_logit)) / 2
+
+    def member_logits(self, texts: list[str], vectors: np.ndarray, *,
+                      features: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Return the two regressions' logits (words, neighbour rates) per prompt: `predict`
+        averages their probabilities; bench/routing_layers.py recombines them."""
         vectors = np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
         features = feature_matrix(texts) if features is None else features
         text_logit = self._feature_scale(features) @ self._text_feature_coef + self._text_bias
@@ -205,4 +212,4 @@ class OutcomeModel:
             rates = neighbour_rates(self._vectors, self._scores, vectors, ks=self._ks)
         stack_raw = np.hstack([rates, features])
         stack_logit = self._stack_scale(stack_raw) @ self._stack_coef + self._stack_bias
-        return (_sigmoid(text_logit) + _sigmoid(stack_logit)) / 2
+        return text_logit, stack_logit

@@ -62,3 +62,18 @@ def test_one_prompt_predicts_as_in_a_batch():
         # Similarities are float32: one row (gemv) and a block (gemm) round differently, by
         # ~1e-9 in the probability on this machine; a real path difference shows as >1e-3.
         assert one[0] == pytest.approx(batch[row], abs=1e-7)
+
+
+def test_predict_averages_the_members_probabilities():
+    from routing.learned import OutcomeModel
+
+    rng = np.random.default_rng(3)
+    texts = [("Prove that the sum of " if i % 3 else "Which planet is ") + str(i)
+             for i in range(90)]
+    vectors = rng.normal(size=(90, 5)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    scores = (np.arange(90) % 3 != 0).astype(float)
+    model = OutcomeModel(k=8).fit(texts, vectors, scores)
+    text_logit, stack_logit = model.member_logits(texts[:20], vectors[:20])
+    expected = (1 / (1 + np.exp(-text_logit)) + 1 / (1 + np.exp(-stack_logit))) / 2
+    assert model.predict(texts[:20], vectors[:20]) == pytest.approx(expected, abs=1e-12)
