@@ -62,9 +62,8 @@ class Reservation:
 def _sql() -> str:
     # Built once per process: the hot path only executes it.
     qn = connection.ops.quote_name
-    counter = qn(BudgetCounter._meta.db_table)
-    reservation = qn(BudgetReservation._meta.db_table)
-    ledger = qn(UsageRecord._meta.db_table)
+    counter, reservation, ledger = map(raw_rows.table,
+                                       (BudgetCounter, BudgetReservation, UsageRecord))
     res = BudgetReservation._meta
     columns = ", ".join(qn(res.get_field(name).column) for name in (
         "request_id", "amount", "counter_ids", "created_at", "api_key", "user", "team",
@@ -133,9 +132,7 @@ def _timestamp(value) -> datetime | None:
 
 @cache
 def _applicable_sql() -> str:
-    qn = connection.ops.quote_name
-    budget = qn(Budget._meta.db_table)
-    counter = qn(BudgetCounter._meta.db_table)
+    budget, counter = raw_rows.table(Budget), raw_rows.table(BudgetCounter)
     columns = ", ".join(raw_rows.columns(Budget, "b"))
     return f"""
 SELECT {columns}, c.id, c.period, c.period_start

@@ -21,6 +21,7 @@ from functools import cache
 from django.db import connection
 
 from budgets.models import Budget, BudgetCounter, BudgetReservation, UsageRecord
+from llmops import raw_rows
 
 
 @dataclass(frozen=True)
@@ -59,10 +60,8 @@ _LEDGER_FIELDS = [f for f in UsageRecord._meta.concrete_fields if not f.primary_
 def _sql() -> str:
     # Built once per process: the hot path only executes it.
     qn = connection.ops.quote_name
-    counter = qn(BudgetCounter._meta.db_table)
-    reservation = qn(BudgetReservation._meta.db_table)
-    ledger = qn(UsageRecord._meta.db_table)
-    budget = qn(Budget._meta.db_table)
+    counter, reservation, ledger, budget = map(
+        raw_rows.table, (BudgetCounter, BudgetReservation, UsageRecord, Budget))
     columns = ", ".join(qn(f.column) for f in _LEDGER_FIELDS)
     values = ", ".join(f"%(f{i})s" for i in range(len(_LEDGER_FIELDS)))
     return f"""

@@ -25,6 +25,11 @@ def _converters(model: type[Model], vendor: str) -> tuple[list[str], list[tuple]
     return names, converters
 
 
+def table(model: type[Model]) -> str:
+    """The quoted table name of `model`, for hand-written SQL."""
+    return connection.ops.quote_name(model._meta.db_table)
+
+
 def columns(model: type[Model], alias: str) -> list[str]:
     """The quoted `alias.column` of every concrete field of `model`, in `from_row` order."""
     qn = connection.ops.quote_name
