@@ -413,7 +413,6 @@ def _settle_in_one_statement(*, admission: Admission, entry: UsageEntry,
     ORM path below to sort out what is there."""
     record = _ledger_row(entry, created_at=admission.admitted_at)
     cost = _usd(max(entry.cost, ZERO))
-    _warn_above_bound(admission, cost)
     try:
         # Inside a caller's transaction, a savepoint keeps a failed statement from aborting it;
         # otherwise it commits on its own (autocommit), so the counters stay locked for one
@@ -424,7 +423,8 @@ def _settle_in_one_statement(*, admission: Admission, entry: UsageEntry,
     except IntegrityError:
         return None
     if not result.released:
-        return None
+        return None  # the ORM path warns, if it charges above the bound
+    _warn_above_bound(admission, cost)
     due = [counter.pk for counter in result.counters if counter.alert_due()]
     if due:
         _alerts_send_due(counter_ids=due, now=now)

@@ -45,10 +45,10 @@ def _api_key_sql(vendor: str) -> str:
     selected = [c for model, alias in zip(_KEY_MODELS, aliases, strict=True)
                 for c in raw_rows.columns(model, alias)]
     joins = " ".join(
-        f"JOIN {qn(model._meta.db_table)} {alias} ON {alias}.{qn(model._meta.pk.column)} = "
+        f"JOIN {raw_rows.table(model)} {alias} ON {alias}.{qn(model._meta.pk.column)} = "
         f"k.{qn(ApiKey._meta.get_field(name).column)}"
         for name, model, alias in zip(_KEY_RELATIONS, _KEY_MODELS[1:], aliases[1:], strict=True))
-    return (f"SELECT {', '.join(selected)} FROM {qn(ApiKey._meta.db_table)} k {joins} "
+    return (f"SELECT {', '.join(selected)} FROM {raw_rows.table(ApiKey)} k {joins} "
             f"WHERE k.{qn(ApiKey._meta.get_field('prefix').column)} = %s")
 
 
