@@ -143,3 +143,18 @@ def fake_profile(db, fake_provider):  # noqa: F811
 
     yield make
     invalidate_snapshot()
+
+
+@pytest.fixture(autouse=True)
+def _celery_join_allowed() -> Iterator[None]:
+    """Start every test outside any task, as far as Celery's join guard is concerned.
+
+    Eager tasks run under `denied_join_result()`, which saves and restores one process-global
+    flag. Two eager tasks overlapping in different threads (the live gateway's on_commit tasks
+    beside the test's own) can restore it in the wrong order and leave it stuck "inside a task",
+    after which every later test's `result.get()` raises "Never call result.get() within a task".
+    """
+    from celery._state import _set_task_join_will_block
+
+    _set_task_join_will_block(False)
+    yield

@@ -7,6 +7,7 @@ import pytest
 from django.core import mail
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from budgets import selectors
 from budgets.models import (
@@ -18,6 +19,7 @@ from budgets.models import (
     BudgetScope,
     UsageRecord,
 )
+from budgets.periods import period_start
 from budgets.services import (
     UsageEntry,
     budget_counters_reconcile,
@@ -34,8 +36,10 @@ pytestmark = pytest.mark.django_db
 D = Decimal
 
 
-def counter(budget: Budget, period: str = "day") -> BudgetCounter:
-    return BudgetCounter.objects.get(budget=budget, period=period)
+def counter(budget: Budget, period: str = "day", start: datetime | None = None) -> BudgetCounter:
+    """Return the budget's counter for a period: the current one, or the one starting at `start`."""
+    start = start or period_start(period, timezone.now())
+    return BudgetCounter.objects.get(budget=budget, period=period, period_start=start)
 
 
 def entry(principal, request_id: str, cost: str = "0", **kwargs) -> UsageEntry:
@@ -356,7 +360,8 @@ class TestSweep:
                                               now=t0 + timedelta(minutes=20))
         assert released == 1
         assert list(BudgetReservation.objects.values_list("request_id", flat=True)) == ["fresh"]
-        day = counter(b)
+        # budget_set seeded today's counter too; t0's day is the one these requests charge.
+        day = counter(b, start=datetime(2026, 11, 25, tzinfo=UTC))
         assert (day.spent, day.reserved) == (0, D("0.2"))
         # The request presumed dead settles after all: charged, but not released a second time.
         assert UsageRecord.objects.get(request_id="dead").error_kind == "abandoned"
