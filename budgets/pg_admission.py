@@ -107,8 +107,10 @@ def reserve(*, request_id: str, amount: Decimal, limits: list[tuple[int, Decimal
     already reserved (in flight)."""
     counter_ids = sorted({counter_id for counter_id, _, _ in limits})
     params = {
-        "ids": [c for c, _, _ in limits], "limits": [lim for _, lim, _ in limits],
-        "blocks": [b for _, _, b in limits], "amount": amount, "request_id": request_id,
+        "ids": raw_rows.pg_array([c for c, _, _ in limits]),
+        "limits": raw_rows.pg_array([lim for _, lim, _ in limits]),
+        "blocks": raw_rows.pg_array([b for _, _, b in limits]), "amount": amount,
+        "request_id": request_id,
         "now": now, "api_key_id": api_key_id, "user_id": user_id, "team_id": team_id,
         "requested_model": requested_model,
         "counter_ids": BudgetReservation._meta.get_field("counter_ids").get_db_prep_save(
@@ -137,7 +139,7 @@ def _applicable_sql() -> str:
     return f"""
 SELECT {columns}, c.id, c.period, c.period_start
 FROM {budget} b
-LEFT JOIN {counter} c ON c.budget_id = b.id AND c.period_start = ANY(%(starts)s)
+LEFT JOIN {counter} c ON c.budget_id = b.id AND c.period_start = ANY(%(starts)s::timestamptz[])
 WHERE (b.scope = '{BudgetScope.KEY}' AND b.api_key_id = %(api_key_id)s)
    OR (b.scope = '{BudgetScope.USER}' AND b.user_id = %(user_id)s)
    OR (b.scope = '{BudgetScope.TEAM}' AND b.team_id = %(team_id)s)
@@ -152,8 +154,9 @@ def applicable(*, principal: Principal, now: datetime) -> tuple[list[Budget],
     and their counters for the periods containing `now`, keyed like `PeriodLimit.key`, in
     one query. Counters carry their key and pk only; missing ones are simply absent."""
     starts = {period: period_start(period, now) for period in BudgetPeriod.values}
-    params = {"starts": sorted(set(starts.values())), "api_key_id": principal.api_key_id,
-              "user_id": principal.user_id, "team_id": principal.team_id}
+    params = {"starts": raw_rows.pg_array(sorted(set(starts.values()))),
+              "api_key_id": principal.api_key_id, "user_id": principal.user_id,
+              "team_id": principal.team_id}
     with connection.cursor() as cursor:
         cursor.execute(_applicable_sql(), params)
         rows = cursor.fetchall()

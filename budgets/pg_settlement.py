@@ -101,7 +101,7 @@ def settle(*, record: UsageRecord, release: Decimal, cost: Decimal, counter_ids:
     counters' reserved and add `cost` to their spent."""
     params = {f"f{i}": f.get_db_prep_save(getattr(record, f.attname), connection)
               for i, f in enumerate(_LEDGER_FIELDS)}
-    params.update(request_id=record.request_id, counter_ids=sorted(counter_ids),
+    params.update(request_id=record.request_id, counter_ids=raw_rows.pg_array(sorted(counter_ids)),
                   release=release, cost=cost, now=now)
     with connection.cursor() as cursor:
         cursor.execute(_sql(), params)

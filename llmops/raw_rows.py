@@ -50,3 +50,23 @@ def from_row(model: type[Model], values: Sequence) -> Model:
 def width(model: type[Model]) -> int:
     """How many values of a row `from_row` takes for `model`."""
     return len(model._meta.concrete_fields)
+
+
+def pg_array(values: Sequence) -> str:
+    """Return `values` as a PostgreSQL array literal in text form (`{1,2,3}`), for a parameter
+    that the SQL casts (`%(ids)s::bigint[]`).
+
+    psycopg's client-side binding (Django's default cursor) adapts a Python list by inspecting
+    its elements to pick a dumper and quoting each one: on the admission and settlement
+    statements that was ~7% of the gateway's Python CPU at concurrency 1 (py-spy). A string is
+    quoted once. Elements are numbers, booleans or datetimes, whose text forms need no
+    escaping; each is double-quoted anyway, which the array parser accepts for every type.
+    """
+    def text(value) -> str:
+        if isinstance(value, bool):
+            return "t" if value else "f"
+        if hasattr(value, "isoformat"):
+            return value.isoformat()
+        return str(value)
+
+    return "{" + ",".join(f'"{text(v)}"' for v in values) + "}"

@@ -86,7 +86,9 @@ async def _attempts(ctx: RequestContext, chain: list[ModelProfile], outcome, cal
     last_model = chain[0].name
     max_retries = getattr(settings, "ROUTING_MAX_RETRIES", 2)
     for position, profile in enumerate(chain):
-        if await resilience.cooldown_active(profile) and position < len(chain) - 1:
+        # Only a profile with somewhere to fall back to is skipped while cooling down, so the
+        # last one of the chain (the only one, usually) costs no cooldown lookup.
+        if position < len(chain) - 1 and await resilience.cooldown_active(profile):
             outcome.reason = "cooldown"
             continue
         try:
@@ -133,7 +135,7 @@ async def complete_with_fallbacks(ctx: RequestContext, chain: list[ModelProfile]
 
     async def call_once(profile: ModelProfile, call: ProviderCall) -> Completion:
         completion = await get_adapter(profile.provider).complete(call)
-        await resilience.record_success(profile, latency_ms=ctx.elapsed_ms(), ttft_ms=None)
+        resilience.record_success_soon(profile, latency_ms=ctx.elapsed_ms(), ttft_ms=None)
         return completion
 
     return await _attempts(ctx, chain, outcome, call_once)
@@ -174,8 +176,8 @@ async def open_stream_with_fallbacks(ctx: RequestContext, chain: list[ModelProfi
             await stream.aclose()
             raise
         outcome.ttft_ms = ctx.elapsed_ms()
-        await resilience.record_success(profile, latency_ms=ctx.elapsed_ms(),
-                                        ttft_ms=outcome.ttft_ms)
+        resilience.record_success_soon(profile, latency_ms=ctx.elapsed_ms(),
+                                       ttft_ms=outcome.ttft_ms)
         return OpenedStream(first=first, rest=stream)
 
     return await _attempts(ctx, chain, outcome, call_once)
