@@ -26,3 +26,27 @@ def test_unknown_or_wrong_keys_find_nothing(api_key):
     prefix, _, _ = api_key.key.rpartition(".")
     assert api_key_from_bearer(raw_key=f"{prefix}.wrong-secret") is None
     assert api_key_from_bearer(raw_key="llmops-000000000000.nothing") is None
+
+
+@pytest.mark.django_db
+def test_pg_array_literals_read_back_as_the_values():
+    """The hot statements pass arrays as text literals; PostgreSQL must parse them back exactly."""
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from django.db import connection
+
+    from llmops.raw_rows import pg_array
+
+    if connection.vendor != "postgresql":
+        pytest.skip("array literals are PostgreSQL's")
+    values = {
+        "bigint": [3, 1, 2], "numeric": [Decimal("0.000000000001"), Decimal("12.5")],
+        "boolean": [True, False],
+        "timestamptz": [datetime(2026, 12, 1, tzinfo=UTC), datetime(2026, 12, 2, 0, 0, tzinfo=UTC)],
+    }
+    with connection.cursor() as cursor:
+        for sql_type, items in values.items():
+            cursor.execute(f"SELECT %s::{sql_type}[]", [pg_array(items)])
+            assert cursor.fetchone()[0] == items
+    assert pg_array([]) == "{}"

@@ -1,5 +1,7 @@
 """Retry policy and per-process cooldown; Redis down degrades without raising."""
 
+import asyncio
+
 import pytest
 
 from routing import resilience
@@ -60,6 +62,14 @@ class TestLocalCooldown:
         for _ in range(2):
             await resilience.record_failure(PROFILE, kind="timeout", retry_after=None)
         await resilience.record_success(PROFILE, latency_ms=100, ttft_ms=None)
+        await resilience.record_failure(PROFILE, kind="timeout", retry_after=None)
+        assert not await resilience.cooldown_active(PROFILE)
+
+    async def test_a_success_recorded_off_the_path_resets_it_too(self):
+        for _ in range(2):
+            await resilience.record_failure(PROFILE, kind="timeout", retry_after=None)
+        resilience.record_success_soon(PROFILE, latency_ms=100, ttft_ms=None)
+        await asyncio.gather(*resilience._pending)
         await resilience.record_failure(PROFILE, kind="timeout", retry_after=None)
         assert not await resilience.cooldown_active(PROFILE)
 
