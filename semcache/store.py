@@ -391,13 +391,12 @@ class RedisStore(BaseStore):
         fields = _entry_fields(entry)
 
         def run():
-            old = self.r.get(self._k("x", entry.exact_key))
-            if old and old.decode() != entry.id:
-                self.delete([old.decode()])
             pipe = self.r.pipeline(transaction=True)
             pipe.hset(self._k("e", entry.id), mapping=fields)
             pipe.expire(self._k("e", entry.id), ttl)
-            pipe.set(self._k("x", entry.exact_key), entry.id, ex=ttl)
+            # SET … GET: the entry this exact key pointed at before, replaced below, in the same
+            # round trip (a separate GET first cost one more per stored answer).
+            pipe.set(self._k("x", entry.exact_key), entry.id, ex=ttl, get=True)
             pipe.zadd(self._k("n", entry.namespace), {entry.id: entry.expires})
             pipe.hsetnx(self._k("ns"), entry.namespace, json.dumps(namespace_info))
             pipe.xadd(
@@ -406,7 +405,10 @@ class RedisStore(BaseStore):
                  "prompt": entry.prompt, "exp": repr(entry.expires)},
                 maxlen=self.max_events, approximate=True,
             )
-            pipe.execute()
+            old = pipe.execute()[2]
+            if old and old.decode() != entry.id:
+                # Its exact key already points at the new entry, which `delete` leaves alone.
+                self.delete([old.decode()])
 
         self._call(run)
 
