@@ -70,6 +70,13 @@ class _Breaker:
 
 
 breaker = _Breaker()
+# Cache lookups in progress in this process: how busy it is, for the embedder's batching
+# (`Embedder._fill`). Only event loops change it.
+_in_progress = 0
+
+
+def _lookups_in_progress() -> int:
+    return _in_progress
 _policies: dict[int, tuple[_Policy, float]] = {}
 _pending: set[asyncio.Task] = set()
 
@@ -163,7 +170,9 @@ def _lookup_exact(scope, request_id):
 
 async def cache_lookup(ctx: RequestContext) -> CacheHit | None:
     """Return a cached answer for the request, or None; set ctx.cache_status and friends."""
+    global _in_progress
     started = time.perf_counter()
+    _in_progress += 1
     try:
         if not settings.ENABLE_SEMANTIC_CACHE:
             _set(ctx, "disabled")
@@ -186,9 +195,12 @@ async def cache_lookup(ctx: RequestContext) -> CacheHit | None:
         if not scope.semantic:
             _set(ctx, "miss")
             return None
+        embedder = get_embedder()
+        if getattr(embedder, "load", False) is None:  # test doubles may not batch
+            embedder.load = _lookups_in_progress
         embed_started = time.perf_counter()
         try:
-            vector = await get_embedder().embed(scope.query_text)
+            vector = await embedder.embed(scope.query_text)
         finally:
             ctx.timings["embed"] = time.perf_counter() - embed_started
         ctx.embedding = vector
@@ -215,6 +227,7 @@ async def cache_lookup(ctx: RequestContext) -> CacheHit | None:
         _set(ctx, "error")
         return None
     finally:
+        _in_progress -= 1
         # Excludes the embedding, which is its own Server-Timing stage ("embed").
         ctx.timings["cache_lookup"] = (time.perf_counter() - started
                                        - ctx.timings.get("embed", 0.0))

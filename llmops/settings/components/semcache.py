@@ -15,6 +15,12 @@ CACHE_TTL_HOURS = env.float("CACHE_TTL_HOURS", default=1.0)
 SEMCACHE_MODEL_PATH = env("SENTENCE_TRANSFORMERS_HOME", default="")
 # Largest micro-batch the embedder thread encodes at once.
 SEMCACHE_EMBED_MAX_BATCH = env.int("SEMCACHE_EMBED_MAX_BATCH", default=64)
+# When at least SEMCACHE_EMBED_BUSY_AT cache lookups are in progress, the embedder waits up to
+# SEMCACHE_EMBED_BATCH_WAIT_MS for SEMCACHE_EMBED_BATCH_TARGET texts: fewer, larger encodes
+# (docs/performance.md: at concurrency 64, mean batch 1-3 -> ~10 texts). 0: never wait.
+SEMCACHE_EMBED_BATCH_WAIT_MS = env.float("SEMCACHE_EMBED_BATCH_WAIT_MS", default=50.0)
+SEMCACHE_EMBED_BUSY_AT = env.int("SEMCACHE_EMBED_BUSY_AT", default=16)
+SEMCACHE_EMBED_BATCH_TARGET = env.int("SEMCACHE_EMBED_BATCH_TARGET", default=8)
 # "onnx" (ONNX Runtime, ~3x faster on CPU, same vectors) or "torch" (sentence-transformers).
 # Unset: onnx when onnxruntime is installed and the export works, else torch (logged).
 CACHE_EMBEDDER_BACKEND = env("CACHE_EMBEDDER_BACKEND", default="auto")
