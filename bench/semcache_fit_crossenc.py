@@ -238,6 +238,45 @@ def tally(data, mask, hit_rows: dict) -> tuple:
     return dup_good / max(dups, 1), good / max(hits, 1), 1000 * (hits - good) / mask.sum(), hits
 
 
+def ood_scores(top: Top, tokenizer, model, path: Path, gray: float, threshold: float):
+    """Return (paraphrases hit, near misses hit, rows) of hand-written pairs, each pair a lone
+    candidate (text_b the query, text_a the stored prompt): guards, gray zone, then the logit."""
+    import torch
+
+    from semcache.embedder import get_embedder
+    from semcache.guards import compare
+
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    vectors = get_embedder().embed_sync([t for row in rows for t in (row["text_a"],
+                                                                     row["text_b"])])
+    pairs = [(row["text_b"], row["text_a"]) for row in rows]
+    enc = tokenizer([q for q, _ in pairs], [s for _, s in pairs], truncation=True,
+                    max_length=MAX_LEN, padding=True, return_tensors="pt")
+    bottom = LAYERS - len(top.layers)
+    with torch.inference_mode():
+        hidden = model.embeddings(input_ids=enc["input_ids"],
+                                  token_type_ids=enc["token_type_ids"])
+        lengths = enc["attention_mask"].sum(1).numpy()
+        _, additive = additive_mask(lengths, hidden.shape[1])
+        for layer in model.encoder.layer[:bottom]:
+            out = layer(hidden, additive)
+            hidden = out[0] if isinstance(out, tuple) else out
+        cosine = np.array([float(vectors[2 * i] @ vectors[2 * i + 1]) for i in range(len(rows))],
+                          dtype=np.float32)
+        logits = top.logit(hidden, lengths, torch.from_numpy(cosine)).numpy()
+    good = bad = 0
+    out = []
+    for row, c, logit in zip(rows, cosine, logits, strict=True):
+        hit = c >= gray and not compare(row["text_b"], row["text_a"]).refused \
+            and logit >= threshold
+        good += hit and row["label"] == 1
+        bad += hit and row["label"] == 0
+        out.append({"label": row["label"], "cosine": round(float(c), 3),
+                    "logit": round(float(logit), 2), "hit": bool(hit), "text_a": row["text_a"],
+                    "text_b": row["text_b"]})
+    return good, bad, out
+
+
 def speed(args):
     """Print training pairs/s (forward + backward, dynamic padding) at the QQP pair lengths."""
     import torch
@@ -303,6 +342,10 @@ def main():
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--head-lr", type=float, default=2e-3)
     parser.add_argument("--out", type=Path, help="Write the results (JSON) here.")
+    parser.add_argument("--ood", type=Path,
+                        default=ROOT / "tests/unit/semcache/data/ood_pairs.jsonl",
+                        help="Hand-written pairs from other domains, scored at each fold's "
+                        "threshold.")
     args = parser.parse_args()
     import django
 
@@ -396,6 +439,12 @@ def main():
                               "precision": round(prec, 4), "false_per_1k": round(fh, 2),
                               "hits": hits}
         print(f"fold {k} configured: {fold['configured']}", flush=True)
+        good, bad, ood = ood_scores(top, tokenizer, model, args.ood, args.gray,
+                                    fold["crossenc"]["threshold"])
+        fold["ood"] = {"paraphrases_hit": int(good), "near_misses_hit": int(bad), "pairs": ood}
+        print(f"fold {k} other domains: {good} paraphrases hit, {bad} near misses hit; "
+              f"near misses that hit: {[p['text_b'] for p in ood if p['hit'] and not p['label']]}",
+              flush=True)
         results.append(fold)
         if args.out:
             args.out.write_text(json.dumps(results, indent=1))
