@@ -18,6 +18,7 @@ from llmops.logging import JsonFormatter
 from llmops.models import ApiKey
 from llmops.services import api_key_revoke
 from tests.toolkit.assertions import assert_openai_error
+from tests.toolkit.fixtures import require_redis
 from tests.toolkit.gateway_process import GatewayProcess, gateway_database_url
 
 CHAT = {"model": "simulated-efficient", "messages": [{"role": "user", "content": "hi"}],
@@ -118,12 +119,7 @@ def shared_throttle_cache(settings, monkeypatch):
                     "SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5},
     }}
     monkeypatch.setattr(ApiKeyRateThrottle, "rate", "4/min", raising=False)
-    try:
-        import redis
-
-        redis.Redis.from_url("redis://127.0.0.1:6379/9", socket_timeout=0.5).ping()
-    except Exception:
-        pytest.skip("no Redis on 127.0.0.1:6379")
+    require_redis()
     # Never flush the shared Redis: the throttle's keys expire with their one-minute window.
     yield prefix
 

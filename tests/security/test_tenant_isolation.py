@@ -15,19 +15,14 @@ from django.core.management import call_command
 
 from budgets.models import UsageRecord
 from tests.toolkit.assertions import assert_openai_error
-from tests.toolkit.fixtures import scrape_metrics
+from tests.toolkit.fixtures import require_redis, scrape_metrics
 
 pytestmark = pytest.mark.redis
 
 
 @pytest.fixture
 def redis_cache_store(settings):
-    try:
-        import redis
-
-        redis.Redis.from_url("redis://127.0.0.1:6379/9", socket_timeout=0.5).ping()
-    except Exception:
-        pytest.skip("no Redis on 127.0.0.1:6379")
+    require_redis()
     settings.ENABLE_SEMANTIC_CACHE = True
     settings.SEMCACHE_REDIS_URL = "redis://127.0.0.1:6379/9"
     settings.SEMCACHE_KEY_PREFIX = f"reliab-tenant-{uuid.uuid4().hex[:8]}"

@@ -107,3 +107,17 @@ def scrape_metrics(gateway_url: str | None = None) -> str:
     from prometheus_client import REGISTRY, generate_latest
 
     return generate_latest(REGISTRY).decode()
+
+
+SHARED_REDIS_URL = "redis://127.0.0.1:6379/9"
+
+
+def require_redis(url: str = SHARED_REDIS_URL) -> str:
+    """Skip the calling test unless Redis answers at `url`; return the url."""
+    try:
+        import redis
+
+        redis.Redis.from_url(url, socket_timeout=0.5).ping()
+    except Exception:
+        pytest.skip(f"no Redis at {url}")
+    return url

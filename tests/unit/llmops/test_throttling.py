@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from llmops.api.throttling import ApiKeyRateThrottle
+from tests.toolkit.fixtures import require_redis
 
 
 def _request(prefix: str):
@@ -15,12 +16,7 @@ def _request(prefix: str):
 
 @pytest.fixture
 def redis_cache(settings):
-    try:
-        import redis
-
-        redis.Redis.from_url("redis://127.0.0.1:6379/9", socket_timeout=0.5).ping()
-    except Exception:
-        pytest.skip("no Redis on 127.0.0.1:6379")
+    require_redis()
     settings.CACHES = {"default": {
         "BACKEND": "django_redis.cache.RedisCache", "LOCATION": "redis://127.0.0.1:6379/9",
         "KEY_PREFIX": f"throttle-test-{uuid.uuid4().hex[:8]}",
