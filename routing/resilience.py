@@ -168,22 +168,6 @@ async def record_success(profile, *, latency_ms: int, ttft_ms: int | None) -> No
             _redis_failed(exc)
 
 
-_pending: set[asyncio.Task] = set()
-
-
-def record_success_soon(profile, *, latency_ms: int, ttft_ms: int | None) -> None:
-    """`record_success` off the caller's path: the answer need not wait for the shared reset.
-
-    The per-process count is cleared at once; the Redis reset runs as a task on this loop (its
-    failure is handled inside, like any Redis trouble here). Saves a Redis round trip on every
-    successful call's response time.
-    """
-    task = asyncio.get_running_loop().create_task(
-        record_success(profile, latency_ms=latency_ms, ttft_ms=ttft_ms))
-    _pending.add(task)
-    task.add_done_callback(_pending.discard)
-
-
 def backoff_delay(attempt: int, retry_after: float | None) -> float:
     """Return seconds to wait before retry number `attempt` (1-based).
 

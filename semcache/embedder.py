@@ -134,7 +134,6 @@ class Embedder:
         # Set by the caller (semcache.gateway): how busy the process is, as the number of cache
         # lookups in progress. None: never wait for a batch to fill.
         self.load: Callable[[], int] | None = None
-        self.texts = 0  # texts encoded by the worker (for benchmarks and tests)
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._worker: threading.Thread | None = None
         self._worker_lock = threading.Lock()
@@ -228,7 +227,6 @@ class Embedder:
             try:
                 vectors, error = self.embed_sync([text for text, _, _ in live]), None
                 self.batches += 1
-                self.texts += len(live)
             except Exception as exc:  # noqa: BLE001 - handed to every waiting caller
                 vectors, error = [None] * len(live), exc
             for (_, loop, fut), vector in zip(live, vectors, strict=True):

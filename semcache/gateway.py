@@ -77,6 +77,8 @@ _in_progress = 0
 
 def _lookups_in_progress() -> int:
     return _in_progress
+
+
 _policies: dict[int, tuple[_Policy, float]] = {}
 _pending: set[asyncio.Task] = set()
 

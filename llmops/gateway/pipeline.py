@@ -19,6 +19,7 @@ from llmops import metrics
 from llmops.db import run_db
 from llmops.errors import GatewayError, ServiceUnavailable
 from llmops.gateway import upstream
+from llmops.gateway.background import spawn
 from llmops.gateway.context import RequestContext
 from llmops.gateway.responses import completion_body, usage_body
 from llmops.observability.judge import judge_sample_maybe_async
@@ -38,15 +39,8 @@ from routing.tokens import (
 
 logger = logging.getLogger("llmops.gateway")
 
-# Settlement must survive the request task being cancelled (client gone); keep strong refs.
-_background: set[asyncio.Task] = set()
-
-
-def _spawn(coro) -> asyncio.Task:
-    task = asyncio.ensure_future(coro)
-    _background.add(task)
-    task.add_done_callback(_background.discard)
-    return task
+# Settlement must survive the request task being cancelled (client gone): `_spawn` keeps it.
+_spawn = spawn
 
 
 def _semantic_cache():
@@ -467,4 +461,4 @@ async def _relay(ctx: RequestContext, prepared: Prepared, outcome: Outcome,
             try:
                 await asyncio.shield(task)
             except (asyncio.CancelledError, GeneratorExit):
-                pass  # the settle task runs on; `_background` keeps it alive
+                pass  # the settle task runs on; `spawn` keeps it alive

@@ -13,6 +13,7 @@ from django.conf import settings
 
 from llmops import metrics
 from llmops.errors import UpstreamError, UpstreamTimeout
+from llmops.gateway.background import spawn
 from llmops.gateway.context import RequestContext
 from llmops.providers.base import Completion, Delta, ProviderCall
 from llmops.providers.errors import ProviderError, ProviderNotConfigured, ProviderTimeout
@@ -135,7 +136,8 @@ async def complete_with_fallbacks(ctx: RequestContext, chain: list[ModelProfile]
 
     async def call_once(profile: ModelProfile, call: ProviderCall) -> Completion:
         completion = await get_adapter(profile.provider).complete(call)
-        resilience.record_success_soon(profile, latency_ms=ctx.elapsed_ms(), ttft_ms=None)
+        # The shared failure reset need not hold up the answer.
+        spawn(resilience.record_success(profile, latency_ms=ctx.elapsed_ms(), ttft_ms=None))
         return completion
 
     return await _attempts(ctx, chain, outcome, call_once)
@@ -176,8 +178,8 @@ async def open_stream_with_fallbacks(ctx: RequestContext, chain: list[ModelProfi
             await stream.aclose()
             raise
         outcome.ttft_ms = ctx.elapsed_ms()
-        resilience.record_success_soon(profile, latency_ms=ctx.elapsed_ms(),
-                                       ttft_ms=outcome.ttft_ms)
+        spawn(resilience.record_success(profile, latency_ms=ctx.elapsed_ms(),
+                                        ttft_ms=outcome.ttft_ms))
         return OpenedStream(first=first, rest=stream)
 
     return await _attempts(ctx, chain, outcome, call_once)

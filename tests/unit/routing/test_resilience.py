@@ -1,9 +1,8 @@
 """Retry policy and per-process cooldown; Redis down degrades without raising."""
 
-import asyncio
-
 import pytest
 
+from llmops.gateway.background import spawn
 from routing import resilience
 from routing.models import ModelProfile
 
@@ -68,8 +67,7 @@ class TestLocalCooldown:
     async def test_a_success_recorded_off_the_path_resets_it_too(self):
         for _ in range(2):
             await resilience.record_failure(PROFILE, kind="timeout", retry_after=None)
-        resilience.record_success_soon(PROFILE, latency_ms=100, ttft_ms=None)
-        await asyncio.gather(*resilience._pending)
+        await spawn(resilience.record_success(PROFILE, latency_ms=100, ttft_ms=None))
         await resilience.record_failure(PROFILE, kind="timeout", retry_after=None)
         assert not await resilience.cooldown_active(PROFILE)
 
