@@ -3,8 +3,10 @@ on each backend (torch = sentence-transformers, onnx = ONNX Runtime on the expor
 
 Without batching each request runs its own encode on a worker thread (asyncio.to_thread); with
 batching, requests queue for the embedder thread, which encodes whatever queued up as one batch.
-Also prints the cost of one query alone and per query in a batch of 32 (direct encodes), and how
-far the backends' vectors are apart on the same texts.
+Also prints the cost of one query alone and per query in a batch of 32 (direct encodes), how
+far the backends' vectors are apart on the same texts, and what the pooled intermediate layers
+add to a pass (`embed_layers_sync`, which the batching thread runs, against `embed_sync`,
+alternated on the same texts so machine load hits both alike).
 
   python bench/semcache_embed.py [--requests 256] [--levels 1,8,32] [--backends torch,onnx]
 """
@@ -55,6 +57,20 @@ def direct_ms(embedder, *, batch: int, rounds: int) -> float:
     return float(np.median(samples))
 
 
+def layers_overhead_ms(embedder, *, batch: int, rounds: int) -> tuple[float, float]:
+    """Return the median ms per query of `embed_sync` and of `embed_layers_sync` on the same
+    `batch` texts, alternating the two (which goes first alternates too)."""
+    plain, layered = [], []
+    for r in range(rounds):
+        texts = [TEXTS[(r * batch + i) % len(TEXTS)] + f" #{r}" for i in range(batch)]
+        calls = [(embedder.embed_sync, plain), (embedder.embed_layers_sync, layered)]
+        for encode, samples in calls if r % 2 == 0 else calls[::-1]:
+            t = time.perf_counter()
+            encode(texts)
+            samples.append((time.perf_counter() - t) * 1000 / batch)
+    return float(np.median(plain)), float(np.median(layered))
+
+
 async def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=256)
@@ -83,6 +99,13 @@ async def main():
         single = direct_ms(embedder, batch=1, rounds=60)
         batched = direct_ms(embedder, batch=32, rounds=8)
         print(f"{name:>7} {single:>16.2f} {batched:>26.2f}", flush=True)
+    print(f"\n{'backend':>7} {'batch':>6} {'embedding ms':>13} {'+ layers ms':>12} "
+          f"{'added':>8}")
+    for name, embedder in embedders.items():
+        for batch, rounds in ((1, 200), (32, 16)):
+            plain, layered = layers_overhead_ms(embedder, batch=batch, rounds=rounds)
+            print(f"{name:>7} {batch:>6} {plain:>13.3f} {layered:>12.3f} "
+                  f"{(layered - plain) / plain:>+8.1%}", flush=True)
     print(f"\n{'backend':>7} {'concurrency':>11} {'batching':>9} {'req/s':>8} {'p50 ms':>8} "
           f"{'p99 ms':>8} {'encodes':>8}")
     for name, embedder in embedders.items():

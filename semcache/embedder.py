@@ -10,6 +10,11 @@ Two backends run the same weights (`CACHE_EMBEDDER_BACKEND`):
   - "torch": sentence-transformers on torch, the reference, and the fallback when the export or
     ONNX Runtime is unavailable (logged).
 
+Besides the sentence embedding, each forward pass yields the mean-pooled, normalized hidden states
+of the model's intermediate layers (`embed_layers_sync`, `await embed_with_layers`): computed on
+the way to the last layer, they cost only their pooling, and routing predicts from them
+(docs/routing.md).
+
 `await embed(text)` never runs the model on the event loop: requests go to one worker thread,
 which encodes everything that queued up while it was busy as one batch (continuous micro-batching:
 no added wait at low load, batches of up to SEMCACHE_EMBED_MAX_BATCH under load, where a batch of
@@ -61,6 +66,16 @@ def embed_threads() -> int:
     return max(1, min(2, (os.cpu_count() or 1) // workers - 1))
 
 
+def mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Return `(n, d)` L2-normalised means of `hidden` `(n, tokens, d)` over unmasked tokens
+    (sentence-transformers' mean pooling, lengths clamped at 1e-9, norms at 1e-12)."""
+    weights = mask[:, :, None].astype(np.float32)
+    summed = (hidden * weights).sum(axis=1)
+    pooled = summed / np.clip(weights.sum(axis=1), 1e-9, None)
+    norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+    return pooled / np.clip(norms, 1e-12, None)
+
+
 def _resolve(fut: asyncio.Future, value, error) -> None:
     if fut.cancelled():
         return
@@ -84,6 +99,11 @@ class TorchBackend:
         torch.set_num_threads(threads)
         self._torch = torch
         self._model = SentenceTransformer(str(path), device="cpu")
+        config = self._model[0].auto_model.config
+        # Every forward pass returns the hidden states it computes anyway ("all_layer_
+        # embeddings"); the sentence embedding does not change (a test compares bits).
+        config.output_hidden_states = True
+        self.layers = tuple(range(1, config.num_hidden_layers))
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Return `(n, 384)` normalized float32 sentence embeddings."""
@@ -92,6 +112,28 @@ class TorchBackend:
             show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32)
+
+    def encode_layers(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Return `(n, 384)` sentence embeddings (`encode`'s, bit for bit: the same batches of
+        64 in the same length order, the same modules, the same final normalization) and, from
+        the same forward pass, the `(n, len(self.layers), 384)` mean-pooled, normalized
+        states of the intermediate layers."""
+        torch = self._torch
+        vectors = np.empty((len(texts), DIMENSIONS), dtype=np.float32)
+        layers = np.empty((len(texts), len(self.layers), DIMENSIONS), dtype=np.float32)
+        order = np.argsort([-len(text) for text in texts])  # encode()'s order for strings
+        with torch.inference_mode():
+            for start in range(0, len(texts), 64):
+                rows = order[start:start + 64]
+                features = self._model.preprocess([texts[i] for i in rows])
+                out = self._model(dict(features))
+                vectors[rows] = torch.nn.functional.normalize(
+                    out["sentence_embedding"], p=2, dim=1).numpy()
+                mask = out["attention_mask"].numpy()
+                for column, layer in enumerate(self.layers):
+                    layers[rows, column] = mean_pool(
+                        out["all_layer_embeddings"][layer].numpy(), mask)
+        return vectors, layers
 
     def token_vectors(self, texts: list[str]) -> list[np.ndarray]:
         """Return each text's last-hidden-state token vectors, without [CLS], [SEP], padding."""
@@ -144,6 +186,11 @@ class Embedder:
         """Return the backend in use: "onnx" or "torch"."""
         return self._backend.name
 
+    @property
+    def layers(self) -> tuple[int, ...]:
+        """Return the intermediate layers whose pooled states `embed_layers_sync` returns."""
+        return self._backend.layers
+
     def embed_sync(self, texts: list[str]) -> np.ndarray:
         """Return an `(n, 384)` float32 array of normalized embeddings for `texts`."""
         texts = list(texts)
@@ -151,6 +198,17 @@ class Embedder:
             return np.zeros((0, self.dimensions), dtype=np.float32)
         with self._lock:
             return self._backend.encode(texts)
+
+    def embed_layers_sync(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Return, from one forward pass, the `(n, 384)` normalized embeddings of `texts` (the
+        same as `embed_sync`'s) and the `(n, len(self.layers), 384)` float32 mean-pooled,
+        normalized hidden states of the intermediate layers `self.layers`."""
+        texts = list(texts)
+        if not texts:
+            return (np.zeros((0, self.dimensions), dtype=np.float32),
+                    np.zeros((0, len(self.layers), self.dimensions), dtype=np.float32))
+        with self._lock:
+            return self._backend.encode_layers(texts)
 
     def embed_tokens_sync(self, texts: list[str]) -> list[np.ndarray]:
         """Return per text a `(tokens, 384)` float32 array: the model's last hidden state for
@@ -165,6 +223,11 @@ class Embedder:
         """Return the normalized embedding of `text`, computed off the event loop."""
         if not batching:
             return (await asyncio.to_thread(self.embed_sync, [text]))[0]
+        return (await self.embed_with_layers(text))[0]
+
+    async def embed_with_layers(self, text: str) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+        """Return the normalized embedding of `text` and its pooled intermediate layers
+        (`{layer: (384,) vector}`), from one micro-batched forward pass off the event loop."""
         self._ensure_worker()
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
@@ -225,7 +288,7 @@ class Embedder:
             if not live:
                 continue
             try:
-                vectors, error = self.embed_sync([text for text, _, _ in live]), None
+                vectors, error = self._encode_each([text for text, _, _ in live]), None
                 self.batches += 1
             except Exception as exc:  # noqa: BLE001 - handed to every waiting caller
                 vectors, error = [None] * len(live), exc
@@ -237,6 +300,12 @@ class Embedder:
             # Drop references before blocking on the queue again: a thread parked in get()
             # would otherwise keep the last batch (futures, loops, texts) alive indefinitely.
             del live, vectors, error
+
+    def _encode_each(self, texts: list[str]) -> list[tuple[np.ndarray, dict[int, np.ndarray]]]:
+        """Return per text (embedding, {layer: pooled state}) from one batched pass."""
+        vectors, layers = self.embed_layers_sync(texts)
+        return [(vector, dict(zip(self.layers, states, strict=True)))
+                for vector, states in zip(vectors, layers, strict=True)]
 
 
 @cache

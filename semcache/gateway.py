@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
 
+import numpy as np
 from django.conf import settings
 
 from llmops.gateway.context import RequestContext
@@ -170,6 +171,14 @@ def _lookup_exact(scope, request_id):
     return found
 
 
+async def embed_with_layers(embedder, text: str) -> tuple[np.ndarray, dict | None]:
+    """Return the text's embedding and its pooled intermediate layers from one pass, or the
+    embedding and None from an embedder that has no layers (a stand-in, a wrapper)."""
+    if hasattr(embedder, "embed_with_layers"):
+        return await embedder.embed_with_layers(text)
+    return await embedder.embed(text), None
+
+
 async def cache_lookup(ctx: RequestContext) -> CacheHit | None:
     """Return a cached answer for the request, or None; set ctx.cache_status and friends."""
     global _in_progress
@@ -202,7 +211,7 @@ async def cache_lookup(ctx: RequestContext) -> CacheHit | None:
             embedder.load = _lookups_in_progress
         embed_started = time.perf_counter()
         try:
-            vector = await embedder.embed(scope.query_text)
+            vector, ctx.embedding_layers = await embed_with_layers(embedder, scope.query_text)
         finally:
             ctx.timings["embed"] = time.perf_counter() - embed_started
         ctx.embedding = vector

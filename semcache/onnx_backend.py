@@ -3,7 +3,9 @@
 Tokenization uses the model's own `tokenizer.json` through `tokenizers` (the Rust tokenizer
 sentence-transformers itself runs), truncated at the model's `max_seq_length`; pooling is
 sentence-transformers' mean pooling (padding masked out, lengths clamped at 1e-9) followed by L2
-normalization (eps 1e-12), so the vectors equal the torch backend's to float precision.
+normalization (eps 1e-12), so the vectors equal the torch backend's to float precision. The
+intermediate layers' hidden states (graph outputs `hidden_state_<i>`) are pooled the same way by
+`encode_layers`, from the same run as the sentence embedding.
 """
 
 import json
@@ -11,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from semcache.onnx_export import ensure_exported
+from semcache.embedder import mean_pool
+from semcache.onnx_export import ensure_exported, intermediate_output
 
 DIMENSIONS = 384
 
@@ -69,15 +72,20 @@ class OnnxBackend:
         self._session = ort.InferenceSession(str(path), options,
                                              providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self._session.get_inputs()}
+        # The intermediate layers the export has outputs for (1 … layers − 1), in order.
+        self.layers = tuple(sorted(int(o.name.rsplit("_", 1)[1])
+                                   for o in self._session.get_outputs()
+                                   if o.name != "last_hidden_state"))
         self.max_seq_length = _max_seq_length(model_dir)
         tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         tokenizer.enable_truncation(max_length=self.max_seq_length)
         tokenizer.no_padding()  # padded per length-sorted chunk below, not to the longest text
         self._tokenizer = tokenizer
 
-    def _chunks(self, texts: list[str]):
-        """Yield (positions, last hidden state, attention mask) for chunks of up to 64 texts of
-        similar length (`_length_buckets`), so that little of a batch's work is padding."""
+    def _chunks(self, texts: list[str], outputs: tuple[str, ...] = ("last_hidden_state",)):
+        """Yield (positions, [hidden state per name in `outputs`], attention mask) for chunks of
+        up to 64 texts of similar length (`_length_buckets`), so that little of a batch's work
+        is padding."""
         encodings = self._tokenizer.encode_batch(texts)
         for positions in _length_buckets([len(e.ids) for e in encodings]):
             width = max(len(encodings[i].ids) for i in positions)
@@ -91,24 +99,31 @@ class OnnxBackend:
                 types[row, :n] = encodings[i].type_ids
             feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
             feeds = {name: value for name, value in feeds.items() if name in self._inputs}
-            (hidden,) = self._session.run(["last_hidden_state"], feeds)
-            yield positions, hidden, mask
+            yield positions, self._session.run(list(outputs), feeds), mask
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Return `(n, 384)` normalized float32 sentence embeddings."""
         out = np.empty((len(texts), DIMENSIONS), dtype=np.float32)
-        for positions, hidden, mask in self._chunks(texts):
-            weights = mask[:, :, None].astype(np.float32)
-            summed = (hidden * weights).sum(axis=1)
-            pooled = summed / np.clip(weights.sum(axis=1), 1e-9, None)
-            norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-            out[positions] = pooled / np.clip(norms, 1e-12, None)
+        for positions, (hidden,), mask in self._chunks(texts):
+            out[positions] = mean_pool(hidden, mask)
         return out
+
+    def encode_layers(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Return `(n, 384)` sentence embeddings (as `encode`) and, from the same run, the
+        `(n, len(self.layers), 384)` mean-pooled, normalized states of the intermediate layers."""
+        vectors = np.empty((len(texts), DIMENSIONS), dtype=np.float32)
+        layers = np.empty((len(texts), len(self.layers), DIMENSIONS), dtype=np.float32)
+        names = ("last_hidden_state", *(intermediate_output(x) for x in self.layers))
+        for positions, (hidden, *states), mask in self._chunks(texts, names):
+            vectors[positions] = mean_pool(hidden, mask)
+            for column, state in enumerate(states):
+                layers[positions, column] = mean_pool(state, mask)
+        return vectors, layers
 
     def token_vectors(self, texts: list[str]) -> list[np.ndarray]:
         """Return each text's last-hidden-state token vectors, without [CLS], [SEP], padding."""
         out: list[np.ndarray] = [np.empty(0)] * len(texts)
-        for positions, hidden, mask in self._chunks(texts):
+        for positions, (hidden,), mask in self._chunks(texts):
             for row, (i, n) in enumerate(zip(positions, mask.sum(axis=1).tolist(),
                                              strict=True)):
                 out[i] = np.array(hidden[row, 1:n - 1], dtype=np.float32)

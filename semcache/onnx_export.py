@@ -1,9 +1,11 @@
 """Export the embedding model's transformer to ONNX (fp32), once per model, into a cache dir.
 
-The exported graph maps (input_ids, attention_mask, token_type_ids) to the last hidden state;
-pooling and normalization stay in numpy (semcache/onnx_backend.py), so the graph serves both
-sentence embeddings and the raw token vectors. Weights are not quantized: int8 moves embeddings
-by 2-5% in cosine, which would shift every similarity threshold.
+The exported graph maps (input_ids, attention_mask, token_type_ids) to the last hidden state and,
+as further outputs `hidden_state_<i>`, the hidden states of the intermediate layers (1 to
+layers − 1), which the same forward pass computes anyway (routing pools them: docs/routing.md);
+pooling and normalization stay in numpy (semcache/onnx_backend.py), so the graph serves sentence
+embeddings, pooled intermediate layers and the raw token vectors. Weights are not quantized:
+int8 moves embeddings by 2-5% in cosine, which would shift every similarity threshold.
 
 The file lands in `SEMCACHE_ONNX_DIR/<key>/model.onnx`, where the key hashes the model's files
 and the export recipe, so a changed model or recipe exports again and nothing ever re-exports
@@ -24,9 +26,14 @@ from django.conf import settings
 logger = logging.getLogger(__name__)
 
 # Bump when the export below changes in a way that changes the file.
-RECIPE = "minilm-last-hidden-fp32-opset17-v1"
+RECIPE = "minilm-last-and-intermediate-hidden-fp32-opset17-v2"
 OPSET = 17
 _HASHED = ("config.json", "model.safetensors", "pytorch_model.bin", "tokenizer.json")
+
+
+def intermediate_output(layer: int) -> str:
+    """Return the graph output name of intermediate layer `layer`'s hidden state."""
+    return f"hidden_state_{layer}"
 
 
 def cache_root() -> Path:
@@ -92,18 +99,22 @@ def export(model_dir: Path, destination: Path) -> None:
     # Eager attention traces to plain MatMul/Softmax ops that every ONNX Runtime runs.
     model = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager").eval()
 
-    class LastHidden(torch.nn.Module):
-        """The encoder with positional inputs and one output, as the exporter wants it."""
+    class HiddenStates(torch.nn.Module):
+        """The encoder with positional inputs and a flat tuple of outputs, as the exporter
+        wants it: the last hidden state, then the intermediate layers' (1 … layers − 1)."""
 
         def __init__(self, inner):
             super().__init__()
             self.inner = inner
 
         def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.inner(input_ids=input_ids, attention_mask=attention_mask,
-                              token_type_ids=token_type_ids).last_hidden_state
+            out = self.inner(input_ids=input_ids, attention_mask=attention_mask,
+                             token_type_ids=token_type_ids, output_hidden_states=True)
+            return (out.last_hidden_state, *out.hidden_states[1:-1])
 
-    wrapper = LastHidden(model)
+    wrapper = HiddenStates(model)
+    outputs = ["last_hidden_state"] + [
+        intermediate_output(layer) for layer in range(1, model.config.num_hidden_layers)]
     # A padded example: traced with an all-ones mask, the exporter would keep the masking
     # code's "no padding" shortcut and batches of unequal lengths would come out wrong.
     ids = torch.tensor([[101, 7592, 2088, 102, 0, 0, 0, 0],
@@ -118,10 +129,10 @@ def export(model_dir: Path, destination: Path) -> None:
         torch.onnx.export(
             wrapper, example, str(destination),
             input_names=["input_ids", "attention_mask", "token_type_ids"],
-            output_names=["last_hidden_state"],
+            output_names=outputs,
             dynamic_axes={
                 "input_ids": dynamic, "attention_mask": dynamic, "token_type_ids": dynamic,
-                "last_hidden_state": dynamic,
+                **{name: dynamic for name in outputs},
             },
             opset_version=OPSET, do_constant_folding=True, dynamo=False,
         )

@@ -38,8 +38,9 @@ class RequestContext:
     """One chat completion request as the pipeline sees it.
 
     `body` is the validated request; `params` are the generation parameters forwarded upstream
-    (OpenAI names). Steps write their findings here: the semantic cache sets `embedding` (which
-    routing reuses), routing sets `route`, and timings accumulate in `timings` (seconds).
+    (OpenAI names). Steps write their findings here: the semantic cache sets `embedding` and, from
+    the same forward pass, `embedding_layers` (which routing reuses), routing sets `route`, and
+    timings accumulate in `timings` (seconds).
     """
 
     request_id: str
@@ -57,6 +58,9 @@ class RequestContext:
     started: float = field(default_factory=time.perf_counter)
 
     embedding: Any = None  # numpy vector of the prompt, set by the semantic cache
+    # {layer: numpy vector}: the embedder's mean-pooled intermediate layers of the same pass
+    # (None when the embedder gave none); routing predicts from them.
+    embedding_layers: dict | None = None
     cache_status: str = "miss"
     cache_similarity: float | None = None
     route: Any = None  # routing.router.RouteDecision

@@ -49,6 +49,30 @@ class TestLookup:
         assert await cache_lookup(ctx) is None
         assert ctx.cache_status == "miss" and ctx.embedding.shape == (384,)
 
+    async def test_the_embedding_pass_also_sets_the_pooled_layers(self, memory_engine):
+        from semcache.embedder import get_embedder
+
+        ctx = make_ctx("How deep is the Mariana Trench?")
+        assert await cache_lookup(ctx) is None
+        vectors, layers = get_embedder().embed_layers_sync(["How deep is the Mariana Trench?"])
+        assert sorted(ctx.embedding_layers) == list(get_embedder().layers) == [1, 2, 3, 4, 5]
+        assert float(np.max(np.abs(ctx.embedding - vectors[0]))) < 1e-5
+        for column, layer in enumerate(get_embedder().layers):
+            assert float(np.max(np.abs(ctx.embedding_layers[layer] - layers[0, column]))) < 1e-5
+
+    async def test_an_embedder_without_layers_leaves_them_unset(self, memory_engine,
+                                                                 monkeypatch):
+        from semcache.embedder import get_embedder
+
+        class VectorsOnly:
+            async def embed(self, text, **kwargs):
+                return await get_embedder().embed(text, **kwargs)
+
+        monkeypatch.setattr(gateway, "get_embedder", lambda: VectorsOnly())
+        ctx = make_ctx("How long is the river Nile?")
+        assert await cache_lookup(ctx) is None
+        assert ctx.embedding.shape == (384,) and ctx.embedding_layers is None
+
     async def test_tenants_never_see_each_other(self, memory_engine):
         await remember("What is the capital of France?", team_id=1)
         ctx = make_ctx("What is the capital of France?", team_id=2)

@@ -68,6 +68,53 @@ class TestEquivalence:
                                                    * np.linalg.norm(w, axis=1))
                 assert float(np.min(cosines)) > 0.99999
 
+    def test_layered_pass_keeps_the_sentence_embedding_bit_for_bit(self, onnx_embedder,
+                                                                     torch_embedder):
+        texts = varied_texts()[:120]
+        for embedder in (onnx_embedder, torch_embedder):
+            vectors, layers = embedder.embed_layers_sync(texts)
+            assert np.array_equal(vectors, embedder.embed_sync(texts)), embedder.backend
+            assert embedder.layers == (1, 2, 3, 4, 5)
+            assert layers.shape == (len(texts), 5, 384) and layers.dtype == np.float32
+
+    def test_intermediate_layers_match_torch(self, onnx_embedder, torch_embedder):
+        texts = varied_texts()
+        (_, got), (_, want) = (onnx_embedder.embed_layers_sync(texts),
+                               torch_embedder.embed_layers_sync(texts))
+        # Mean-pooled and normalized like the sentence embedding (measured max |diff| 2.4e-7).
+        assert float(np.max(np.abs(got - want))) < 1e-5
+        assert float(np.min(np.sum(got * want, axis=2))) > 0.99999
+        assert np.allclose(np.linalg.norm(got, axis=2), 1, atol=1e-5)
+        # They are the pooled hidden states of layers 1-5 of the transformer (torch, unpooled).
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(model_path()))
+        model = AutoModel.from_pretrained(str(model_path())).eval()
+        batch = tokenizer(texts[:5], padding=True, truncation=True, max_length=256,
+                          return_tensors="pt")
+        with torch.inference_mode():
+            states = model(**batch, output_hidden_states=True).hidden_states
+        mask = batch["attention_mask"][:, :, None].float()
+        for column, layer in enumerate(onnx_embedder.layers):
+            pooled = ((states[layer] * mask).sum(1) / mask.sum(1)).numpy()
+            pooled /= np.linalg.norm(pooled, axis=1, keepdims=True)
+            assert float(np.max(np.abs(pooled - got[:5, column]))) < 1e-5
+        assert onnx_embedder.embed_layers_sync([])[1].shape == (0, 5, 384)
+
+    async def test_micro_batched_layers_match_the_batch(self, onnx_embedder):
+        import asyncio
+
+        texts = [f"which train reaches town {i % 5} by {i} o'clock?" for i in range(24)]
+        before = onnx_embedder.batches
+        results = await asyncio.gather(*(onnx_embedder.embed_with_layers(t) for t in texts))
+        assert onnx_embedder.batches - before < len(texts)
+        vectors, layers = onnx_embedder.embed_layers_sync(texts)
+        for row, (vector, pooled) in enumerate(results):
+            assert sorted(pooled) == [1, 2, 3, 4, 5]
+            assert float(np.max(np.abs(vector - vectors[row]))) < 1e-5
+            assert float(np.max(np.abs(pooled[3] - layers[row, 2]))) < 1e-5
+
     async def test_micro_batching_on_onnx(self, onnx_embedder):
         import asyncio
 
@@ -98,6 +145,15 @@ class TestExport:
         assert len(calls) == 1 and path.read_bytes() == b"onnx"
         assert path.parent.parent == tmp_path
         assert not list(path.parent.glob("*.tmp"))
+
+    def test_export_has_the_intermediate_layers_as_outputs(self, onnx_embedder):
+        import onnxruntime as ort
+
+        assert "intermediate" in onnx_export.RECIPE  # a new recipe: a new key, a new export
+        session = ort.InferenceSession(str(onnx_export.onnx_path(model_path())),
+                                       providers=["CPUExecutionProvider"])
+        assert [o.name for o in session.get_outputs()] == ["last_hidden_state"] + [
+            f"hidden_state_{layer}" for layer in range(1, 6)]
 
     def test_key_follows_the_recipe(self, monkeypatch):
         key = onnx_export.export_key(model_path())
