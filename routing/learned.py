@@ -1,10 +1,14 @@
 """The learned quality model of one target (a model or a tier): P(good answer | prompt).
 
-Two logistic regressions, averaged, each measured on router_outcomes_dev to beat the plain
-nearest-neighbour vote: one over word n-grams (TF-IDF) plus structural features, one stacked on
-nearest-neighbour outcome rates at several neighbourhood sizes (fine topic to broad domain) in
-the shared embedding, plus the same structural features. Graded scores in [0, 1] train as
-weighted positive and negative copies of a row.
+Logistic regressions ("members"), their probabilities averaged, each measured on
+router_outcomes_dev to beat the plain nearest-neighbour vote: one over word n-grams (TF-IDF) plus
+structural features, and neighbour members, each stacked on nearest-neighbour outcome rates at
+several neighbourhood sizes (fine topic to broad domain) in one vector space, plus the same
+structural features. The spaces are the sentence embedding and, when the examples and the
+request carry them, the embedder's mean-pooled intermediate MiniLM layers (`layers`): neighbours
+there route better than in the final embedding (docs/routing.md). Without a request's layers
+the model predicts as it did before them: the words member and the final-embedding member.
+Graded scores in [0, 1] train as weighted positive and negative copies of a row.
 
 sklearn fits the regressions; prediction is plain numpy and Python over the fitted weights (a
 vocabulary lookup, one similarity product, two dot products): well under a millisecond per
@@ -137,13 +141,52 @@ class _WordScorer:
         return out
 
 
-class OutcomeModel:
-    """P(good answer) for one target, learned from (prompt, embedding, score) examples."""
+class _NeighbourMember:
+    """A logistic regression on neighbour outcome rates in one vector space (leave-one-out on
+    the training rows) and the structural features."""
 
-    def __init__(self, *, k: int = 80, text_c: float = 1.0, stack_c: float = 0.1):
+    def __init__(self, vectors: np.ndarray, scores: np.ndarray, features: np.ndarray, *,
+                 ks: tuple[int, ...], c: float):
+        self._vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self._scores = scores
+        self._ks = ks
+        raw = np.hstack([neighbour_rates(self._vectors, scores, self._vectors, ks=ks,
+                                         exclude_self=True), features])
+        self._scale = _Standardizer(raw)
+        rows, labels, weights = _weighted_binary(scores)
+        fitted = LogisticRegression(C=c, max_iter=3000).fit(
+            self._scale(raw)[rows], labels, sample_weight=weights)
+        self._coef = fitted.coef_[0]
+        self._bias = float(fitted.intercept_[0])
+
+    def logits(self, vectors: np.ndarray, features: np.ndarray) -> np.ndarray:
+        vectors = np.asarray(vectors, dtype=np.float32).reshape(len(features), -1)
+        if len(vectors) <= SINGLE_THREAD_ROWS:
+            with _one_blas_thread():
+                rates = neighbour_rates(self._vectors, self._scores, vectors, ks=self._ks)
+        else:
+            rates = neighbour_rates(self._vectors, self._scores, vectors, ks=self._ks)
+        return self._scale(np.hstack([rates, features])) @ self._coef + self._bias
+
+
+class OutcomeModel:
+    """P(good answer) for one target, learned from (prompt, embedding, score) examples.
+
+    With `layers` (intermediate MiniLM layers, e.g. (3, 5)) and the examples' pooled states of
+    them, it also fits a neighbour member per layer; a request that brings those layers is
+    predicted by the words member and the layer members (`layered_members`), each logit scaled
+    by `temperature` before its sigmoid; a request without them, as before.
+    """
+
+    def __init__(self, *, k: int = 80, text_c: float = 1.0, stack_c: float = 0.1,
+                 layers: tuple[int, ...] = (), temperature: float = 1.0,
+                 final_member: bool = False):
         self.k = k
         self.text_c = text_c
         self.stack_c = stack_c
+        self.layers = tuple(layers)
+        self.temperature = temperature
+        self.final_member = final_member  # the final-embedding member in the layered score too
 
     @staticmethod
     def can_fit(scores: np.ndarray, *, min_examples: int) -> bool:
@@ -151,9 +194,10 @@ class OutcomeModel:
         scores = np.asarray(scores)
         return len(scores) >= min_examples and scores.min() < 0.5 <= scores.max()
 
-    def fit(self, texts: list[str], vectors: np.ndarray, scores: np.ndarray) -> "OutcomeModel":
-        """Fit both regressions on the examples."""
-        self._vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    def fit(self, texts: list[str], vectors: np.ndarray, scores: np.ndarray, *,
+            layers: dict[int, np.ndarray] | None = None) -> "OutcomeModel":
+        """Fit the members on the examples. `layers` maps a layer to the examples' `(n, d)`
+        pooled states; the layer members are fitted when it has every one of `self.layers`."""
         self._scores = np.asarray(scores, dtype=np.float64)
         self._ks = neighbour_ladder(self.k)
         features = feature_matrix(texts)
@@ -167,21 +211,19 @@ class OutcomeModel:
             vectorizer = None
             words = sparse.csr_matrix((len(texts), 0))
         text_x = sparse.hstack([words, sparse.csr_matrix(scaled)]).tocsr()
-        stack_raw = np.hstack([neighbour_rates(self._vectors, self._scores, self._vectors,
-                                               ks=self._ks, exclude_self=True), features])
-        self._stack_scale = _Standardizer(stack_raw)
-        stack_x = self._stack_scale(stack_raw)
         rows, labels, weights = _weighted_binary(self._scores)
         text = LogisticRegression(C=self.text_c, max_iter=3000).fit(
             text_x[rows], labels, sample_weight=weights)
-        stack = LogisticRegression(C=self.stack_c, max_iter=3000).fit(
-            stack_x[rows], labels, sample_weight=weights)
         n_words = words.shape[1]
         self._words = _WordScorer(vectorizer, text.coef_[0, :n_words]) if vectorizer else None
         self._text_feature_coef = text.coef_[0, n_words:]
         self._text_bias = float(text.intercept_[0])
-        self._stack_coef = stack.coef_[0]
-        self._stack_bias = float(stack.intercept_[0])
+        member = {"ks": self._ks, "c": self.stack_c}
+        self._final = _NeighbourMember(vectors, self._scores, features, **member)
+        self._layer_members: dict[int, _NeighbourMember] = {}
+        if self.layers and layers is not None and all(x in layers for x in self.layers):
+            self._layer_members = {x: _NeighbourMember(layers[x], self._scores, features,
+                                                       **member) for x in self.layers}
         return self
 
     @property
@@ -189,27 +231,53 @@ class OutcomeModel:
         """Return how many examples the model was fitted on."""
         return len(self._scores)
 
-    def predict(self, texts: list[str], vectors: np.ndarray, *,
-                features: np.ndarray | None = None) -> np.ndarray:
-        """Return P(good answer) for each prompt. `features` (feature_matrix(texts)) may be
-        passed in when several models judge the same prompts."""
-        text_logit, stack_logit = self.member_logits(texts, vectors, features=features)
-        return (_sigmoid(text_logit) + _sigmoid(stack_logit)) / 2
+    @property
+    def layered(self) -> bool:
+        """Return whether the model has layer members (it was fitted with the layers)."""
+        return bool(self._layer_members)
 
-    def member_logits(self, texts: list[str], vectors: np.ndarray, *,
-                      features: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Return the two regressions' logits (words, neighbour rates) per prompt: `predict`
-        averages their probabilities; bench/routing_layers.py recombines them."""
-        vectors = np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
+    def predict(self, texts: list[str], vectors: np.ndarray, *,
+                layers: dict[int, np.ndarray] | None = None,
+                features: np.ndarray | None = None) -> np.ndarray:
+        """Return P(good answer) for each prompt. `layers` maps a layer to the prompts' `(n, d)`
+        pooled states: with all of the model's layers, the layered members predict; else the
+        words and final-embedding members. `features` (feature_matrix(texts)) may be passed in
+        when several models judge the same prompts."""
         features = feature_matrix(texts) if features is None else features
+        if self.uses_layers(layers):
+            logits = self.layered_members(texts, layers, vectors=vectors, features=features)
+            t = self.temperature
+        else:
+            logits = self.member_logits(texts, vectors, features=features)
+            t = 1.0
+        return sum(_sigmoid(t * z) for z in logits) / len(logits)
+
+    def uses_layers(self, layers: dict | None) -> bool:
+        """Return whether a request with these `layers` is predicted by the layered members."""
+        return self.layered and layers is not None and all(x in layers for x in self.layers)
+
+    def _word_logits(self, texts: list[str], features: np.ndarray) -> np.ndarray:
         text_logit = self._feature_scale(features) @ self._text_feature_coef + self._text_bias
         if self._words is not None:
             text_logit = text_logit + self._words.logits(texts)
-        if len(vectors) <= SINGLE_THREAD_ROWS:
-            with _one_blas_thread():
-                rates = neighbour_rates(self._vectors, self._scores, vectors, ks=self._ks)
-        else:
-            rates = neighbour_rates(self._vectors, self._scores, vectors, ks=self._ks)
-        stack_raw = np.hstack([rates, features])
-        stack_logit = self._stack_scale(stack_raw) @ self._stack_coef + self._stack_bias
-        return text_logit, stack_logit
+        return text_logit
+
+    def member_logits(self, texts: list[str], vectors: np.ndarray, *,
+                      features: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Return the two logits of the prediction without layers (words, neighbour rates in
+        the final embedding) per prompt: `predict` averages their probabilities;
+        bench/routing_layers.py recombines them."""
+        features = feature_matrix(texts) if features is None else features
+        return self._word_logits(texts, features), self._final.logits(vectors, features)
+
+    def layered_members(self, texts: list[str], layers: dict[int, np.ndarray], *,
+                        vectors: np.ndarray | None = None,
+                        features: np.ndarray | None = None) -> list[np.ndarray]:
+        """Return the logits of the layered prediction per prompt: words, then (with
+        `final_member`) the final-embedding member, then one member per layer."""
+        features = feature_matrix(texts) if features is None else features
+        out = [self._word_logits(texts, features)]
+        if self.final_member:
+            out.append(self._final.logits(vectors, features))
+        out.extend(self._layer_members[x].logits(layers[x], features) for x in self.layers)
+        return out

@@ -122,6 +122,14 @@ class RoutingExample(models.Model):
     prompt = models.TextField()
     prompt_hash = models.CharField(max_length=64, db_index=True, help_text="SHA-256 of prompt.")
     embedding = models.BinaryField(help_text="float32 unit vector of the prompt (little endian).")
+    layer_embeddings = models.BinaryField(
+        blank=True, default=b"",
+        help_text="float32 (little endian) mean-pooled, normalized states of the embedder's "
+                  "intermediate layers `layers`, one vector after another, from the pass that "
+                  "made `embedding` (empty: none).")
+    layers = models.CharField(
+        max_length=64, blank=True, default="",
+        help_text="Comma-separated intermediate layers stored in `layer_embeddings`.")
     model_name = models.CharField(
         max_length=100, blank=True, db_index=True,
         help_text="Profile name the outcome is about (empty: any model of `tier`).")

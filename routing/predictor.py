@@ -103,12 +103,15 @@ class RoutingPredictor:
         return len(self.knn)
 
     def predict(self, profile, text: str, vector: np.ndarray | None, *,
+                layers: dict[int, np.ndarray] | None = None,
                 memo: dict | None = None) -> Prediction:
         """Return the predicted quality of `profile` for a prompt: the learned model of its own
         labels, else of its tier's, else the kNN vote, else its static quality score.
 
-        `memo` (one dict per prompt) shares a learned prediction between profiles of one tier,
-        and the prompt's structural features between all learned models.
+        `layers` ({layer: vector}, the embedder's pooled intermediate layers of the prompt, or
+        None) lets a learned model fitted with layers use them. `memo` (one dict per prompt)
+        shares a learned prediction between profiles of one tier, and the prompt's structural
+        features between all learned models.
         """
         prior = float(profile.quality_score)
         if vector is None:
@@ -121,8 +124,10 @@ class RoutingPredictor:
                 if target not in memo:
                     if _FEATURES not in memo:  # the prompt's structural features: once
                         memo[_FEATURES] = feature_matrix([text])
+                    batch = None if layers is None else {
+                        x: np.asarray(v, dtype=np.float32)[None, :] for x, v in layers.items()}
                     memo[target] = Prediction(
-                        quality=float(model.predict([text], vector[None, :],
+                        quality=float(model.predict([text], vector[None, :], layers=batch,
                                                     features=memo[_FEATURES])[0]),
                         support=float(model.size))
                 return memo[target]

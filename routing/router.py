@@ -185,12 +185,13 @@ def _raise_unroutable(rejected: dict[str, str], needs: policy.Needs, profiles: l
 async def _predict(ctx: RequestContext, candidates: list) -> dict[str, float]:
     """Return predicted quality per candidate (learned when examples exist, else the prior)."""
     predictor = await routing_predictor()
-    vector = None
+    vector = layers = None
     if len(predictor):
-        vector = await prompt_embedding(ctx)
+        vector, layers = await prompt_embedding(ctx)
     text = routing_text(ctx.messages)
     memo: dict = {}
-    return {p.name: predictor.predict(p, text, vector, memo=memo).quality for p in candidates}
+    return {p.name: predictor.predict(p, text, vector, layers=layers, memo=memo).quality
+            for p in candidates}
 
 
 def routing_text(messages: list[dict]) -> str:
@@ -201,21 +202,25 @@ def routing_text(messages: list[dict]) -> str:
     return message_text(messages[-1]) if messages else ""
 
 
-async def prompt_embedding(ctx: RequestContext) -> np.ndarray | None:
-    """Return the prompt's embedding: the semantic cache's when set, else compute one."""
+async def prompt_embedding(ctx: RequestContext) -> tuple[np.ndarray | None, dict | None]:
+    """Return the prompt's embedding and its pooled intermediate layers ({layer: vector}, or
+    None when the embedder gave none): the semantic cache's when set, else computed once."""
     if ctx.embedding is not None:
-        return np.asarray(ctx.embedding, dtype=np.float32)
+        return np.asarray(ctx.embedding, dtype=np.float32), ctx.embedding_layers
     try:
         from semcache.embedder import get_embedder
 
         embedder = get_embedder()
         text = routing_text(ctx.messages)
+        if hasattr(embedder, "embed_with_layers"):
+            vector, layers = await embedder.embed_with_layers(text)
+            return np.asarray(vector, dtype=np.float32), layers
         if hasattr(embedder, "embed"):
-            return np.asarray(await embedder.embed(text), dtype=np.float32)
-        return (await asyncio.to_thread(embedder.embed_sync, [text]))[0]
+            return np.asarray(await embedder.embed(text), dtype=np.float32), None
+        return (await asyncio.to_thread(embedder.embed_sync, [text]))[0], None
     except Exception:  # no embedder: route on priors rather than fail the request
         logger.exception("Prompt embedding failed; routing on prior quality scores")
-        return None
+        return None, None
 
 
 async def budget_remaining_for(ctx: RequestContext) -> Decimal | None:

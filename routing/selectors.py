@@ -90,6 +90,16 @@ def example_vector(example: RoutingExample) -> np.ndarray:
     return np.frombuffer(bytes(example.embedding), dtype="<f4")
 
 
+def stored_layers(blob: bytes, names: str, wanted: tuple[int, ...]) -> dict[int, np.ndarray] | None:
+    """Return {layer: float32 vector} for the `wanted` layers of an example's stored
+    `layer_embeddings` / `layers`, or None when it lacks any of them."""
+    stored = [int(x) for x in names.split(",") if x] if names else []
+    if not wanted or not set(wanted) <= set(stored):
+        return None
+    states = np.frombuffer(bytes(blob), dtype="<f4").reshape(len(stored), -1)
+    return {x: states[stored.index(x)] for x in wanted}
+
+
 def routing_examples_fingerprint() -> tuple:
     """Return a cheap summary that changes when examples are added or removed."""
     summary = RoutingExample.objects.aggregate(count=Count("id"), last=Max("id"))
@@ -106,23 +116,35 @@ def routing_examples_load(*, limit: int | None = None) -> RoutingPredictor:
     from routing.learned import OutcomeModel
 
     limit = limit or settings.ROUTING_EXAMPLES_MAX
+    wanted = tuple(settings.ROUTING_LEARNED_LAYERS)
     rows = list(RoutingExample.objects.filter(~Q(embedding=b""))
                 .order_by("-id")
-                .values_list("model_name", "tier", "score", "embedding", "prompt")[:limit])
+                .values_list("model_name", "tier", "score", "embedding", "prompt",
+                             "layer_embeddings", "layers")[:limit])
     knn = KnnPredictor(k=settings.ROUTING_KNN_K, prior_weight=settings.ROUTING_PRIOR_WEIGHT)
     if not rows:
         return RoutingPredictor(knn)
-    targets = [(MODEL, m) if m else (TIER, t) for m, t, _, _, _ in rows]
-    vectors = np.stack([np.frombuffer(bytes(e), dtype="<f4") for _, _, _, e, _ in rows])
-    scores = np.array([s for _, _, s, _, _ in rows], dtype=np.float64)
+    targets = [(MODEL, m) if m else (TIER, t) for m, t, *_ in rows]
+    vectors = np.stack([np.frombuffer(bytes(row[3]), dtype="<f4") for row in rows])
+    scores = np.array([row[2] for row in rows], dtype=np.float64)
     knn.fit(targets, vectors, scores)
     learned = {}
     for target in sorted(set(targets)):
         index = [i for i, t in enumerate(targets) if t == target]
         index = index[:settings.ROUTING_LEARNED_MAX_TRAIN]
-        if OutcomeModel.can_fit(scores[index], min_examples=settings.ROUTING_LEARNED_MIN_EXAMPLES):
-            learned[target] = OutcomeModel(k=settings.ROUTING_LEARNED_K).fit(
-                [rows[i][4] for i in index], vectors[index], scores[index])
+        if not OutcomeModel.can_fit(scores[index],
+                                    min_examples=settings.ROUTING_LEARNED_MIN_EXAMPLES):
+            continue
+        # Layer members only when every training example has the layers (older rows, made
+        # before the embedder returned them, have none): else the model is the final-only one.
+        states = [stored_layers(rows[i][5], rows[i][6], wanted) for i in index]
+        layers = None
+        if wanted and all(s is not None for s in states):
+            layers = {x: np.stack([s[x] for s in states]) for x in wanted}
+        learned[target] = OutcomeModel(
+            k=settings.ROUTING_LEARNED_K, layers=wanted,
+            temperature=settings.ROUTING_LEARNED_TEMPERATURE,
+        ).fit([rows[i][4] for i in index], vectors[index], scores[index], layers=layers)
     return RoutingPredictor(knn, learned)
 
 

@@ -15,7 +15,36 @@ from routing.defaults import all_default_profiles
 from routing.models import ModelProfile, RoutingExample
 from routing.selectors import invalidate_predictor, invalidate_snapshot
 
-Embed = Callable[[list[str]], np.ndarray]
+# `embed(texts)` returns their (n, d) embeddings, or (embeddings, {layer: (n, d) pooled states
+# of that intermediate layer}) from the same pass (`embedder_embed`).
+Embed = Callable[[list[str]], np.ndarray | tuple[np.ndarray, dict[int, np.ndarray]]]
+
+
+def embedder_embed(embedder) -> Embed:
+    """Return an `embed` for the example services from the semantic cache's embedder: its
+    embeddings and, when it has them, its pooled intermediate layers from the same pass."""
+    if not hasattr(embedder, "embed_layers_sync"):
+        return embedder.embed_sync
+
+    def embed(texts: list[str]) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+        vectors, states = embedder.embed_layers_sync(texts)
+        return vectors, {layer: states[:, i] for i, layer in enumerate(embedder.layers)}
+
+    return embed
+
+
+def _embedded(embed: Embed, texts: list[str]) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    out = embed(texts)
+    vectors, layers = out if isinstance(out, tuple) else (out, {})
+    return (np.asarray(vectors, dtype="<f4"),
+            {layer: np.asarray(states, dtype="<f4") for layer, states in layers.items()})
+
+
+def _layer_fields(layers: dict[int, np.ndarray], row: int) -> dict:
+    """Return RoutingExample's layer fields for row `row` of `layers` (empty without layers)."""
+    names = sorted(layers)
+    return {"layer_embeddings": b"".join(layers[x][row].tobytes() for x in names),
+            "layers": ",".join(str(x) for x in names)}
 
 
 # --- Default profiles -------------------------------------------------------------------------
@@ -116,14 +145,18 @@ def routing_examples_import(*, labels: Iterable[ExampleLabel], embed: Embed,
 
 def _import_batch(batch: list[ExampleLabel], embed: Embed) -> int:
     prompts = sorted({label.prompt for label in batch})
-    vectors = dict(zip(prompts, np.asarray(embed(prompts), dtype="<f4"), strict=True))
+    vectors, layers = _embedded(embed, prompts)
+    row_of = {prompt: row for row, prompt in enumerate(prompts)}
     rows = []
     for label in batch:
+        row = row_of[label.prompt]
         example = RoutingExample(
             prompt=label.prompt, prompt_hash=prompt_hash(label.prompt),
-            embedding=vectors[label.prompt].tobytes(), model_name=label.model_name,
-            tier=label.tier, score=label.score, source=label.source, request_id=label.request_id)
-        example.full_clean(exclude=["embedding"], validate_constraints=False)
+            embedding=vectors[row].tobytes(), **_layer_fields(layers, row),
+            model_name=label.model_name, tier=label.tier, score=label.score,
+            source=label.source, request_id=label.request_id)
+        example.full_clean(exclude=["embedding", "layer_embeddings"],
+                           validate_constraints=False)
         rows.append(example)
     with transaction.atomic():
         before = RoutingExample.objects.count()
@@ -134,11 +167,11 @@ def _import_batch(batch: list[ExampleLabel], embed: Embed) -> int:
 def routing_example_record_feedback(*, prompt: str, model_name: str, score: float,
                                     request_id: str = "", embed: Embed) -> RoutingExample:
     """Store one piece of feedback (how well `model_name` answered `prompt`) as a label."""
-    vector = np.asarray(embed([prompt])[0], dtype="<f4")
+    vectors, layers = _embedded(embed, [prompt])
     example, _ = RoutingExample.objects.update_or_create(
         prompt_hash=prompt_hash(prompt), model_name=model_name, tier="", source="feedback",
-        defaults={"prompt": prompt, "embedding": vector.tobytes(), "score": score,
-                  "request_id": request_id},
+        defaults={"prompt": prompt, "embedding": vectors[0].tobytes(),
+                  **_layer_fields(layers, 0), "score": score, "request_id": request_id},
     )
     invalidate_predictor()
     return example

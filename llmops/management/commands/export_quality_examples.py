@@ -18,10 +18,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, days: int | None, json: bool, **options):
         from llmops.observability.examples import quality_examples_export
+        from routing.services import embedder_embed
         from semcache.embedder import get_embedder
 
         since = timezone.now() - timedelta(days=days) if days else None
-        added = quality_examples_export(embed=get_embedder().embed_sync, since=since)
+        added = quality_examples_export(embed=embedder_embed(get_embedder()), since=since)
         if json:
             self.stdout.write(_json.dumps({"added": added}))
         else:

@@ -42,6 +42,12 @@ ROUTING_PRIOR_WEIGHT = env.float("ROUTING_PRIOR_WEIGHT", default=4.0)
 # (routing/learned.py: TF-IDF + structural features + neighbour rates); fewer: the kNN vote.
 ROUTING_LEARNED_MIN_EXAMPLES = env.int("ROUTING_LEARNED_MIN_EXAMPLES", default=200)
 ROUTING_LEARNED_K = env.int("ROUTING_LEARNED_K", default=80)
+# Intermediate MiniLM layers whose mean-pooled states (the embedder returns them from the
+# embedding's own pass) get a neighbour member each, used for requests that carry them; empty:
+# the final embedding only. The layered members' logits are scaled by the temperature before
+# their sigmoids (docs/routing.md, "Intermediate layers").
+ROUTING_LEARNED_LAYERS = tuple(env.list("ROUTING_LEARNED_LAYERS", cast=int, default=[3, 5]))
+ROUTING_LEARNED_TEMPERATURE = env.float("ROUTING_LEARNED_TEMPERATURE", default=1.5)
 # Most recent labels per target the learned model trains on (bounds refit time and memory).
 ROUTING_LEARNED_MAX_TRAIN = env.int("ROUTING_LEARNED_MAX_TRAIN", default=20000)
 # Seconds a process keeps its in-memory copy of the RoutingExample table.

@@ -55,6 +55,13 @@ class Command(BaseCommand):
                             help="Escalation margin whose operating point to print for every "
                                  "policy row (repeatable; default ROUTING_ESCALATION_MARGIN), "
                                  "beside the rule off (the bar alone).")
+        parser.add_argument("--layers", default=None,
+                            help="Comma-separated intermediate MiniLM layers the learned model "
+                                 "predicts from (default ROUTING_LEARNED_LAYERS); 'none': the "
+                                 "final embedding only, as for a request without them.")
+        parser.add_argument("--temperature", type=float, default=None,
+                            help="Logit scale of the layered prediction "
+                                 "(default ROUTING_LEARNED_TEMPERATURE).")
         parser.add_argument("--json", action="store_true",
                             help="Print one JSON object (apgr, cpt50, cpt80 of the learned "
                                  "router, plus baselines).")
@@ -80,16 +87,21 @@ class Command(BaseCommand):
             for margin in margins}
         # Embed every distinct prompt once (and cache it): folds then only index into it.
         prompts = sorted({o.prompt for train, test in splits for o in train + test})
-        all_vectors = _embeddings(prompts, cache_dir)
+        all_vectors, all_layers = _embeddings(prompts, cache_dir)
+        layers, temperature = _layer_options(opts, all_layers)
         row_of = {prompt: i for i, prompt in enumerate(prompts)}
         for index, (train, test) in enumerate(splits):
-            train_vectors = all_vectors[[row_of[o.prompt] for o in train]]
-            test_vectors = all_vectors[[row_of[o.prompt] for o in test]]
+            train_rows = [row_of[o.prompt] for o in train]
+            test_rows = [row_of[o.prompt] for o in test]
+            train_vectors, test_vectors = all_vectors[train_rows], all_vectors[test_rows]
             weak = np.array([o.weak_correct for o in test])
             strong = np.array([o.strong_correct for o in test])
             rng = np.random.default_rng(opts["seed"] + index)
-            p_weak, p_strong = evaluation.learned_predictions(train_vectors, train, test_vectors,
-                                                              test, k=k)
+            p_weak, p_strong = evaluation.learned_predictions(
+                train_vectors, train, test_vectors, test, k=k,
+                train_layers={x: all_layers[x][train_rows] for x in layers},
+                test_layers={x: all_layers[x][test_rows] for x in layers},
+                layers=layers, temperature=temperature)
             scores = {
                 "learned": p_strong - p_weak,
                 # The same predictions, ranked by P(weak correct) alone: a quality threshold on
@@ -133,7 +145,8 @@ class Command(BaseCommand):
         if opts["json"]:
             self.stdout.write(_json.dumps({
                 **{key: summary["learned"][key] for key in ("apgr", "cpt50", "cpt80")},
-                "folds": len(splits), "k": k,
+                "folds": len(splits), "k": k, "layers": list(layers),
+                "temperature": temperature if layers else None,
                 "baselines": {name: summary[name] for name in ("weak-only", "random", "keyword")},
                 "learned": summary["learned"],
                 "splits": [{"name": name, **_metrics(curve)}
@@ -225,18 +238,46 @@ def _profile(name: str):
     raise CommandError(f"Unknown profile {name!r} (run load_default_models, or pick another).")
 
 
-def _embeddings(texts: list[str], cache_dir: Path) -> np.ndarray:
-    """Return embeddings of `texts`, cached on disk by content (embedding is the slow part)."""
+def _embeddings(texts: list[str], cache_dir: Path) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """Return embeddings of `texts` and their pooled intermediate layers ({layer: (n, d)}),
+    from the gateway's embedder in one pass, cached on disk by content (the slow part)."""
     digest = hashlib.sha256("\x1e".join(texts).encode("utf-8", "surrogatepass")).hexdigest()[:24]
-    path = cache_dir / f"router-embeddings-{digest}.npy"
-    if path.exists():
-        return np.load(path)
-    from semcache.embedder import get_embedder
+    path = cache_dir / f"router-embeddings-layers-{digest}.npz"
+    if not path.exists():
+        from routing.services import embedder_embed
+        from semcache.embedder import get_embedder
 
-    vectors = get_embedder().embed_sync(texts)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    np.save(path, vectors)
-    return vectors
+        out = embedder_embed(get_embedder())(texts)
+        vectors, layers = out if isinstance(out, tuple) else (out, {})
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        np.savez(path, vectors=vectors, layer_ids=np.array(sorted(layers), dtype=int),
+                 layers=np.stack([layers[x] for x in sorted(layers)], axis=1) if layers
+                 else np.zeros((len(texts), 0, vectors.shape[1]), dtype=np.float32))
+    with np.load(path) as cached:
+        ids = [int(x) for x in cached["layer_ids"]]
+        return cached["vectors"], {x: cached["layers"][:, i] for i, x in enumerate(ids)}
+
+
+def _layer_options(opts, available: dict[int, np.ndarray]) -> tuple[tuple[int, ...], float]:
+    """Return the layers (validated against the embedder's) and temperature to evaluate."""
+    if opts["layers"] is None:
+        layers = tuple(settings.ROUTING_LEARNED_LAYERS)
+        if not set(layers) <= set(available):  # as the gateway: without them, final only
+            layers = ()
+    elif opts["layers"].strip().lower() in ("none", ""):
+        layers = ()
+    else:
+        try:
+            layers = tuple(int(x) for x in opts["layers"].split(","))
+        except ValueError as exc:
+            raise CommandError(f"--layers: {exc}") from exc
+    missing = [x for x in layers if x not in available]
+    if missing:
+        raise CommandError(f"The embedder has no pooled layer(s) {missing} "
+                           f"(it has {sorted(available)}).")
+    temperature = (opts["temperature"] if opts["temperature"] is not None
+                   else settings.ROUTING_LEARNED_TEMPERATURE)
+    return layers, temperature
 
 
 def _policy_bars(requested: list[float] | None) -> dict[str, float | None]:

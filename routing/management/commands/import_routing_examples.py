@@ -5,7 +5,7 @@ import json as _json
 from django.core.management.base import BaseCommand, CommandError
 
 from routing.examples import parse_target, read_labels
-from routing.services import routing_examples_import
+from routing.services import embedder_embed, routing_examples_import
 
 
 class Command(BaseCommand):
@@ -35,8 +35,7 @@ class Command(BaseCommand):
             labels = read_labels(file, targets=targets, source=source or file, limit=limit)
         except (OSError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
-        embedder = get_embedder()
-        added = routing_examples_import(labels=labels, embed=embedder.embed_sync)
+        added = routing_examples_import(labels=labels, embed=embedder_embed(get_embedder()))
         result = {"file": file, "labels": len(labels), "added": added}
         if json:
             self.stdout.write(_json.dumps(result))

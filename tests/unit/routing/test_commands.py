@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from routing.catalog import catalog_entry_for, catalog_load, entry_changes
 from routing.models import ModelProfile, RoutingExample
@@ -252,3 +252,61 @@ def test_refresh_observed_latency_from_the_ledger():
     assert profile.observed_error_rate == pytest.approx(1 / 6, abs=1e-3)
     assert profile.latency_ms == profile.observed_latency_p95_ms
     assert set(result) == {"simulated-standard"}
+
+
+class LayeredFakeEmbedder(FakeEmbedder):
+    """The fake embedder with two "intermediate layers": the vector shifted by one and two."""
+
+    layers = (3, 5)
+
+    def embed_layers_sync(self, texts):
+        vectors = self.embed_sync(texts)
+        return vectors, np.stack([np.roll(vectors, 1, axis=1), np.roll(vectors, 2, axis=1)],
+                                 axis=1)
+
+
+def test_imported_and_feedback_examples_store_the_embedders_layers(tmp_path, monkeypatch):
+    import semcache.embedder
+    from routing.selectors import stored_layers
+    from routing.services import embedder_embed, routing_example_record_feedback
+
+    embedder = LayeredFakeEmbedder()
+    monkeypatch.setattr(semcache.embedder, "get_embedder", lambda: embedder)
+    path = tmp_path / "outcomes.jsonl"
+    path.write_text(json.dumps({"prompt": "What is 2+2?", "weak_correct": True,
+                                "strong_correct": False}) + "\n")
+    assert json.loads(run("import_routing_examples", str(path), "--json"))["added"] == 2
+    vector = embedder.embed_sync(["What is 2+2?"])[0]
+    for example in RoutingExample.objects.all():
+        assert example.layers == "3,5"
+        layers = stored_layers(example.layer_embeddings, example.layers, (5, 3))
+        assert np.array_equal(layers[3], np.roll(vector, 1))
+        assert np.array_equal(layers[5], np.roll(vector, 2))
+        assert stored_layers(example.layer_embeddings, example.layers, (4,)) is None
+    example = routing_example_record_feedback(prompt="Name a prime", model_name="gpt-4o",
+                                              score=1.0, embed=embedder_embed(embedder))
+    example.refresh_from_db()
+    assert example.layers == "3,5" and len(bytes(example.layer_embeddings)) == 2 * 64 * 4
+    # An embedder without layers (or a plain embed function) stores none.
+    plain = routing_example_record_feedback(prompt="Name a prime", model_name="gpt-4o-mini",
+                                            score=0.0, embed=FakeEmbedder().embed_sync)
+    plain.refresh_from_db()
+    assert plain.layers == "" and bytes(plain.layer_embeddings) == b""
+    assert stored_layers(plain.layer_embeddings, plain.layers, (3,)) is None
+
+
+def test_eval_router_with_and_without_layers(tmp_path, monkeypatch):
+    import semcache.embedder
+
+    monkeypatch.setattr(semcache.embedder, "get_embedder", lambda: LayeredFakeEmbedder())
+    path = _outcomes(tmp_path)
+    cache = str(tmp_path / "cache")
+    layered = json.loads(run("eval_router", "--folds", "3", str(path), "--json",
+                             "--cache-dir", cache, "--layers", "3,5"))
+    assert layered["layers"] == [3, 5] and layered["temperature"] == 1.5
+    final = json.loads(run("eval_router", "--folds", "3", str(path), "--json",
+                           "--cache-dir", cache, "--layers", "none"))
+    assert final["layers"] == [] and final["temperature"] is None
+    assert layered["apgr"] != final["apgr"]  # the layer members changed the predictions
+    with pytest.raises(CommandError, match="no pooled layer"):
+        run("eval_router", "--folds", "3", str(path), "--cache-dir", cache, "--layers", "4")

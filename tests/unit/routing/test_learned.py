@@ -77,3 +77,52 @@ def test_predict_averages_the_members_probabilities():
     text_logit, stack_logit = model.member_logits(texts[:20], vectors[:20])
     expected = (1 / (1 + np.exp(-text_logit)) + 1 / (1 + np.exp(-stack_logit))) / 2
     assert model.predict(texts[:20], vectors[:20]) == pytest.approx(expected, abs=1e-12)
+
+
+def _layered_examples(n=160, seed=3):
+    """Prompts whose outcome only layer 3 tells apart: the final vectors are noise, the words
+    the same for both outcomes."""
+    rng = np.random.default_rng(seed)
+    texts = [f"Answer question number {i} of the quiz" for i in range(n)]
+    scores = (np.arange(n) % 2 == 0).astype(float)
+    final = rng.normal(size=(n, 6)).astype(np.float32)
+    layer3 = rng.normal(scale=0.3, size=(n, 6)).astype(np.float32)
+    layer3[:, 0] += np.where(scores > 0.5, 1.0, -1.0)
+    final /= np.linalg.norm(final, axis=1, keepdims=True)
+    layer3 /= np.linalg.norm(layer3, axis=1, keepdims=True)
+    return texts, final, {3: layer3}, scores
+
+
+def test_layer_members_predict_when_the_request_brings_the_layers():
+    from routing.learned import OutcomeModel
+
+    texts, final, layers, scores = _layered_examples()
+    model = OutcomeModel(k=8, layers=(3,), temperature=1.5).fit(
+        texts[:120], final[:120], scores[:120], layers={3: layers[3][:120]})
+    assert model.layered
+    held_out = model.predict(texts[120:], final[120:], layers={3: layers[3][120:]})
+    good, bad = held_out[scores[120:] > 0.5], held_out[scores[120:] < 0.5]
+    assert good.min() > bad.max()  # layer 3 separates them; the words and final vectors cannot
+    one = model.predict(texts[120:121], final[120:121], layers={3: layers[3][120:121]})
+    assert one[0] == pytest.approx(held_out[0], abs=1e-9)
+
+
+def test_without_layers_the_prediction_is_the_final_only_model():
+    from routing.learned import OutcomeModel
+
+    texts, final, layers, scores = _layered_examples()
+    layered = OutcomeModel(k=8, layers=(3,), temperature=1.5).fit(
+        texts, final, scores, layers=layers)
+    plain = OutcomeModel(k=8).fit(texts, final, scores)
+    expected = plain.predict(texts[:30], final[:30])
+    # A request without layers (embedder unavailable, an old caller), or without the layer
+    # the model uses, gets exactly the prediction of the model before layers.
+    assert layered.predict(texts[:30], final[:30]) == pytest.approx(expected, abs=1e-12)
+    assert layered.predict(texts[:30], final[:30], layers={5: layers[3][:30]}) == (
+        pytest.approx(expected, abs=1e-12))
+    assert not layered.uses_layers(None) and layered.uses_layers({3: layers[3][:1]})
+    # Fitted without the examples' layers, a model with `layers` set is the plain one.
+    unlayered = OutcomeModel(k=8, layers=(3,), temperature=1.5).fit(texts, final, scores)
+    assert not unlayered.layered
+    assert unlayered.predict(texts[:30], final[:30], layers={3: layers[3][:30]}) == (
+        pytest.approx(expected, abs=1e-12))

@@ -226,3 +226,87 @@ async def test_escalation_margin_comes_from_settings(defaults, settings):
     settings.ROUTING_ESCALATION_MARGIN = None  # off: the bar alone
     decision = await router.route(ctx_for(tier="premium"))
     assert decision.profile.name == "simulated-premium"
+
+
+async def test_learned_model_uses_the_requests_layers_and_routes_without_them(defaults,
+                                                                              settings):
+    settings.ROUTING_LEARNED_MIN_EXAMPLES = 30
+    settings.ROUTING_LEARNED_K = 5
+    settings.ROUTING_LEARNED_LAYERS = (3, 5)
+    dims = 8
+    eye = np.eye(dims, dtype=np.float32)
+    # The final embedding cannot tell the outcomes apart; layers 3 and 5 can.
+    same = ((eye[0] + eye[1]) / np.sqrt(2)).astype(np.float32)
+    hard, easy = eye[2], eye[3]
+    prompt = "Tell me about the thing number"
+    rows = []
+    for i in range(30):
+        for layer_vector, score in ((hard, 0.0), (easy, 1.0)):
+            rows.append(RoutingExample(
+                prompt=f"{prompt} {i}", prompt_hash=f"{i}-{score}", embedding=same.tobytes(),
+                layer_embeddings=b"".join(v.tobytes() for v in (eye[7], layer_vector,
+                                                                layer_vector)),
+                layers="1,3,5", tier="efficient", score=score, source="test"))
+    await RoutingExample.objects.abulk_create(rows)
+    invalidate_predictor()
+    predictor = await routing_predictor(wait=True)
+    assert predictor.learned[("tier", "efficient")].layered
+    easy_decision = await router.route(ctx_for(content=f"{prompt} 99", embedding=same,
+                                               embedding_layers={3: easy, 5: easy}))
+    hard_decision = await router.route(ctx_for(content=f"{prompt} 99", embedding=same,
+                                               embedding_layers={3: hard, 5: hard}))
+    assert easy_decision.profile.name == "simulated-efficient"
+    assert hard_decision.profile.name != "simulated-efficient"
+    efficient = ModelProfile(name="simulated-efficient", tier="efficient", quality_score=0.5)
+    text = f"{prompt} 99"
+    assert (predictor.predict(efficient, text, same, layers={3: easy, 5: easy}).quality
+            > predictor.predict(efficient, text, same, layers={3: hard, 5: hard}).quality + 0.3)
+    # No layers on the request (say the embedder gave none): it still routes, on the final
+    # embedding's members, exactly as the model without layers predicts.
+    plain = predictor.learned[("tier", "efficient")].member_logits([text], same[None, :])
+    expected = float(np.mean([1 / (1 + np.exp(-z[0])) for z in plain]))
+    fallback = await router.route(ctx_for(content=text, embedding=same))
+    assert fallback.profile is not None
+    assert predictor.predict(efficient, text, same).quality == pytest.approx(expected)
+
+
+async def test_examples_without_layers_train_the_final_only_model(defaults, settings):
+    settings.ROUTING_LEARNED_MIN_EXAMPLES = 30
+    settings.ROUTING_LEARNED_K = 5
+    settings.ROUTING_LEARNED_LAYERS = (3, 5)
+    hard, easy = np.eye(8, dtype=np.float32)[0], np.eye(8, dtype=np.float32)[1]
+    rows = [RoutingExample(prompt=f"{prompt} {i}", prompt_hash=f"{i}-{score}",
+                           embedding=vector.tobytes(), tier="efficient", score=score,
+                           source="test")
+            for i in range(30) for vector, score, prompt in (
+                (hard, 0.0, "Solve 12x + 7 = 43 and show the steps"),
+                (easy, 1.0, "Say hello to the whole team today"))]
+    await RoutingExample.objects.abulk_create(rows)
+    invalidate_predictor()
+    predictor = await routing_predictor(wait=True)
+    assert not predictor.learned[("tier", "efficient")].layered
+    decision = await router.route(ctx_for(content="Say hello to the whole team now",
+                                          embedding=easy, embedding_layers={3: hard, 5: hard}))
+    assert decision.profile.name == "simulated-efficient"
+
+
+async def test_router_embeds_with_layers_when_the_cache_did_not(defaults, monkeypatch):
+    import semcache.embedder
+
+    calls = []
+
+    class LayeredEmbedder:
+        async def embed_with_layers(self, text):
+            calls.append(text)
+            return np.ones(4, dtype=np.float32) / 2, {3: np.ones(4, dtype=np.float32) / 2}
+
+    monkeypatch.setattr(semcache.embedder, "get_embedder", lambda: LayeredEmbedder())
+    vector, layers = await router.prompt_embedding(ctx_for(content="no cache ran"))
+    assert calls == ["no cache ran"] and vector.shape == (4,) and set(layers) == {3}
+
+    class Broken:
+        async def embed_with_layers(self, text):
+            raise RuntimeError("embedder down")
+
+    monkeypatch.setattr(semcache.embedder, "get_embedder", lambda: Broken())
+    assert await router.prompt_embedding(ctx_for(content="x")) == (None, None)
