@@ -245,10 +245,8 @@ async def cache_lookup(ctx: RequestContext) -> CacheHit | None:
 
 
 def _put(scope, vector, request_id, fields, ttl_seconds):
-    entry = get_engine().put(scope, vector=vector, ttl_seconds=ttl_seconds, **fields)
-    if request_id:
-        get_engine().store.remember_request(request_id, entry.id)
-    return entry
+    return get_engine().put(scope, vector=vector, ttl_seconds=ttl_seconds,
+                            request_id=request_id or None, **fields)
 
 
 async def _store_behind(scope: Scope, vector, request_id: str, fields: dict,

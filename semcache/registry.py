@@ -5,6 +5,12 @@ set of live members, then their vectors in pipelined batches). After that every 
 through the store's event log: `sync()` reads only the events since the last cursor (an XREAD in
 Redis), so new, purged and expired entries from any process show up without scanning. Expired
 entries are filtered at search time and dropped locally by a periodic sweep.
+
+Under load, lookups come faster than other processes' changes matter: `index_for` reads the log
+at most every `min_sync_interval` seconds (SEMCACHE_SYNC_INTERVAL_MS), so a busy process pays
+one event round trip per interval, not one per lookup. This process's own stores reach its
+indexes at once (`add_local`), so it always reads its own writes; another process's entry shows
+up here within the interval.
 """
 
 import threading
@@ -24,8 +30,10 @@ class IndexRegistry:
     """Per-process map namespace -> NamespaceIndex, synchronized from a store's events."""
 
     def __init__(self, store: BaseStore, *, index_options: dict | None = None,
-                 max_loaded: int = MAX_LOADED_NAMESPACES):
+                 max_loaded: int = MAX_LOADED_NAMESPACES, min_sync_interval: float = 0.0):
         self.store = store
+        self.min_sync_interval = min_sync_interval
+        self._synced_at = float("-inf")  # time.monotonic() of the last read of the log
         self.index_options = index_options or {}
         self.max_loaded = max_loaded
         self._indexes: OrderedDict[str, NamespaceIndex] = OrderedDict()
@@ -36,6 +44,7 @@ class IndexRegistry:
     def sync(self) -> int:
         """Apply the store's events since the last call; return how many were applied."""
         with self._lock:
+            self._synced_at = time.monotonic()
             if self._cursor is None:
                 # Start at the end of the log: namespaces are loaded whole when first used.
                 self._cursor, _ = self.store.events(None)
@@ -69,7 +78,8 @@ class IndexRegistry:
     def index_for(self, namespace: str, *, now: float | None = None) -> NamespaceIndex:
         """Return the namespace's index, synced with the store (loading it if new here)."""
         with self._lock:
-            self.sync()
+            if time.monotonic() - self._synced_at >= self.min_sync_interval:
+                self.sync()
             index = self._indexes.get(namespace)
             if index is None:
                 index = self._load(namespace, now or time.time())
@@ -97,6 +107,15 @@ class IndexRegistry:
                     [row[2] for _, row in live],
                 )
         return index
+
+    def add_local(self, namespace: str, entry_id: str, vector, prompt: str,
+                  expires: float) -> None:
+        """Apply an entry this process just stored to its loaded index (its event, read later,
+        only refreshes it)."""
+        with self._lock:
+            index = self._indexes.get(namespace)
+            if index is not None:
+                index.add(entry_id, vector, prompt, expires)
 
     def discard(self, namespace: str, entry_id: str) -> None:
         """Drop an entry found gone from the store (purged or expired elsewhere)."""

@@ -38,9 +38,11 @@ class Found:
 class CacheEngine:
     """Lookups, stores, feedback, purge and expiry over one store and its indexes."""
 
-    def __init__(self, store: BaseStore, *, index_options: dict | None = None):
+    def __init__(self, store: BaseStore, *, index_options: dict | None = None,
+                 min_sync_interval: float = 0.0):
         self.store = store
-        self.registry = IndexRegistry(store, index_options=index_options)
+        self.registry = IndexRegistry(store, index_options=index_options,
+                                      min_sync_interval=min_sync_interval)
         self._lock = threading.Lock()
 
     # --- lookups ------------------------------------------------------------------------
@@ -86,8 +88,9 @@ class CacheEngine:
     # --- writes -------------------------------------------------------------------------
     def put(self, scope: Scope, *, vector: np.ndarray | None, message: dict, finish_reason: str,
             model: str, usage: dict, cost: Decimal, ttl_seconds: float,
-            now: float | None = None) -> Entry:
-        """Store an answer in the scope's namespace and return the entry."""
+            now: float | None = None, request_id: str | None = None) -> Entry:
+        """Store an answer in the scope's namespace and return the entry; `request_id` (the
+        request that produced it) is remembered for feedback in the same store call."""
         now = now or time.time()
         if vector is None:
             vector = np.zeros(384, dtype=np.float32)  # exact-only entry: never a neighbour
@@ -100,7 +103,9 @@ class CacheEngine:
         )
         self.store.put(entry, namespace_info={
             "tenant": scope.tenant, "team_id": scope.team_id, "model_scope": scope.model_scope,
-        })
+        }, request_id=request_id)
+        self.registry.add_local(entry.namespace, entry.id, entry.vector, entry.prompt,
+                                entry.expires)
         return entry
 
     def record(self, found: Found | None, namespace: str, *, request_id: str | None = None,
@@ -188,7 +193,8 @@ def _build_engine() -> CacheEngine:
         )
     else:
         store = MemoryStore(max_events=settings.SEMCACHE_EVENT_STREAM_MAXLEN)
-    return CacheEngine(store, index_options=options)
+    return CacheEngine(store, index_options=options,
+                       min_sync_interval=settings.SEMCACHE_SYNC_INTERVAL_MS / 1000)
 
 
 @cache
@@ -225,9 +231,8 @@ def cache_store_payload(payload: dict) -> str:
     fields["cost"] = Decimal(fields["cost"])
     engine = get_engine()
     entry = engine.put(scope, vector=None if vector is None else np.asarray(vector, np.float32),
-                       ttl_seconds=payload["ttl_seconds"], **fields)
-    if payload.get("request_id"):
-        engine.store.remember_request(payload["request_id"], entry.id)
+                       ttl_seconds=payload["ttl_seconds"],
+                       request_id=payload.get("request_id") or None, **fields)
     return entry.id
 
 

@@ -107,8 +107,10 @@ class BaseStore:
     """The storage contract. Every method may raise `StoreUnavailable`."""
 
     # --- Methods that child classes must implement ----------------------------------------
-    def put(self, entry: Entry, *, namespace_info: dict) -> None:
-        """Store an entry (its vector included) with its expiry, and announce it."""
+    def put(self, entry: Entry, *, namespace_info: dict, request_id: str | None = None) -> None:
+        """Store an entry (its vector included) with its expiry, and announce it; with
+        `request_id`, also remember that request as the one that made it (`remember_request`),
+        in the same round trip."""
         raise NotImplementedError("subclasses of BaseStore must provide a put() method")
 
     def get(self, entry_id: str) -> Entry | None:
@@ -207,7 +209,7 @@ class MemoryStore(BaseStore):
             del self._events[:drop]
             self._event_base += drop
 
-    def put(self, entry, *, namespace_info):
+    def put(self, entry, *, namespace_info, request_id=None):
         with self._lock:
             old = self._exact.get(entry.exact_key)
             if old and old != entry.id:
@@ -218,6 +220,8 @@ class MemoryStore(BaseStore):
             self._namespaces.setdefault(entry.namespace, dict(namespace_info))
             self._emit(op="add", namespace=entry.namespace, entry_id=entry.id,
                        vector=entry.vector, prompt=entry.prompt, expires=entry.expires)
+        if request_id:
+            self.remember_request(request_id, entry.id)
 
     def _live(self, entry_id):
         entry = self._entries.get(entry_id)
@@ -386,7 +390,7 @@ class RedisStore(BaseStore):
         except self._redis_errors as exc:
             raise StoreUnavailable(str(exc)) from exc
 
-    def put(self, entry, *, namespace_info):
+    def put(self, entry, *, namespace_info, request_id=None):
         ttl = max(1, int(entry.expires - time.time() + 0.999))
         fields = _entry_fields(entry)
 
@@ -405,6 +409,8 @@ class RedisStore(BaseStore):
                  "prompt": entry.prompt, "exp": repr(entry.expires)},
                 maxlen=self.max_events, approximate=True,
             )
+            if request_id:
+                pipe.set(self._k("r", request_id), entry.id, ex=REQUEST_TTL_SECONDS)
             old = pipe.execute()[2]
             if old and old.decode() != entry.id:
                 # Its exact key already points at the new entry, which `delete` leaves alone.

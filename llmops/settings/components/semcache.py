@@ -39,6 +39,9 @@ SEMCACHE_REDIS_TIMEOUT_SECONDS = env.float("SEMCACHE_REDIS_TIMEOUT_SECONDS", def
 SEMCACHE_REDIS_RETRY_SECONDS = env.float("SEMCACHE_REDIS_RETRY_SECONDS", default=5.0)
 # Change events kept in the Redis stream that keeps every process's index in step.
 SEMCACHE_EVENT_STREAM_MAXLEN = env.int("SEMCACHE_EVENT_STREAM_MAXLEN", default=200_000)
+# A process reads that log at most every SEMCACHE_SYNC_INTERVAL_MS (0: before every lookup), so
+# another process's new entry can take that long to be found here; its own are found at once.
+SEMCACHE_SYNC_INTERVAL_MS = env.float("SEMCACHE_SYNC_INTERVAL_MS", default=50.0)
 
 # A namespace switches from exact numpy search to an HNSW index (usearch) at this size.
 SEMCACHE_ANN_MIN_ENTRIES = env.int("SEMCACHE_ANN_MIN_ENTRIES", default=20_000)

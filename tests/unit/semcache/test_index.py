@@ -87,3 +87,42 @@ class TestRegistry:
             assert engine.find_semantic(scope, vector, threshold=0.9) is not None
         assert len(engine.registry.loaded()) == 2
         assert engine.find_semantic(scopes[0], vectors[0], threshold=0.9) is not None
+
+    def test_sync_interval_reads_own_writes_at_once_and_others_within_it(self, monkeypatch):
+        from semcache import registry as registry_module
+        from semcache.namespaces import build_scope
+        from semcache.services import CacheEngine
+        from semcache.store import MemoryStore
+
+        clock = [1000.0]
+        monkeypatch.setattr(registry_module.time, "monotonic", lambda: clock[0])
+        store = MemoryStore()
+        here = CacheEngine(store, min_sync_interval=0.05)
+        there = CacheEngine(store, min_sync_interval=0.05)  # another process, same store
+        mine, theirs = random_unit(np.random.default_rng(6), 2)
+        scope = build_scope(team_id=1, messages=[{"role": "user", "content": "q"}],
+                            requested_model="auto", answer_params={})
+        other = build_scope(team_id=1, messages=[{"role": "user", "content": "other q"}],
+                            requested_model="auto", answer_params={})
+        assert here.find_semantic(scope, mine, threshold=0.9) is None  # loads the namespace
+        here.put(scope, vector=mine, message={}, finish_reason="stop", model="m", usage={},
+                 cost=0, ttl_seconds=60)
+        assert here.find_semantic(scope, mine, threshold=0.9) is not None  # own write: at once
+        there.put(other, vector=theirs, message={}, finish_reason="stop", model="m", usage={},
+                  cost=0, ttl_seconds=60)
+        assert here.find_semantic(other, theirs, threshold=0.9) is None  # log not read yet
+        clock[0] += 0.06
+        assert here.find_semantic(other, theirs, threshold=0.9) is not None
+
+    def test_put_remembers_the_request_in_the_same_call(self):
+        from semcache.namespaces import build_scope
+        from semcache.services import CacheEngine
+        from semcache.store import MemoryStore
+
+        engine = CacheEngine(MemoryStore())
+        scope = build_scope(team_id=1, messages=[{"role": "user", "content": "q"}],
+                            requested_model="auto", answer_params={})
+        entry = engine.put(scope, vector=random_unit(np.random.default_rng(7), 1)[0],
+                           message={}, finish_reason="stop", model="m", usage={}, cost=0,
+                           ttl_seconds=60, request_id="req-1")
+        assert engine.store.entry_for_request("req-1") == entry.id
