@@ -23,6 +23,7 @@ from semcache.registry import IndexRegistry
 from semcache.store import BaseStore, Entry, MemoryStore, RedisStore
 
 CANDIDATES = 4  # neighbours the decision looks at
+MAX_CACHED_DELTAS = 10_000  # namespaces whose feedback delta a process remembers at once
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,11 @@ class CacheEngine:
         self.store = store
         self.registry = IndexRegistry(store, index_options=index_options,
                                       min_sync_interval=min_sync_interval)
+        # Namespace -> (feedback threshold delta, time.monotonic() read): like the event log,
+        # read from the store at most every min_sync_interval; this process's own feedback
+        # updates it at once.
+        self._min_sync_interval = min_sync_interval
+        self._deltas: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
     # --- lookups ------------------------------------------------------------------------
@@ -80,7 +86,16 @@ class CacheEngine:
 
     def threshold_for(self, namespace: str, base: float) -> float:
         """Return `base` raised by what feedback taught this namespace."""
-        delta = self.store.threshold_delta(namespace)
+        now = time.monotonic()
+        cached = self._deltas.get(namespace)
+        if cached is not None and now - cached[1] < self._min_sync_interval:
+            delta = cached[0]
+        else:
+            delta = self.store.threshold_delta(namespace)
+            if self._min_sync_interval > 0:
+                if len(self._deltas) >= MAX_CACHED_DELTAS:
+                    self._deltas.clear()
+                self._deltas[namespace] = (delta, now)
         if not delta:
             return base
         return max(base, min(base + delta, settings.SEMCACHE_FEEDBACK_MAX_THRESHOLD))
@@ -130,8 +145,9 @@ class CacheEngine:
         self.store.delete([entry_id])
         if entry is not None:
             self.registry.discard(entry.namespace, entry_id)
-            self.store.tighten(entry.namespace, step=settings.SEMCACHE_FEEDBACK_STEP,
-                               ceiling=1.0)
+            delta = self.store.tighten(entry.namespace, step=settings.SEMCACHE_FEEDBACK_STEP,
+                                       ceiling=1.0)
+            self._deltas[entry.namespace] = (delta, time.monotonic())
         return True
 
     def purge(self, *, tenant: str | None = None, model_scope: str | None = None,

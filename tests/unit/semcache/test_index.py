@@ -126,3 +126,29 @@ class TestRegistry:
                            message={}, finish_reason="stop", model="m", usage={}, cost=0,
                            ttl_seconds=60, request_id="req-1")
         assert engine.store.entry_for_request("req-1") == entry.id
+
+    def test_feedback_threshold_is_seen_at_once_here_and_within_the_interval_elsewhere(
+            self, monkeypatch):
+        from semcache import services
+        from semcache.namespaces import build_scope
+        from semcache.services import CacheEngine
+        from semcache.store import MemoryStore
+
+        clock = [1000.0]
+        monkeypatch.setattr(services.time, "monotonic", lambda: clock[0])
+        store = MemoryStore()
+        here = CacheEngine(store, min_sync_interval=0.05)
+        there = CacheEngine(store, min_sync_interval=0.05)
+        scope = build_scope(team_id=1, messages=[{"role": "user", "content": "q"}],
+                            requested_model="auto", answer_params={})
+        assert here.threshold_for(scope.namespace, 0.9) == there.threshold_for(
+            scope.namespace, 0.9) == 0.9
+        here.put(scope, vector=random_unit(np.random.default_rng(8), 1)[0], message={},
+                 finish_reason="stop", model="m", usage={}, cost=0, ttl_seconds=60,
+                 request_id="req-wrong")
+        assert here.feedback(request_id="req-wrong", correct=False)
+        tightened = here.threshold_for(scope.namespace, 0.9)
+        assert tightened > 0.9  # this process: at once
+        assert there.threshold_for(scope.namespace, 0.9) == 0.9  # not read yet
+        clock[0] += 0.06
+        assert there.threshold_for(scope.namespace, 0.9) == tightened
