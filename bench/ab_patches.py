@@ -136,10 +136,30 @@ def _patch_embed_one_chunk() -> None:
     onnx_backend._length_buckets = one_chunk
 
 
+def _patch_unbatched_misses() -> None:
+    # A miss written to Redis at once (its own round trip), and a hit's feedback mapping in a
+    # call of its own: the baseline for semcache/store.py's batched misses.
+    from semcache.store import RedisStore
+
+    record_hit = RedisStore.record_hit
+
+    def record_miss(self, namespace):
+        self._call(lambda: self.r.hincrby(self._k("s", namespace), "misses", 1))
+
+    def separate_hit(self, entry_id, namespace, *, request_id=None, **kwargs):
+        record_hit(self, entry_id, namespace, **kwargs)
+        if request_id:
+            self.remember_request(request_id, entry_id)
+
+    RedisStore.record_miss = record_miss
+    RedisStore.record_hit = separate_hit
+
+
 PATCHES = {"budget_counters": _patch_budget_counters, "conn_refresh": _patch_no_conn_refresh,
            "auth_cache": _patch_auth_cache, "switch_interval": _patch_switch_interval,
            "stock_asgi_cycle": _patch_stock_asgi_cycle, "orm_settle": _patch_orm_settle,
-           "orm_reads": _patch_orm_reads, "embed_one_chunk": _patch_embed_one_chunk}
+           "orm_reads": _patch_orm_reads, "embed_one_chunk": _patch_embed_one_chunk,
+           "unbatched_misses": _patch_unbatched_misses}
 
 
 class AbPatchesConfig(AppConfig):

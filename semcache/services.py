@@ -130,9 +130,8 @@ class CacheEngine:
             self.store.record_miss(namespace)
             return
         self.store.record_hit(found.entry.id, namespace, similarity=found.similarity,
-                              saved=found.entry.cost, now=now or time.time())
-        if request_id:
-            self.store.remember_request(request_id, found.entry.id)
+                              saved=found.entry.cost, now=now or time.time(),
+                              request_id=request_id)
 
     def feedback(self, *, request_id: str, correct: bool) -> bool:
         """Apply a verdict on the answer of a request; return whether its entry was found."""
@@ -206,6 +205,7 @@ def _build_engine() -> CacheEngine:
             url=settings.SEMCACHE_REDIS_URL, prefix=settings.SEMCACHE_KEY_PREFIX,
             timeout=settings.SEMCACHE_REDIS_TIMEOUT_SECONDS,
             max_events=settings.SEMCACHE_EVENT_STREAM_MAXLEN,
+            miss_flush_interval=settings.SEMCACHE_SYNC_INTERVAL_MS / 1000,
         )
     else:
         store = MemoryStore(max_events=settings.SEMCACHE_EVENT_STREAM_MAXLEN)

@@ -12,14 +12,17 @@ Redis layout (prefix `SEMCACHE_KEY_PREFIX`, default "semcache"):
   {p}:ns           hash   namespace -> JSON description (tenant, team, model scope)
   {p}:events       stream add/del events: op, ns, id (+ vector, prompt, expiry for add)
   {p}:r:{request}  string entry id a request was answered from / stored as (for feedback)
-  {p}:s:{ns}       hash   stats: hits, misses, similarity sum, saved cost
+  {p}:s:{ns}       hash   stats: hits, misses, similarity sum, saved cost (a process adds its
+                          misses with its next write, at most SEMCACHE_SYNC_INTERVAL_MS later)
   {p}:top:{ns}     zset   entry id -> hits (most-hit entries)
   {p}:thr:{ns}     string threshold increase learned from feedback
 """
 
+import atexit
 import json
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -154,10 +157,13 @@ class BaseStore:
         raise NotImplementedError("subclasses of BaseStore must provide forget_namespace()")
 
     def record_hit(self, entry_id: str, namespace: str, *, similarity: float | None,
-                   saved: Decimal, now: float) -> None:
+                   saved: Decimal, now: float, request_id: str | None = None) -> None:
+        """Count a hit on the entry (and its saving); with `request_id`, remember that the
+        request was answered from it (for feedback) in the same call."""
         raise NotImplementedError("subclasses of BaseStore must provide a record_hit() method")
 
     def record_miss(self, namespace: str) -> None:
+        """Count a miss (a store may batch these: `stats` always includes its own)."""
         raise NotImplementedError("subclasses of BaseStore must provide a record_miss() method")
 
     def stats(self, namespace: str, *, top: int = 5) -> dict:
@@ -307,7 +313,9 @@ class MemoryStore(BaseStore):
                         "saved_cost": Decimal(0), "top": {}},
         )
 
-    def record_hit(self, entry_id, namespace, *, similarity, saved, now):
+    def record_hit(self, entry_id, namespace, *, similarity, saved, now, request_id=None):
+        if request_id:
+            self.remember_request(request_id, entry_id)
         with self._lock:
             entry = self._entries.get(entry_id)
             if entry is not None:
@@ -365,11 +373,20 @@ class MemoryStore(BaseStore):
             self._deltas.clear()
 
 
+def _flush_at_exit(ref: "weakref.ref[RedisStore]") -> None:
+    store = ref()
+    if store is not None:
+        try:
+            store.flush_misses()
+        except Exception:  # noqa: BLE001 - Redis may be gone at exit; the counts are only stats
+            pass
+
+
 class RedisStore(BaseStore):
     """Redis store shared by every gateway process (redis-py, the client django-redis wraps)."""
 
     def __init__(self, *, url: str, prefix: str = "semcache", timeout: float = 0.25,
-                 max_events: int = 200_000):
+                 max_events: int = 200_000, miss_flush_interval: float = 0.0):
         import redis
 
         self._redis_errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
@@ -380,6 +397,15 @@ class RedisStore(BaseStore):
         )
         self.p = prefix
         self.max_events = max_events
+        # Misses are counted here and written at most every `miss_flush_interval` seconds, or
+        # sooner with the next write this process makes anyway (a stored answer, a hit): a
+        # miss is otherwise the one Redis round trip of its lookup. `stats` and process exit
+        # flush what is pending.
+        self.miss_flush_interval = miss_flush_interval
+        self._misses: dict[str, int] = {}
+        self._misses_lock = threading.Lock()
+        self._misses_flushed = time.monotonic()
+        atexit.register(_flush_at_exit, weakref.ref(self))
 
     def _k(self, *parts) -> str:
         return ":".join((self.p, *parts))
@@ -411,12 +437,14 @@ class RedisStore(BaseStore):
             )
             if request_id:
                 pipe.set(self._k("r", request_id), entry.id, ex=REQUEST_TTL_SECONDS)
+            self._queue_misses(pipe, misses)
             old = pipe.execute()[2]
             if old and old.decode() != entry.id:
                 # Its exact key already points at the new entry, which `delete` leaves alone.
                 self.delete([old.decode()])
 
-        self._call(run)
+        misses = self._take_misses()
+        self._call_with_misses(run, misses)
 
     _GET_FIELDS = ("ns", "tenant", "team", "model_scope", "prompt", "exact", "message",
                    "finish_reason", "model", "usage", "cost", "created", "expires", "hits",
@@ -563,9 +591,12 @@ class RedisStore(BaseStore):
 
         self._call(run)
 
-    def record_hit(self, entry_id, namespace, *, similarity, saved, now):
+    def record_hit(self, entry_id, namespace, *, similarity, saved, now, request_id=None):
         def run():
             pipe = self.r.pipeline(transaction=False)
+            if request_id:
+                pipe.set(self._k("r", request_id), entry_id, ex=REQUEST_TTL_SECONDS)
+            self._queue_misses(pipe, misses)
             pipe.hincrby(self._k("e", entry_id), "hits", 1)
             pipe.hset(self._k("e", entry_id), "last_hit", repr(now))
             pipe.hincrby(self._k("s", namespace), "hits", 1)
@@ -576,12 +607,51 @@ class RedisStore(BaseStore):
             pipe.zincrby(self._k("top", namespace), 1, entry_id)
             pipe.execute()
 
-        self._call(run)
+        misses = self._take_misses()
+        self._call_with_misses(run, misses)
 
     def record_miss(self, namespace):
-        self._call(lambda: self.r.hincrby(self._k("s", namespace), "misses", 1))
+        with self._misses_lock:
+            self._misses[namespace] = self._misses.get(namespace, 0) + 1
+            due = time.monotonic() - self._misses_flushed >= self.miss_flush_interval
+        if due:
+            self.flush_misses()
+
+    def flush_misses(self) -> None:
+        """Write the misses counted since the last write (one pipeline for every namespace)."""
+        misses = self._take_misses()
+        if misses:
+            def run():
+                pipe = self.r.pipeline(transaction=False)
+                self._queue_misses(pipe, misses)
+                pipe.execute()
+
+            self._call_with_misses(run, misses)
+
+    def _take_misses(self) -> dict[str, int]:
+        with self._misses_lock:
+            misses, self._misses = self._misses, {}
+            self._misses_flushed = time.monotonic()
+        return misses
+
+    def _queue_misses(self, pipe, misses: dict[str, int]) -> None:
+        for namespace, count in misses.items():
+            pipe.hincrby(self._k("s", namespace), "misses", count)
+
+    def _call_with_misses(self, fn, misses: dict[str, int]):
+        """Run `fn` (which writes `misses`); if Redis fails, keep them for the next write."""
+        try:
+            return self._call(fn)
+        except StoreUnavailable:
+            if misses:
+                with self._misses_lock:
+                    for namespace, count in misses.items():
+                        self._misses[namespace] = self._misses.get(namespace, 0) + count
+            raise
 
     def stats(self, namespace, *, top=5):
+        self.flush_misses()
+
         def run():
             pipe = self.r.pipeline(transaction=False)
             pipe.hgetall(self._k("s", namespace))

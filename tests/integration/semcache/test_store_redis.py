@@ -11,7 +11,7 @@ import pytest
 
 from semcache.namespaces import build_scope
 from semcache.services import CacheEngine
-from semcache.store import RedisStore
+from semcache.store import RedisStore, StoreUnavailable
 from tests.unit.semcache.helpers import random_unit
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -133,3 +133,43 @@ class TestStoreDetails:
         assert engine.purge(older_than=time.time() - 3600) == 0
         assert engine.purge(older_than=time.time() + 1, dry_run=True) == 1
         assert engine.purge(older_than=time.time() + 1) == 1
+
+
+class TestBatchedMisses:
+    """A miss costs no Redis round trip of its own: counts ride on the process's next write."""
+
+    @pytest.fixture
+    def batching(self, redis_url, redis_prefix):
+        store = RedisStore(url=redis_url, prefix=redis_prefix, miss_flush_interval=3600)
+        yield CacheEngine(store)
+        store.flush()
+
+    def test_misses_are_written_with_the_next_store_or_hit_and_always_in_stats(
+            self, batching, redis_url, redis_prefix):
+        other = RedisStore(url=redis_url, prefix=redis_prefix)
+        namespace = scope().namespace
+        batching.record(None, namespace)
+        batching.record(None, namespace)
+        assert other.stats(namespace)["misses"] == 0  # pending in the counting process
+        entry = put(batching, random_unit(np.random.default_rng(8), 1)[0])
+        assert other.stats(namespace)["misses"] == 2  # carried by the put's pipeline
+        batching.record(None, namespace)
+        batching.record(batching.find_exact(scope()), namespace, request_id="r9")
+        assert other.stats(namespace)["misses"] == 3  # carried by the hit's pipeline
+        assert other.entry_for_request("r9") == entry.id
+        batching.record(None, namespace)
+        assert batching.store.stats(namespace)["misses"] == 4  # its own stats flush first
+
+    def test_misses_survive_a_failed_write(self, redis_url, redis_prefix):
+        down = RedisStore(url="redis://127.0.0.1:1/0", prefix=redis_prefix, timeout=0.05,
+                          miss_flush_interval=3600)
+        down.record_miss("ns")
+        with pytest.raises(StoreUnavailable):
+            down.flush_misses()
+        assert down._misses == {"ns": 1}
+
+    def test_without_an_interval_every_miss_is_written_at_once(self, engine, redis_url,
+                                                                redis_prefix):
+        engine.record(None, scope().namespace)
+        other = RedisStore(url=redis_url, prefix=redis_prefix)
+        assert other.stats(scope().namespace)["misses"] == 1

@@ -4,7 +4,7 @@ Needs py-spy in bench/.cache/tools (``python3 -m venv bench/.cache/tools &&
 bench/.cache/tools/bin/pip install py-spy==0.4.3``). Writes the collapsed stacks to
 bench/.cache/results/ (flamegraph.pl or speedscope read them) and prints the top frames.
 
-Usage: python -m bench.profile [--mode off|miss|hit] [--concurrency 16] [--seconds 15]
+Usage: python -m bench.pyspy_profile [--mode off|miss|hit] [--concurrency 16] [--seconds 15]
 """
 
 import argparse
