@@ -45,13 +45,13 @@ FOLDS = 5
 def protocol_texts(pairs, cache_dir: Path):
     """Return (stored texts, query texts, their embeddings) of the eval protocol: every distinct
     text_a stored, every text_b queried (embeddings cached as `eval_cache` caches them)."""
-    from semcache.embedder import get_embedder, model_path
+    from semcache.embedder import get_embedder, model_path, precision_tag
     from semcache.evaluation import cached_embed
 
     stored = list(dict.fromkeys(p.text_a for p in pairs))
     queries = [p.text_b for p in pairs]
     vectors = cached_embed(lambda t: get_embedder().embed_sync(t), stored + queries, cache_dir,
-                           tag=str(model_path()))
+                           tag=precision_tag(str(model_path())))
     return stored, queries, vectors[: len(stored)], vectors[len(stored):]
 
 

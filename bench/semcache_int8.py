@@ -2,15 +2,15 @@
 
     DEBUG=1 .venv/bin/python bench/semcache_int8.py [PAIRS.jsonl] [--pairs 8000] [--speed-texts 256]
 
-Quantizes the gateway's ONNX export (onnxruntime.quantization.quantize_dynamic, int8 weights,
-per-channel; the file goes to bench/.cache/) and compares it with the fp32 export the gateway
-runs, on the QQP questions of the first `--pairs` pairs:
+Runs the gateway's int8 embedder (SEMCACHE_EMBED_PRECISION=int8: semcache.onnx_export.quantize,
+int8 weights per channel, next to the fp32 export) beside the fp32 one, the default, on the QQP
+questions of the first `--pairs` pairs:
 - drift: cosine between each text's fp32 and int8 embedding, and how much each pair's cosine
   moves (what every threshold was fitted on);
 - eval_cache's protocol on those pairs (lexical decision, no token pass) for both, at the
   configured threshold and the plain thresholds;
 - speed: one text at a time, and per text in batches of 32, one intra-op thread each.
-Nothing in the gateway changes: this measures a candidate.
+Results and what switching takes: docs/semantic-cache.md, "int8 embedder".
 """
 
 import argparse
@@ -26,31 +26,12 @@ os.environ.setdefault("DEBUG", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def quantized_copy(fp32: Path, cache: Path) -> Path:
-    """Return the int8 copy of the fp32 export (made once, cached beside the other bench data)."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    target = cache / f"{fp32.parent.name}-{fp32.stem}-int8.onnx"
-    if not target.exists():
-        cache.mkdir(parents=True, exist_ok=True)
-        quantize_dynamic(str(fp32), str(target), weight_type=QuantType.QInt8, per_channel=True)
-    return target
-
-
-def backend_on(path: Path, model_dir: Path):
-    """Return an OnnxBackend (the gateway's tokenizer, chunking, pooling) running `path`."""
-    import onnxruntime as ort
-
+def backend_at(model_dir: Path, precision: str):
+    """Return the gateway's OnnxBackend at `precision` (exported or quantized on first use), on
+    one intra-op thread so both precisions are timed alike."""
     from semcache.onnx_backend import OnnxBackend
 
-    backend = OnnxBackend(model_dir, threads=1)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    backend._session = ort.InferenceSession(str(path), options,
-                                            providers=["CPUExecutionProvider"])
-    return backend
+    return OnnxBackend(model_dir, threads=1, precision=precision)
 
 
 def timings(backend, texts: list[str]) -> tuple[float, float]:
@@ -79,7 +60,7 @@ def main() -> None:
 
     from semcache.embedder import model_path
     from semcache.evaluation import evaluate, load_pairs
-    from semcache.onnx_export import ensure_exported
+    from semcache.onnx_export import onnx_path
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("file", nargs="?",
@@ -89,10 +70,8 @@ def main() -> None:
     args = parser.parse_args()
 
     model_dir = model_path()
-    fp32_path = ensure_exported(model_dir)
-    int8_path = quantized_copy(fp32_path, ROOT / "bench" / ".cache")
-    backends = {"fp32": backend_on(fp32_path, model_dir),
-                "int8": backend_on(int8_path, model_dir)}
+    backends = {name: backend_at(model_dir, name) for name in ("fp32", "int8")}
+    fp32_path, int8_path = onnx_path(model_dir, "fp32"), onnx_path(model_dir, "int8")
     print(f"fp32 {fp32_path.stat().st_size / 1e6:.1f} MB, "
           f"int8 {int8_path.stat().st_size / 1e6:.1f} MB")
 

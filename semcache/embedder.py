@@ -144,14 +144,23 @@ class TorchBackend:
         return [np.array(hidden[i, 1:n - 1], dtype=np.float32) for i, n in enumerate(lengths)]
 
 
-def _load_backend(path: Path, choice: str, threads: int):
+def precision_tag(tag: str) -> str:
+    """Return `tag` marked with the embedder's precision when it is not fp32 (so fp32 caches
+    written before the setting existed stay valid)."""
+    precision = getattr(settings, "SEMCACHE_EMBED_PRECISION", "fp32") or "fp32"
+    return tag if precision == "fp32" else f"{tag}:{precision}"
+
+
+def _load_backend(path: Path, choice: str, threads: int, precision: str):
     if choice not in ("onnx", "torch", "auto"):
         raise ValueError(f"CACHE_EMBEDDER_BACKEND must be onnx or torch, not {choice!r}")
+    if precision not in ("fp32", "int8"):  # fail loudly: a typo must not fall back quietly
+        raise ValueError(f"SEMCACHE_EMBED_PRECISION must be fp32 or int8, not {precision!r}")
     if choice in ("onnx", "auto"):
         try:
             from semcache.onnx_backend import OnnxBackend
 
-            return OnnxBackend(path, threads=threads)
+            return OnnxBackend(path, threads=threads, precision=precision)
         except Exception:  # noqa: BLE001 - any failure (import, export, load): use torch
             logger.warning("semcache: ONNX embedder unavailable, falling back to torch",
                            exc_info=True)
@@ -164,10 +173,12 @@ class Embedder:
     dimensions = DIMENSIONS
 
     def __init__(self, path: Path | None = None, *, max_batch: int | None = None,
-                 backend: str | None = None, threads: int | None = None):
+                 backend: str | None = None, threads: int | None = None,
+                 precision: str | None = None):
         choice = (backend or getattr(settings, "CACHE_EMBEDDER_BACKEND", "") or "auto").lower()
+        precision = precision or getattr(settings, "SEMCACHE_EMBED_PRECISION", "") or "fp32"
         self._backend = _load_backend(Path(path or model_path()), choice,
-                                      threads or embed_threads())
+                                      threads or embed_threads(), precision)
         self._lock = threading.Lock()
         self.max_batch = max_batch or getattr(settings, "SEMCACHE_EMBED_MAX_BATCH", 64)
         self.max_wait = getattr(settings, "SEMCACHE_EMBED_BATCH_WAIT_MS", 0) / 1000
@@ -185,6 +196,11 @@ class Embedder:
     def backend(self) -> str:
         """Return the backend in use: "onnx" or "torch"."""
         return self._backend.name
+
+    @property
+    def precision(self) -> str:
+        """Return the weights' precision: "int8" only for a quantized ONNX model, else "fp32"."""
+        return getattr(self._backend, "precision", "fp32")
 
     @property
     def layers(self) -> tuple[int, ...]:

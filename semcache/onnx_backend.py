@@ -56,11 +56,12 @@ class OnnxBackend:
 
     name = "onnx"
 
-    def __init__(self, model_dir: Path, *, threads: int):
+    def __init__(self, model_dir: Path, *, threads: int, precision: str = "fp32"):
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
-        path = ensure_exported(model_dir)
+        path = ensure_exported(model_dir, precision=precision)
+        self.precision = precision
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1

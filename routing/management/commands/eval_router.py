@@ -241,7 +241,10 @@ def _profile(name: str):
 def _embeddings(texts: list[str], cache_dir: Path) -> tuple[np.ndarray, dict[int, np.ndarray]]:
     """Return embeddings of `texts` and their pooled intermediate layers ({layer: (n, d)}),
     from the gateway's embedder in one pass, cached on disk by content (the slow part)."""
-    digest = hashlib.sha256("\x1e".join(texts).encode("utf-8", "surrogatepass")).hexdigest()[:24]
+    from semcache.embedder import precision_tag
+
+    key = precision_tag("\x1e".join(texts))  # int8 vectors are cached apart from fp32 ones
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:24]
     path = cache_dir / f"router-embeddings-layers-{digest}.npz"
     if not path.exists():
         from routing.services import embedder_embed

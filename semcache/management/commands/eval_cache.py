@@ -34,7 +34,7 @@ class Command(SemcacheCommand):
 
     def handle(self, *args, **options):
         from semcache.alignment import token_embedder_for
-        from semcache.embedder import get_embedder, model_path
+        from semcache.embedder import get_embedder, model_path, precision_tag
         from semcache.evaluation import cached_embed, evaluate, load_pairs
 
         if not options["pairs"].exists():
@@ -62,7 +62,9 @@ class Command(SemcacheCommand):
                         bar.update(len(out[-1]))
                 return np.concatenate(out) if out else np.zeros((0, 384), np.float32)
 
-            return cached_embed(with_bar, texts, cache_dir, tag=str(model_path()))
+            # The cache is per model and precision: int8 vectors are not fp32 ones.
+            return cached_embed(with_bar, texts, cache_dir,
+                                tag=precision_tag(str(model_path())))
 
         bar = tqdm(total=len(pairs), unit="query", desc="querying", disable=quiet,
                    file=self.stderr)

@@ -190,6 +190,42 @@ class TestExport:
         assert result["path"] == str(onnx_export.onnx_path(model_path()))
 
 
+class TestInt8:
+    """SEMCACHE_EMBED_PRECISION=int8: a quantized copy next to the fp32 export, close to it."""
+
+    def test_quantized_embedder_stays_close_to_fp32(self, onnx_embedder):
+        int8 = Embedder(backend="onnx", precision="int8")
+        assert (int8.backend, int8.precision, onnx_embedder.precision) == ("onnx", "int8", "fp32")
+        path = onnx_export.onnx_path(model_path(), "int8")
+        assert path.name == "model-int8.onnx" and path.exists()
+        assert path.stat().st_size < onnx_export.onnx_path(model_path()).stat().st_size / 3
+        texts = varied_texts()[6:106]
+        cosines = np.sum(int8.embed_sync(texts) * onnx_embedder.embed_sync(texts), axis=1)
+        # Close (the mean over QQP is 0.994), but not the same vectors: thresholds shift.
+        assert float(np.mean(cosines)) > 0.98 and float(np.min(cosines)) > 0.9
+        assert float(np.max(cosines)) < 1 - 1e-6
+
+    def test_setting_selects_the_precision_and_rejects_typos(self, settings):
+        settings.SEMCACHE_EMBED_PRECISION = "int4"
+        with pytest.raises(ValueError, match="fp32 or int8"):
+            Embedder(backend="onnx")
+        with pytest.raises(ValueError, match="fp32 or int8"):
+            onnx_export.onnx_path(model_path(), "fp16")
+
+    def test_export_command_exports_int8(self):
+        import json
+        from io import StringIO
+
+        from django.core.management import call_command
+
+        out = StringIO()
+        call_command("export_embedder", "--json", "--precision", "int8", stdout=out)
+        result = json.loads(out.getvalue())
+        assert result["precision"] == "int8"
+        assert result["path"] == str(onnx_export.onnx_path(model_path(), "int8"))
+        assert 0.9 < result["min_cosine"] < 1 - 1e-6  # against sentence-transformers' fp32
+
+
 class TestLengthBuckets:
     def test_every_text_once_shortest_first_and_lengths_close(self):
         from semcache.onnx_backend import BUCKET_SLACK, MAX_CHUNK, _length_buckets
