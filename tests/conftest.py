@@ -29,6 +29,22 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
+def django_db_setup(django_db_setup):
+    """pytest-django's test databases; before they are dropped, the connections other threads
+    opened are closed (the gateway's database pool, and asgiref's shared thread that async
+    tests' `sync_to_async` calls run in): PostgreSQL refuses to drop a database that a session
+    is still connected to."""
+    yield
+    from asgiref.sync import SyncToAsync
+    from django.db import connections
+
+    from llmops.db import close_pool
+
+    close_pool()
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=30)
+
+
+@pytest.fixture(scope="session")
 def gateway_server(django_db_setup, django_db_blocker) -> Iterator[LiveGateway]:
     """Serve the real ASGI application with uvicorn on 127.0.0.1 for the whole session.
 

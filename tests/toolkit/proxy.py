@@ -108,6 +108,10 @@ def _abort(sock: socket.socket) -> None:
     """Close with a reset, as a crashed peer or a dropped link looks to the other side."""
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        # Wake the pump thread blocked in recv() on it: close() alone does not, and while that
+        # recv holds the socket the connection stays up (PostgreSQL kept the backend, and the
+        # test database could not be dropped at the end of the run).
+        sock.shutdown(socket.SHUT_RD)
     except OSError:
         pass
     try:
