@@ -67,7 +67,10 @@ worker: install ## Celery worker (needs CELERY_BROKER_URL)
 beat: install ## Celery beat (the schedule lives in settings)
 	$(VENV)/bin/celery -A llmops beat --loglevel=INFO
 
-bench: install ## Benchmarks vs LiteLLM (needs wrk, PostgreSQL, Redis db 8); tables -> docs/performance.md
+bench: install ## Benchmarks vs LiteLLM (wrk, installed if missing; PostgreSQL, Redis db 8); tables -> docs/performance.md
+	@command -v wrk >/dev/null 2>&1 || { echo "wrk missing: installing Debian's wrk"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }; }
 	$(PY) -m bench.run_all --update-docs $(BENCH_ARGS)
 
 clean:
