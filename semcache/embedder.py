@@ -34,6 +34,8 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 
+from semcache.onnx_export import checked_precision
+
 DIMENSIONS = 384
 logger = logging.getLogger(__name__)
 
@@ -144,18 +146,21 @@ class TorchBackend:
         return [np.array(hidden[i, 1:n - 1], dtype=np.float32) for i, n in enumerate(lengths)]
 
 
+def configured_precision() -> str:
+    """Return SEMCACHE_EMBED_PRECISION, validated (fp32 when unset)."""
+    return checked_precision(getattr(settings, "SEMCACHE_EMBED_PRECISION", "") or "fp32")
+
+
 def precision_tag(tag: str) -> str:
     """Return `tag` marked with the embedder's precision when it is not fp32 (so fp32 caches
     written before the setting existed stay valid)."""
-    precision = getattr(settings, "SEMCACHE_EMBED_PRECISION", "fp32") or "fp32"
+    precision = configured_precision()
     return tag if precision == "fp32" else f"{tag}:{precision}"
 
 
 def _load_backend(path: Path, choice: str, threads: int, precision: str):
     if choice not in ("onnx", "torch", "auto"):
         raise ValueError(f"CACHE_EMBEDDER_BACKEND must be onnx or torch, not {choice!r}")
-    if precision not in ("fp32", "int8"):  # fail loudly: a typo must not fall back quietly
-        raise ValueError(f"SEMCACHE_EMBED_PRECISION must be fp32 or int8, not {precision!r}")
     if choice in ("onnx", "auto"):
         try:
             from semcache.onnx_backend import OnnxBackend
@@ -176,7 +181,8 @@ class Embedder:
                  backend: str | None = None, threads: int | None = None,
                  precision: str | None = None):
         choice = (backend or getattr(settings, "CACHE_EMBEDDER_BACKEND", "") or "auto").lower()
-        precision = precision or getattr(settings, "SEMCACHE_EMBED_PRECISION", "") or "fp32"
+        # Checked before ONNX is tried: a typo must fail, not fall back to torch.
+        precision = checked_precision(precision) if precision else configured_precision()
         self._backend = _load_backend(Path(path or model_path()), choice,
                                       threads or embed_threads(), precision)
         self._lock = threading.Lock()

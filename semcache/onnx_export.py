@@ -63,11 +63,17 @@ def export_key(model_dir: Path) -> str:
 PRECISIONS = ("fp32", "int8")
 
 
-def onnx_path(model_dir: Path, precision: str = "fp32") -> Path:
-    """Return where this model's export at `precision` lives (whether or not it exists yet)."""
+def checked_precision(precision: str) -> str:
+    """Return `precision` if it is one of PRECISIONS; raise ValueError otherwise (a typo in
+    SEMCACHE_EMBED_PRECISION must fail loudly, not fall back quietly)."""
     if precision not in PRECISIONS:
         raise ValueError(f"SEMCACHE_EMBED_PRECISION must be fp32 or int8, not {precision!r}")
-    name = "model.onnx" if precision == "fp32" else f"model-{precision}.onnx"
+    return precision
+
+
+def onnx_path(model_dir: Path, precision: str = "fp32") -> Path:
+    """Return where this model's export at `precision` lives (whether or not it exists yet)."""
+    name = "model.onnx" if checked_precision(precision) == "fp32" else f"model-{precision}.onnx"
     return cache_root() / export_key(model_dir) / name
 
 

@@ -13,7 +13,9 @@ class Command(SemcacheCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--force", action="store_true", help="Export again even if cached.")
-        parser.add_argument("--precision", choices=("fp32", "int8"), default=None,
+        from semcache.onnx_export import PRECISIONS
+
+        parser.add_argument("--precision", choices=PRECISIONS, default=None,
                             help="Weights to export (default SEMCACHE_EMBED_PRECISION); int8 "
                                  "also exports fp32, which it is quantized from.")
         parser.add_argument("--no-check", action="store_true",
@@ -21,17 +23,15 @@ class Command(SemcacheCommand):
         self.add_json_argument(parser)
 
     def handle(self, *args, **options):
-        from django.conf import settings
-
-        from semcache.embedder import model_path
+        from semcache.embedder import configured_precision, model_path
         from semcache.onnx_export import ensure_exported, onnx_path
 
-        precision = options["precision"] or settings.SEMCACHE_EMBED_PRECISION
-        source = model_path()
         try:
-            existed = onnx_path(source, precision).exists() and not options["force"]
+            precision = options["precision"] or configured_precision()
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
+        source = model_path()
+        existed = onnx_path(source, precision).exists() and not options["force"]
         started = time.perf_counter()
         try:
             path = ensure_exported(source, force=options["force"], precision=precision)
