@@ -55,8 +55,20 @@ def _verdict(ok: bool | None) -> str:
     return "n/a" if ok is None else ("**met**" if ok else "**not met**")
 
 
+def _failed(*rows: dict) -> str:
+    """Return ", N errors" for llmops cells that had failed requests, else "".
+
+    wrk counts every response in its req/s and latencies, so a gateway answering 503s fast
+    would otherwise "beat" the peer: a target is only met by cells without errors.
+    """
+    errors = sum(row.get("errors") or 0 for row in rows)
+    return f", {errors} errors" if errors else ""
+
+
 def targets_summary(index: dict) -> str:
-    """Return the issue's targets, each with met / not met and the numbers behind it."""
+    """Return the issue's targets, each with met / not met and the numbers behind it.
+
+    A target whose llmops cells had any failed request is not met, whatever the timings."""
     lines = []
     delays = sorted({d for (_, d, _) in index})
     concs = sorted({c for (_, _, c) in index})
@@ -73,26 +85,29 @@ def targets_summary(index: dict) -> str:
                  for d in delays for c in concs]
         pairs = [p for p in pairs if p[2] is not None and p[3] is not None]
         if pairs and kind == "llmops-off":
-            ok = all(ours < peer for _, _, ours, peer in pairs)
+            failed = _failed(*(get(kind, d, c) for d, c, _, _ in pairs))
+            ok = not failed and all(ours < peer for _, _, ours, peer in pairs)
             detail = "; ".join(f"{d} ms/c{c}: {ours:.1f} vs {peer:.1f}"
-                               for d, c, ours, peer in pairs)
+                               for d, c, ours, peer in pairs) + failed
             lines.append(f"- {label}: p50 overhead below LiteLLM's at every concurrency — "
                          f"{_verdict(ok)} (llmops vs LiteLLM, ms: {detail})")
         top = max(concs) if concs else None
         tops = [(d, get(kind, d, top), get("litellm", d, top)) for d in delays]
         tops = [(d, ours, peer) for d, ours, peer in tops if ours and peer]
         if tops:
-            ok = all(ours["rps"] >= peer["rps"] for _, ours, peer in tops)
+            failed = _failed(*(ours for _, ours, _ in tops))
+            ok = not failed and all(ours["rps"] >= peer["rps"] for _, ours, peer in tops)
             detail = "; ".join(f"{d} ms: {ours['rps']:.0f} vs {peer['rps']:.0f}"
-                               for d, ours, peer in tops)
+                               for d, ours, peer in tops) + failed
             lines.append(f"- {label}: req/s at concurrency {top} at least LiteLLM's — "
                          f"{_verdict(ok)} ({detail})")
     hits = [(c, get("llmops-hit", 0, c), get("litellm", 0, c)) for c in concs]
     hits = [(c, ours, peer) for c, ours, peer in hits if ours and peer]
     if hits:
-        ok = all(ours["p50_ms"] < peer["p50_ms"] for _, ours, peer in hits)
+        failed = _failed(*(ours for _, ours, _ in hits))
+        ok = not failed and all(ours["p50_ms"] < peer["p50_ms"] for _, ours, peer in hits)
         detail = "; ".join(f"c{c}: {ours['p50_ms']:.1f} vs {peer['p50_ms']:.1f}"
-                           for c, ours, peer in hits)
+                           for c, ours, peer in hits) + failed
         lines.append(f"- cache hit answered faster (p50) than LiteLLM answers a 0 ms upstream — "
                      f"{_verdict(ok)} (ms: {detail})")
     return "\n".join(lines)
