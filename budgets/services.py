@@ -352,8 +352,8 @@ def _budget_exceeded(refusal: _Refusal, amount: Decimal) -> BudgetExceeded:
     period = BudgetPeriod(limit.period).label.lower()
     message = (
         f"{name}: the {period} limit of ${limit.limit:.6f} has ${refusal.remaining:.6f} remaining, "
-        f"less than this request's maximum cost of ${amount:.6f}. Lower max_tokens, choose a "
-        f"cheaper model, or raise the budget."
+        f"less than this request's maximum cost of ${amount:.6f}. Lower max_tokens (or set a "
+        f"default_max_tokens for the team), choose a cheaper model, or raise the budget."
     )
     return BudgetExceeded(message, extra={
         "budget": {"id": limit.budget.pk, "scope": limit.budget.scope,

@@ -20,7 +20,7 @@ class ApiKeyInline(admin.TabularInline):
 
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
-    list_display = ("name", "budget", "created_at")
+    list_display = ("name", "default_max_tokens", "budget", "created_at")
     search_fields = ("name",)
     inlines = [TeamBudgetInline, ApiKeyInline]
 

@@ -9,6 +9,12 @@ class Team(models.Model):
     """A tenant: the unit of isolation for cache entries, budgets and reports."""
 
     name = models.CharField(max_length=100, unique=True)
+    default_max_tokens = models.PositiveIntegerField(
+        null=True, blank=True,
+        help_text="Output-token limit for this team's requests that set no max_tokens: sent "
+                  "upstream and reserved against budgets. Empty: LLMOPS_DEFAULT_MAX_TOKENS, "
+                  "else the model's own max output.",
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:

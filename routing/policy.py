@@ -19,6 +19,7 @@ class Needs:
 
     prompt_tokens: dict[str, int]  # upper-bound estimate per provider (tokenizers differ)
     max_output_tokens: int | None = None
+    default_max_tokens: int | None = None  # sent when the request set none; not a constraint
     tools: bool = False
     json_mode: bool = False
     vision: bool = False
@@ -72,7 +73,8 @@ def context_problem(profile, needs: Needs) -> str | None:
 
 def worst_case_cost(profile, needs: Needs) -> Decimal:
     """Return the most this request can cost on `profile` (what budgets reserve)."""
-    output = needs.max_output_tokens or profile.max_output_tokens
+    output = needs.max_output_tokens or min(needs.default_max_tokens or profile.max_output_tokens,
+                                            profile.max_output_tokens)
     return max_cost(profile, prompt_tokens=needs.prompt_tokens_for(profile),
                     max_output_tokens=output)
 

@@ -67,6 +67,7 @@ def request_needs(ctx: RequestContext) -> policy.Needs:
             for provider in ("openai", "anthropic")
         } | {"openai_compatible": estimate_prompt_tokens(ctx.messages, provider="openai")},
         max_output_tokens=ctx.max_output_tokens,
+        default_max_tokens=ctx.default_max_tokens,
         tools=bool(ctx.params.get("tools")),
         json_mode=isinstance(response_format, dict)
         and response_format.get("type") in ("json_object", "json_schema"),

@@ -1,5 +1,7 @@
 """Build the pipeline's RequestContext from an authenticated, validated API request."""
 
+from django.conf import settings
+
 from llmops.api.serializers import FORWARDED_PARAMS
 from llmops.gateway.context import CacheControl, Principal, RequestContext
 
@@ -23,6 +25,12 @@ def _cache_control(header: str) -> CacheControl:
     return CacheControl(no_cache="no-cache" in directives, no_store="no-store" in directives)
 
 
+def default_max_tokens(team) -> int | None:
+    """Return the output-token limit for a request of `team` that sets none: the team's
+    `default_max_tokens`, else LLMOPS_DEFAULT_MAX_TOKENS, else None (the model's max output)."""
+    return team.default_max_tokens or settings.LLMOPS_DEFAULT_MAX_TOKENS or None
+
+
 def context_from_request(request, data: dict) -> RequestContext:
     """Return the RequestContext for a validated chat completion request."""
     params = {name: data[name] for name in FORWARDED_PARAMS if data.get(name) is not None}
@@ -42,6 +50,7 @@ def context_from_request(request, data: dict) -> RequestContext:
         stream=data.get("stream", False),
         include_usage=bool(stream_options.get("include_usage")),
         max_output_tokens=data.get("max_completion_tokens") or data.get("max_tokens"),
+        default_max_tokens=default_max_tokens(request.auth.team),
         metadata=data.get("metadata") or {},
         headers=headers,
         cache_control=_cache_control(request.headers.get("Cache-Control", "")),

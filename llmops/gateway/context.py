@@ -51,7 +51,10 @@ class RequestContext:
     params: dict
     stream: bool = False
     include_usage: bool = False
-    max_output_tokens: int | None = None
+    max_output_tokens: int | None = None  # the request's own max_tokens / max_completion_tokens
+    # The team's (or LLMOPS_DEFAULT_MAX_TOKENS') limit for a request that set none: sent
+    # upstream and reserved in place of the model's max output. Never a routing constraint.
+    default_max_tokens: int | None = None
     metadata: dict = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)  # lower-cased names
     cache_control: CacheControl = field(default_factory=CacheControl)

@@ -24,8 +24,9 @@ from routing.models import ModelProfile
 
 def output_limit(ctx: RequestContext, profile: ModelProfile) -> int:
     """Return the most output tokens this request may produce on `profile`."""
-    if ctx.max_output_tokens:
-        return min(ctx.max_output_tokens, profile.max_output_tokens)
+    limit = ctx.max_output_tokens or ctx.default_max_tokens
+    if limit:
+        return min(limit, profile.max_output_tokens)
     return profile.max_output_tokens
 
 
@@ -34,7 +35,8 @@ def build_call(ctx: RequestContext, profile: ModelProfile) -> ProviderCall:
     adapter = get_adapter(profile.provider)
     params = dict(ctx.params)
     limit = output_limit(ctx, profile)
-    if ctx.max_output_tokens or "max_tokens" in params or "max_completion_tokens" in params:
+    if (ctx.max_output_tokens or ctx.default_max_tokens or "max_tokens" in params
+            or "max_completion_tokens" in params):
         params.pop("max_completion_tokens", None)
         params["max_tokens"] = limit
     api_key = adapter.api_key_for(profile.api_key_env)

@@ -159,6 +159,10 @@ LLMOPS_MAX_BODY_BYTES = env.int("LLMOPS_MAX_BODY_BYTES", default=4 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = LLMOPS_MAX_BODY_BYTES
 LLMOPS_MAX_MESSAGES = env.int("LLMOPS_MAX_MESSAGES", default=2048)
 LLMOPS_MAX_OUTPUT_TOKENS = env.int("LLMOPS_MAX_OUTPUT_TOKENS", default=131072)
+# Output-token limit for requests that set no max_tokens (a team's `default_max_tokens` comes
+# first; 0 = none: the model's max output). Admission reserves the worst case, so without it a
+# short question on a 16k-output model reserves thousands of times its real cost.
+LLMOPS_DEFAULT_MAX_TOKENS = env.int("LLMOPS_DEFAULT_MAX_TOKENS", default=0)
 LLMOPS_MAX_JSON_DEPTH = env.int("LLMOPS_MAX_JSON_DEPTH", default=64)
 
 # --- Django REST framework ------------------------------------------------------------------

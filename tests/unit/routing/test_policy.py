@@ -81,6 +81,23 @@ class TestScreen:
                                cooling=set())
         assert result.rejected == {"dear": "max_cost"}
 
+    def test_default_max_tokens_bounds_the_worst_case(self, trio):
+        # A default of 1,000 output tokens (the request set none): dear's worst case is
+        # 100×0.0000025 + 1000×0.00001 = 0.01025, within the limit that 16,384 tokens broke.
+        result = policy.screen(trio, needs(default_max_tokens=1000),
+                               policy.Limits(0.5, max_cost=Decimal("0.05")), cooling=set())
+        assert result.rejected == {}
+        assert policy.worst_case_cost(trio[2], needs(default_max_tokens=1000)) == Decimal(
+            "0.01025")
+
+    def test_default_max_tokens_is_clamped_never_a_constraint(self, trio):
+        trio[1].max_output_tokens = 1000
+        result = policy.screen(trio, needs(default_max_tokens=50_000), policy.Limits(0.5),
+                               cooling=set())
+        assert result.rejected == {}
+        assert policy.worst_case_cost(trio[1], needs(default_max_tokens=50_000)) == (
+            policy.worst_case_cost(trio[1], needs()))
+
 
 class TestChoose:
     def test_cheapest_meeting_the_bar(self, trio):
