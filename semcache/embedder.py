@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 
+from llmops import metrics
 from semcache.onnx_export import checked_precision
 
 DIMENSIONS = 384
@@ -312,6 +313,7 @@ class Embedder:
             try:
                 vectors, error = self._encode_each([text for text, _, _ in live]), None
                 self.batches += 1
+                metrics.embed_batch_size.observe(len(live))
             except Exception as exc:  # noqa: BLE001 - handed to every waiting caller
                 vectors, error = [None] * len(live), exc
             for (_, loop, fut), vector in zip(live, vectors, strict=True):

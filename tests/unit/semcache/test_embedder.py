@@ -3,8 +3,15 @@
 import asyncio
 
 import numpy as np
+from prometheus_client import REGISTRY
 
 from semcache.embedder import get_embedder
+
+
+def _batch_sizes() -> tuple[float, float]:
+    """Return the embed batch-size histogram's (count, sum)."""
+    return tuple(REGISTRY.get_sample_value(f"semantic_cache_embed_batch_size_{part}") or 0.0
+                 for part in ("count", "sum"))
 
 
 class TestEmbedder:
@@ -18,8 +25,13 @@ class TestEmbedder:
         embedder.warm_up()
         texts = [f"question number {i} about the weather in town {i % 7}" for i in range(32)]
         before = embedder.batches
+        observed = _batch_sizes()
         vectors = await asyncio.gather(*(embedder.embed(t) for t in texts))
         assert embedder.batches - before < len(texts)
+        count, total = _batch_sizes()
+        # Every batch is observed with its size: the metric sums to the texts embedded.
+        assert (count - observed[0], total - observed[1]) == (embedder.batches - before,
+                                                               len(texts))
         expected = embedder.embed_sync(texts)
         assert np.max(np.abs(np.stack(vectors) - expected)) < 1e-4
 
