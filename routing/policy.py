@@ -71,10 +71,17 @@ def context_problem(profile, needs: Needs) -> str | None:
     return None
 
 
+def output_limit(profile, *, requested: int | None, default: int | None) -> int:
+    """Return the most output tokens a request may produce on `profile`: its own max_tokens,
+    else its team's default, else the model's max output — never above the model's max."""
+    limit = requested or default
+    return min(limit, profile.max_output_tokens) if limit else profile.max_output_tokens
+
+
 def worst_case_cost(profile, needs: Needs) -> Decimal:
     """Return the most this request can cost on `profile` (what budgets reserve)."""
-    output = needs.max_output_tokens or min(needs.default_max_tokens or profile.max_output_tokens,
-                                            profile.max_output_tokens)
+    output = output_limit(profile, requested=needs.max_output_tokens,
+                          default=needs.default_max_tokens)
     return max_cost(profile, prompt_tokens=needs.prompt_tokens_for(profile),
                     max_output_tokens=output)
 

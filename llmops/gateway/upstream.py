@@ -18,16 +18,14 @@ from llmops.gateway.context import RequestContext
 from llmops.providers.base import Completion, Delta, ProviderCall
 from llmops.providers.errors import ProviderError, ProviderNotConfigured, ProviderTimeout
 from llmops.providers.registry import get_adapter
-from routing import resilience
+from routing import policy, resilience
 from routing.models import ModelProfile
 
 
 def output_limit(ctx: RequestContext, profile: ModelProfile) -> int:
     """Return the most output tokens this request may produce on `profile`."""
-    limit = ctx.max_output_tokens or ctx.default_max_tokens
-    if limit:
-        return min(limit, profile.max_output_tokens)
-    return profile.max_output_tokens
+    return policy.output_limit(profile, requested=ctx.max_output_tokens,
+                               default=ctx.default_max_tokens)
 
 
 def build_call(ctx: RequestContext, profile: ModelProfile) -> ProviderCall:
