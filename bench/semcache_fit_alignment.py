@@ -213,15 +213,12 @@ def main():
     import django
 
     django.setup()
-    from semcache.evaluation import _Components, load_pairs
+    from semcache.evaluation import components_of, load_pairs
     from semcache.namespaces import normalize_text
 
     cache_dir = ROOT / "bench" / ".cache"
     pairs = load_pairs(args.pairs)
-    comp = _Components()
-    for p in pairs:
-        if p.label:
-            comp.union(p.text_a, p.text_b)
+    comp = components_of(pairs)
     stored, queries, sv, qv = protocol_texts(pairs, cache_dir)
     table = candidate_features(args.pairs, stored, queries, sv, qv, args.floor, cache_dir)
 

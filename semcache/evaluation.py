@@ -75,6 +75,16 @@ class _Components:
         self.parent[self.find(a)] = self.find(b)
 
 
+def components_of(pairs: list[Pair]) -> _Components:
+    """Return the connected components of the pairs' label-1 edges (duplicates of duplicates
+    are duplicates): `components_of(pairs).find(a) == ....find(b)` when a and b are duplicates."""
+    components = _Components()
+    for pair in pairs:
+        if pair.label == 1:
+            components.union(pair.text_a, pair.text_b)
+    return components
+
+
 @dataclass
 class _Tally:
     hits: int = 0
@@ -125,11 +135,7 @@ def evaluate(pairs: list[Pair], *, embed: Callable[[list[str]], np.ndarray], thr
     it the lexical-only decision runs.
     """
     started = time.perf_counter()
-    components = _Components()
-    for pair in pairs:
-        if pair.label == 1:
-            components.union(pair.text_a, pair.text_b)
-
+    components = components_of(pairs)
     engine = CacheEngine(MemoryStore(max_events=1),
                          index_options=options if options is not None else index_options())
     team_id, model = 0, "eval"
