@@ -56,7 +56,7 @@ def main() -> None:
     django.setup()
     from django.conf import settings
 
-    from semcache.alignment import token_embedder_for
+    from semcache.decision import configured_options
     from semcache.embedder import get_embedder
     from semcache.namespaces import build_scope
     from semcache.services import CacheEngine
@@ -68,7 +68,7 @@ def main() -> None:
     engine = CacheEngine(store, min_sync_interval=settings.SEMCACHE_SYNC_INTERVAL_MS / 1000)
     embedder = get_embedder()
     embedder.warm_up()
-    token_embedder = token_embedder_for(embedder)
+    decision = configured_options(embedder)  # the gateway's decision (SEMCACHE_DECISION)
     texts = questions(Path(args.pairs), args.warm + args.misses)
     cpu = dict.fromkeys(STEPS, 0.0)
 
@@ -94,7 +94,7 @@ def main() -> None:
             for scope, vector in zip(scopes, vectors, strict=True):
                 found = timed("semantic lookup", engine.find_semantic, scope, vector,
                               threshold=settings.CACHE_SIMILARITY_THRESHOLD,
-                              token_embedder=token_embedder)
+                              **decision)
                 timed("semantic lookup", engine.record, found, scope.namespace)
                 timed("store", engine.put, scope, vector=vector, message=ANSWER,
                       finish_reason="stop", model="bench", usage={"prompt_tokens": 12,

@@ -128,11 +128,13 @@ class _TimedTokens:
 
 def evaluate(pairs: list[Pair], *, embed: Callable[[list[str]], np.ndarray], threshold: float,
              thresholds=PLAIN_THRESHOLDS, progress: Callable | None = None,
-             options: dict | None = None, token_embedder: TokenEmbedder | None = None) -> dict:
+             options: dict | None = None, penalties: bool = True,
+             token_embedder: TokenEmbedder | None = None) -> dict:
     """Run the protocol; return the configured decision's numbers plus plain thresholds'.
 
-    `token_embedder` (as the gateway passes it) enables the token-alignment decision; without
-    it the lexical-only decision runs.
+    Without `penalties` the guards decision runs (semcache.decision.decide); with them,
+    `token_embedder` (as the gateway passes it) enables the token-alignment decision, and
+    without it the lexical-only decision runs.
     """
     started = time.perf_counter()
     components = components_of(pairs)
@@ -182,7 +184,7 @@ def evaluate(pairs: list[Pair], *, embed: Callable[[list[str]], np.ndarray], thr
         else:
             gray = any(c.similarity >= threshold for c in candidates)
             verdict = decide(scope.query_text, candidates, threshold=threshold,
-                             token_embedder=token_embedder)
+                             penalties=penalties, token_embedder=token_embedder)
             elapsed = time.perf_counter() - t0
             decision_times.append(elapsed)
             if gray:
@@ -203,7 +205,8 @@ def evaluate(pairs: list[Pair], *, embed: Callable[[list[str]], np.ndarray], thr
         "duplicate_queries": duplicates,
         "stored_entries": len(index),
         "index_mode": index.mode,
-        "decision": "alignment" if token_embedder is not None else "lexical",
+        "decision": ("guards" if not penalties
+                     else "alignment" if token_embedder is not None else "lexical"),
         # Index search + decision per semantic lookup (embedding of the query excluded); the
         # gray-zone ones (a candidate at or above the threshold) pay the token forward pass.
         "lookup_ms_mean": _ms(np.mean(decision_times) if decision_times else 0.0),

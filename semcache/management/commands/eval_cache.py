@@ -19,12 +19,15 @@ class Command(SemcacheCommand):
     def add_arguments(self, parser):
         parser.add_argument("pairs", type=Path, help="JSONL with text_a, text_b, label (1 = dup).")
         parser.add_argument("--threshold", type=float,
-                            help="Decision threshold (default: CACHE_SIMILARITY_THRESHOLD).")
+                            help="Decision threshold (default: CACHE_SIMILARITY_THRESHOLD for the "
+                                 "gateway's decision, else the decision's operating point).")
         parser.add_argument("--limit", type=int, help="Only the first N pairs.")
         parser.add_argument(
-            "--decision", choices=("alignment", "lexical"), default="alignment",
-            help="alignment: the gateway's decision (lexical + token-alignment penalties); "
-                 "lexical: the fallback used when no token vectors are available.",
+            "--decision", choices=("guards", "alignment", "lexical"),
+            default=settings.SEMCACHE_DECISION,
+            help="guards: the cosine after the hard guards; alignment: lexical + token-alignment "
+                 "penalties; lexical: alignment's fallback when no token vectors are available "
+                 "(default: SEMCACHE_DECISION, the gateway's).",
         )
         parser.add_argument(
             "--cache-dir", type=Path, default=settings.BASE_DIR / "bench" / ".cache",
@@ -43,7 +46,10 @@ class Command(SemcacheCommand):
         if not pairs:
             raise CommandError("No pairs in the file.")
         cache_dir = None if str(options["cache_dir"]).lower() == "none" else options["cache_dir"]
-        threshold = options["threshold"] or settings.CACHE_SIMILARITY_THRESHOLD
+        decision = options["decision"]
+        threshold = options["threshold"] or (
+            settings.CACHE_SIMILARITY_THRESHOLD if decision == settings.SEMCACHE_DECISION
+            else settings.SEMCACHE_DECISION_THRESHOLDS[decision])
         quiet = options["json"]
         embedder = get_embedder()
 
@@ -74,10 +80,9 @@ class Command(SemcacheCommand):
             bar.update(i - last[0])
             last[0] = i
 
-        token_embedder = (token_embedder_for(embedder) if options["decision"] == "alignment"
-                          else None)
+        token_embedder = token_embedder_for(embedder) if decision == "alignment" else None
         result = evaluate(pairs, embed=embed, threshold=threshold, progress=progress,
-                          token_embedder=token_embedder)
+                          penalties=decision != "guards", token_embedder=token_embedder)
         bar.update(len(pairs) - last[0])
         bar.close()
         if options["json"]:
@@ -86,7 +91,8 @@ class Command(SemcacheCommand):
         w = self.stdout.write
         w(f"{result['queries']} queries ({result['duplicate_queries']} duplicates), "
           f"{result['stored_entries']} entries stored ({result['index_mode']} index)")
-        w(f"configured decision ({result['decision']}, adjusted similarity >= {threshold}, "
+        score = "cosine" if decision == "guards" else "adjusted similarity"
+        w(f"configured decision ({result['decision']}, {score} >= {threshold}, "
           f"guards on): hit rate {result['hit_rate']:.3f}  precision {result['precision']:.3f}  "
           f"false hits/1k {result['false_hits_per_1k']:.1f}")
         w(f"search + decision per lookup: p50 {result['lookup_ms_p50']:.2f} ms, p99 "

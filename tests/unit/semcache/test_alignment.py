@@ -67,11 +67,12 @@ def _decide(tokens, query, stored, cosine=None):
         vectors = tokens.embed_sync([query, stored])
         cosine = float(vectors[0] @ vectors[1])
     return decide(query, [Candidate("x", cosine, stored)],
-                  threshold=settings.CACHE_SIMILARITY_THRESHOLD, token_embedder=tokens)
+                  threshold=settings.SEMCACHE_DECISION_THRESHOLDS["alignment"],
+                  token_embedder=tokens)
 
 
 class TestWithTheModel:
-    """The shipped decision with the real MiniLM token vectors, at the default threshold."""
+    """The alignment decision with the real MiniLM token vectors, at its operating point."""
 
     def test_token_vectors_drop_the_special_tokens(self, tokens):
         vectors = tokens.embed_tokens_sync(["How do I learn Python?", "hi"])

@@ -121,6 +121,54 @@ class TestParams:
         for weight in (*params.lexical, *params.full_lexical, *params.full_alignment):
             assert weight >= 0
 
-    def test_the_default_threshold_is_the_fitted_operating_point(self, settings):
+    def test_the_alignment_threshold_is_its_fitted_operating_point(self, settings):
         raw = json.loads(PARAMS_PATH.read_text())
-        assert settings.CACHE_SIMILARITY_THRESHOLD == pytest.approx(raw["full"]["threshold"])
+        assert settings.SEMCACHE_DECISION_THRESHOLDS["alignment"] == pytest.approx(
+            raw["full"]["threshold"])
+
+    def test_the_default_threshold_is_the_configured_decisions(self, settings):
+        assert settings.SEMCACHE_DECISION == "guards"
+        assert settings.CACHE_SIMILARITY_THRESHOLD == settings.SEMCACHE_DECISION_THRESHOLDS[
+            "guards"]
+
+
+class TestGuardsDecision:
+    """penalties=False: the cosine of the candidates no hard guard refuses."""
+
+    def test_the_cosine_decides_without_a_token_pass(self):
+        tokens = FakeTokens()
+        stored = "what is the best way to learn the guitar quickly as an adult beginner?"
+        verdict = decide("how do adults learn guitar fast?", [Candidate("x", 0.97, stored)],
+                         threshold=0.968, penalties=False, token_embedder=tokens)
+        assert verdict is not None and verdict.score == verdict.similarity == 0.97
+        assert tokens.calls == []
+        assert decide("how do adults learn guitar fast?", [Candidate("x", 0.96, stored)],
+                      threshold=0.968, penalties=False) is None
+
+    @pytest.mark.parametrize("query,stored", [
+        ("Is 7 a prime number?", "Is 9 a prime number?"),
+        ("Is it safe to eat raw eggs?", "Is it not safe to eat raw eggs?"),
+        ("What is the capital of France?", "What is the capital of Germany?"),
+    ])
+    def test_hard_guards_still_refuse(self, query, stored):
+        assert decide(query, [Candidate("x", 0.99, stored)], threshold=0.9,
+                      penalties=False) is None
+
+    def test_a_refused_nearest_gives_way_to_the_next(self):
+        candidates = [Candidate("a", 0.995, "Is 9 a prime number?"),
+                      Candidate("b", 0.975, "is 7 a prime number")]
+        verdict = decide("Is 7 a prime number?", candidates, threshold=0.968, penalties=False)
+        assert verdict is not None and verdict.candidate.entry_id == "b"
+
+    def test_identical_text_passes_at_any_threshold(self):
+        verdict = decide("How do I bake bread?", [Candidate("x", 0.5, " How do I  bake bread? ")],
+                         threshold=0.99, penalties=False)
+        assert verdict is not None and verdict.score == 1.0
+
+    def test_configured_options_follow_the_setting(self, settings):
+        from semcache.decision import configured_options
+
+        assert configured_options(object()) == {"penalties": False, "token_embedder": None}
+        settings.SEMCACHE_DECISION = "alignment"
+        options = configured_options(FakeTokens())
+        assert options["penalties"] is True and options["token_embedder"] is not None
