@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 _WORD = re.compile(r"[A-Za-z0-9]+(?:['’][A-Za-z]+)?")
+# A possessive or "is" contraction ("Chrome's", "it's") names the same thing as the bare word:
+# "clear Chrome's cache" asks what "clear the cache in Chrome" asks.
+_APOSTROPHE_S = re.compile(r"['’][sS]$")
 _NUMBER = re.compile(r"(?<![A-Za-z])[-+]?\d+(?:[.,:/]\d+)*")
 _NUMBER_WORDS = {
     "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
@@ -68,7 +71,7 @@ class TextFeatures:
 @lru_cache(maxsize=65536)
 def text_features(text: str) -> TextFeatures:
     """Return the lexical features of `text` (cached: stored prompts are compared often)."""
-    raw_words = _WORD.findall(text)
+    raw_words = [_APOSTROPHE_S.sub("", w) for w in _WORD.findall(text)]
     lower = [w.lower().replace("’", "'") for w in raw_words]
     numbers = {n.replace(",", "") for n in _NUMBER.findall(text)}
     numbers.update(_NUMBER_WORDS[w] for w in lower if w in _NUMBER_WORDS)

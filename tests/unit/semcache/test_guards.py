@@ -1,4 +1,4 @@
-"""Lexical guards: numbers, negations, entities."""
+"""Lexical guards: numbers, negations, entities, order."""
 
 import pytest
 
@@ -17,6 +17,12 @@ class TestGuard:
         ("What is the population of Paris?", "What is the population of Berlin?", "entities"),
         ("Who founded Microsoft?", "Who founded Apple?", "entities"),
         ("What is the capital of France?", "Which city is the capital of France?", None),
+        # A possessive names the same entity as the bare word ...
+        ("How can I clear Chrome's cache?", "How do I clear the cache in Chrome?", None),
+        ("What is Python’s GIL?", "What is the GIL in Python?", None),
+        # ... and no other one.
+        ("How do I clear Chrome's cache?", "How do I clear Firefox's cache?", "entities"),
+        ("Isn't Tesla's stock overvalued?", "Is Tesla's stock overvalued?", "negation"),
     ])
     def test_hard_guards(self, query, stored, guard):
         assert compare(query, stored).refused == guard

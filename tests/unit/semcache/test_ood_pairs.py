@@ -9,11 +9,12 @@ import pytest
 
 PAIRS = [json.loads(line) for line in
          (Path(__file__).parent / "data" / "ood_pairs.jsonl").read_text().splitlines() if line]
-# Paraphrases each decision must accept: near-verbatim rewordings (measured: guards accept 5 of
-# the 20 paraphrases in the file, alignment 4; the rest, with a synonym or a reordering, are
+# Paraphrases each decision must accept: near-verbatim rewordings (measured: guards accept 6 of
+# the 20 paraphrases in the file, alignment 5; the rest, with a synonym or a reordering, are
 # misses, not errors).
 CLEAR_PARAPHRASES = {
     "guards": {
+        "How do I clear the cache in Chrome?",
         "What are the symptoms of iron deficiency?",
         "How much water should an adult drink per day?",
         "Can I take ibuprofen on an empty stomach?",
@@ -21,6 +22,7 @@ CLEAR_PARAPHRASES = {
         "How do I read a file line by line in Python?",
     },
     "alignment": {
+        "How do I clear the cache in Chrome?",
         "How much water should an adult drink per day?",
         "Can I take ibuprofen on an empty stomach?",
         "What causes high blood pressure?",
