@@ -10,8 +10,10 @@ answers correctly and how many hits would be false, split into the query's own p
 labelled "not duplicate" and another stored question outside the query's component; then the
 arithmetic of the target (precision >= 0.95 with hit rate >= 0.45): how many semantic hits it
 needs and how few false ones it allows, against what thresholds on the cosine give; and a
-sample of false hits from the top bands to read. Embeddings come from the gateway's embedder,
-cached in bench/.cache/ (the same cache as eval_cache).
+sample of false hits from the top bands to read, and samples of the false hits the hard guards
+let through at cosine >= 0.95, by kind (how many of them a person would call duplicates is what
+bounds any decision that judges whether two questions are the same). Embeddings come from the
+gateway's embedder, cached in bench/.cache/ (the same cache as eval_cache).
 """
 
 import argparse
@@ -101,6 +103,25 @@ def main() -> None:
         print(f"  >= {t:.2f}: {dup_hits:>5} semantic duplicate hits, {hits - right:>4} false; "
               f"hit rate {(exact_correct_dups + dup_hits) / duplicates:.3f}, precision "
               f"{right / hits:.3f}")
+
+    # What a judge of question equivalence would face: the false hits the hard guards let
+    # through at cosine >= 0.95, by kind (read samples of each with --samples).
+    from semcache.guards import compare
+
+    passing = [i for i in np.nonzero(semantic & (cosine >= 0.95) & ~correct)[0]
+               if compare(pairs[i].text_b, stored[nearest[i]]).refused is None]
+    other = [i for i in passing if not partner[i]]
+    own = [i for i in passing if partner[i] and label[i] == 0]
+    print(f"\nat cosine >= 0.95 the hard guards let {len(passing)} false hits through: "
+          f"{len(other)} another stored question, {len(own)} the query's own partner "
+          f"labelled 0")
+    rng = random.Random(7)
+    for name, rows in (("another stored question", other), ("own partner, label 0", own)):
+        rng.shuffle(rows)
+        if rows and args.samples:
+            print(f"  {min(args.samples, len(rows))} of {len(rows)} ({name}):")
+        for i in rows[:args.samples]:
+            print(f"    {cosine[i]:.3f} | {pairs[i].text_b} | {stored[nearest[i]]}")
 
     top = list(np.nonzero(semantic & (cosine >= 0.97) & ~correct)[0])
     random.Random(1).shuffle(top)
