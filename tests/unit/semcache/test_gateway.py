@@ -109,6 +109,19 @@ class TestLookup:
         await store(ctx)
         assert await cache_lookup(make_ctx("What is the boiling point of water?")) is None
 
+    @pytest.mark.parametrize("decision,hits", [
+        ("guards", True),       # cosine 0.983, no hard guard objects
+        ("alignment", False),   # "symptoms" / "signs": the lexical penalties sink it
+    ])
+    async def test_the_configured_decision_decides(self, memory_engine, settings, decision,
+                                                   hits):
+        settings.SEMCACHE_DECISION = decision
+        settings.CACHE_SIMILARITY_THRESHOLD = 0.968
+        await remember("What are the symptoms of iron deficiency?")
+        ctx = make_ctx("What are the signs of iron deficiency?")
+        assert (await cache_lookup(ctx) is not None) is hits
+        assert ctx.cache_status == ("hit_semantic" if hits else "miss")
+
     async def test_disabled(self, memory_engine, settings):
         settings.ENABLE_SEMANTIC_CACHE = False
         ctx = make_ctx("What is the capital of France?")
