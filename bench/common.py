@@ -25,6 +25,14 @@ PYTHON = str(ROOT / ".venv" / "bin" / "python")
 HOST = "127.0.0.1"
 
 
+def offline_django_env(settings_module: str = "llmops.settings.base") -> None:
+    """Set what a bench script run as a file needs before django.setup(): the settings module,
+    DEBUG (no SECRET_KEY needed) and offline model loading (no hub). Values already set win."""
+    for key, value in (("DJANGO_SETTINGS_MODULE", settings_module), ("DEBUG", "1"),
+                       ("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1")):
+        os.environ.setdefault(key, value)
+
+
 def free_port() -> int:
     """Return a free ephemeral TCP port on 127.0.0.1."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -15,16 +15,14 @@ run encodes every prompt once through the torch model (minutes on 2 cores).
 
 import argparse
 import hashlib
-import os
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "llmops.settings.base")
-os.environ.setdefault("DEBUG", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+from bench.common import offline_django_env  # noqa: E402  (needs ROOT on sys.path)
+
+offline_django_env()
 
 FINAL = 6  # MiniLM-L6's last layer: the production embedding's space
 

@@ -20,17 +20,15 @@ rows only. Numbers are printed, not asserted.
 """
 
 import argparse
-import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "llmops.settings.base")
-os.environ.setdefault("DEBUG", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+from bench.common import offline_django_env  # noqa: E402  (needs ROOT on sys.path)
+
+offline_django_env()
 
 # Filled before the worker processes fork, so they share it instead of pickling it per task.
 _DATA: dict = {}

@@ -17,17 +17,15 @@ gateway's embedder, cached in bench/.cache/ (the same cache as eval_cache).
 """
 
 import argparse
-import os
 import random
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "llmops.settings.base")
-os.environ.setdefault("DEBUG", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+from bench.common import offline_django_env  # noqa: E402  (needs ROOT on sys.path)
+
+offline_django_env()
 
 BANDS = (0.80, 0.85, 0.90, 0.93, 0.95, 0.96, 0.97, 0.98, 0.99, 0.995, 1.01)
 TARGET_PRECISION, TARGET_HIT_RATE = 0.95, 0.45
