@@ -116,13 +116,15 @@ def learned_predictions(train_vectors: np.ndarray, train: list[Outcome],
                         k: int, train_layers: dict[int, np.ndarray] | None = None,
                         test_layers: dict[int, np.ndarray] | None = None,
                         layers: tuple[int, ...] = (),
-                        temperature: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+                        temperature: float = 1.0, formats: bool = True,
+                        min_format_examples: int = 200) -> tuple[np.ndarray, np.ndarray]:
     """Return predicted P(weak correct) and P(strong correct) per test prompt.
 
     The models are the production ones (`routing.learned.OutcomeModel`), trained in memory on
     the training rows only; with `layers` and the prompts' pooled states of them
     (`train_layers`, `test_layers`: {layer: (n, d)}) they predict from those layers as the
-    gateway does for a request that carries them.
+    gateway does for a request that carries them; `formats` gives each prompt format with at
+    least `min_format_examples` training rows members of its own, as the gateway does.
     """
     from routing.learned import OutcomeModel
 
@@ -134,7 +136,8 @@ def learned_predictions(train_vectors: np.ndarray, train: list[Outcome],
         if not OutcomeModel.can_fit(scores, min_examples=2):  # one outcome only: a constant
             predictions.append(np.full(len(test), scores.mean() if len(scores) else 0.5))
             continue
-        model = OutcomeModel(k=k, layers=layers, temperature=temperature).fit(
+        model = OutcomeModel(k=k, layers=layers, temperature=temperature, formats=formats,
+                             min_format_examples=min_format_examples).fit(
             train_texts, train_vectors, scores, layers=train_layers)
         predictions.append(model.predict(test_texts, test_vectors, layers=test_layers))
     return predictions[0], predictions[1]

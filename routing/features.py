@@ -50,6 +50,18 @@ def structural_features(text: str) -> list[float]:
     ]
 
 
+# Prompt formats that get learned members of their own (routing.learned.OutcomeModel): a question
+# with lettered answer options, and everything else.
+CHOICES, OPEN = "choices", "open"
+PROMPT_FORMATS = (CHOICES, OPEN)
+_HAS_OPTIONS = FEATURE_NAMES.index("has_options")
+
+
+def prompt_formats(features: np.ndarray) -> np.ndarray:
+    """Return each prompt's format (PROMPT_FORMATS) from its `feature_matrix` row."""
+    return np.where(np.asarray(features)[:, _HAS_OPTIONS] > 0.5, CHOICES, OPEN)
+
+
 def feature_matrix(texts: list[str]) -> np.ndarray:
     """Return an `(n, len(FEATURE_NAMES))` float array of structural features."""
     return np.array([structural_features(t) for t in texts], dtype=np.float64).reshape(

@@ -24,7 +24,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import ThreadpoolController
 
-from routing.features import feature_matrix
+from routing.features import PROMPT_FORMATS, feature_matrix, prompt_formats
 
 CHUNK = 1024  # rows per similarity block: bounds memory to CHUNK × n floats
 # Neighbourhood sizes as multiples of `k`: with k=80, 10, 27, 80 and 320 neighbours. Measured on
@@ -169,8 +169,58 @@ class _NeighbourMember:
         return self._scale(np.hstack([rates, features])) @ self._coef + self._bias
 
 
+class _Members:
+    """The fitted members of one model: words, the final-embedding neighbour member and (with
+    the examples' layers) one neighbour member per layer. `OutcomeModel` holds one per prompt
+    format."""
+
+    def __init__(self, texts: list[str], vectors: np.ndarray, scores: np.ndarray,
+                 features: np.ndarray, *, k: int, text_c: float, stack_c: float,
+                 layers: tuple[int, ...], layer_states: dict[int, np.ndarray] | None):
+        self.size = len(scores)
+        ks = neighbour_ladder(k)
+        self._feature_scale = _Standardizer(features)
+        vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=min(3, len(texts)),
+                                     max_features=50000, sublinear_tf=True)
+        try:
+            words = vectorizer.fit_transform(texts)
+        except ValueError:  # no word occurs often enough: structural features only
+            vectorizer = None
+            words = sparse.csr_matrix((len(texts), 0))
+        text_x = sparse.hstack([words, sparse.csr_matrix(self._feature_scale(features))]).tocsr()
+        rows, labels, weights = _weighted_binary(scores)
+        text = LogisticRegression(C=text_c, max_iter=3000).fit(
+            text_x[rows], labels, sample_weight=weights)
+        n_words = words.shape[1]
+        self._words = _WordScorer(vectorizer, text.coef_[0, :n_words]) if vectorizer else None
+        self._text_feature_coef = text.coef_[0, n_words:]
+        self._text_bias = float(text.intercept_[0])
+        member = {"ks": ks, "c": stack_c}
+        self._final = _NeighbourMember(vectors, scores, features, **member)
+        self.layer_members: dict[int, _NeighbourMember] = {}
+        if layers and layer_states is not None and all(x in layer_states for x in layers):
+            self.layer_members = {x: _NeighbourMember(layer_states[x], scores, features,
+                                                      **member) for x in layers}
+
+    def word_logits(self, texts: list[str], features: np.ndarray) -> np.ndarray:
+        text_logit = self._feature_scale(features) @ self._text_feature_coef + self._text_bias
+        if self._words is not None:
+            text_logit = text_logit + self._words.logits(texts)
+        return text_logit
+
+    def final_logits(self, vectors: np.ndarray, features: np.ndarray) -> np.ndarray:
+        return self._final.logits(vectors, features)
+
+
 class OutcomeModel:
     """P(good answer) for one target, learned from (prompt, embedding, score) examples.
+
+    With `formats`, each prompt format (`routing.features.prompt_format`: multiple-choice
+    or open) that has at least `min_format_examples` examples, both outcomes present, gets
+    members of its own: what makes a multiple-choice question hard for a model is not what makes
+    an open problem hard, and one regression over both mixes them (measured: +0.006 APGR,
+    docs/routing.md). A format without enough examples, and every prompt when `formats` is off,
+    is predicted by members fitted on all the examples.
 
     With `layers` (intermediate MiniLM layers, e.g. (3, 5)) and the examples' pooled states of
     them, it also fits a neighbour member per layer; a request that brings those layers is
@@ -180,13 +230,16 @@ class OutcomeModel:
 
     def __init__(self, *, k: int = 80, text_c: float = 1.0, stack_c: float = 0.1,
                  layers: tuple[int, ...] = (), temperature: float = 1.0,
-                 final_member: bool = False):
+                 final_member: bool = False, formats: bool = True,
+                 min_format_examples: int = 200):
         self.k = k
         self.text_c = text_c
         self.stack_c = stack_c
         self.layers = tuple(layers)
         self.temperature = temperature
         self.final_member = final_member  # the final-embedding member in the layered score too
+        self.formats = formats
+        self.min_format_examples = min_format_examples
 
     @staticmethod
     def can_fit(scores: np.ndarray, *, min_examples: int) -> bool:
@@ -199,31 +252,30 @@ class OutcomeModel:
         """Fit the members on the examples. `layers` maps a layer to the examples' `(n, d)`
         pooled states; the layer members are fitted when it has every one of `self.layers`."""
         self._scores = np.asarray(scores, dtype=np.float64)
-        self._ks = neighbour_ladder(self.k)
         features = feature_matrix(texts)
-        self._feature_scale = _Standardizer(features)
-        scaled = self._feature_scale(features)
-        vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=min(3, len(texts)),
-                                     max_features=50000, sublinear_tf=True)
-        try:
-            words = vectorizer.fit_transform(texts)
-        except ValueError:  # no word occurs often enough: structural features only
-            vectorizer = None
-            words = sparse.csr_matrix((len(texts), 0))
-        text_x = sparse.hstack([words, sparse.csr_matrix(scaled)]).tocsr()
-        rows, labels, weights = _weighted_binary(self._scores)
-        text = LogisticRegression(C=self.text_c, max_iter=3000).fit(
-            text_x[rows], labels, sample_weight=weights)
-        n_words = words.shape[1]
-        self._words = _WordScorer(vectorizer, text.coef_[0, :n_words]) if vectorizer else None
-        self._text_feature_coef = text.coef_[0, n_words:]
-        self._text_bias = float(text.intercept_[0])
-        member = {"ks": self._ks, "c": self.stack_c}
-        self._final = _NeighbourMember(vectors, self._scores, features, **member)
-        self._layer_members: dict[int, _NeighbourMember] = {}
-        if self.layers and layers is not None and all(x in layers for x in self.layers):
-            self._layer_members = {x: _NeighbourMember(layers[x], self._scores, features,
-                                                       **member) for x in self.layers}
+        kinds = prompt_formats(features)
+
+        def fit_rows(rows: np.ndarray) -> _Members:
+            return _Members([texts[i] for i in rows], vectors[rows], self._scores[rows],
+                            features[rows], k=self.k, text_c=self.text_c,
+                            stack_c=self.stack_c, layers=self.layers,
+                            layer_states=None if layers is None
+                            else {x: v[rows] for x, v in layers.items()})
+
+        everything = np.arange(len(texts))
+        self._by_format: dict[str, _Members] = {}
+        if self.formats:
+            for kind in PROMPT_FORMATS:
+                rows = everything[kinds == kind]
+                if self.can_fit(self._scores[rows], min_examples=self.min_format_examples):
+                    self._by_format[kind] = fit_rows(rows)
+        fitted = set(self._by_format)
+        if fitted >= set(PROMPT_FORMATS):
+            self._fallback = None  # every format has its own members
+        elif len(fitted) == 1 and np.all(kinds == next(iter(fitted))):
+            self._fallback = self._by_format[next(iter(fitted))]  # one format: the same fit
+        else:
+            self._fallback = fit_rows(everything)
         return self
 
     @property
@@ -232,9 +284,17 @@ class OutcomeModel:
         return len(self._scores)
 
     @property
+    def format_sizes(self) -> dict[str, int]:
+        """Return how many examples each format with members of its own was fitted on."""
+        return {kind: members.size for kind, members in self._by_format.items()}
+
+    def _fits(self) -> list[_Members]:
+        return list(self._by_format.values()) + ([self._fallback] if self._fallback else [])
+
+    @property
     def layered(self) -> bool:
         """Return whether the model has layer members (it was fitted with the layers)."""
-        return bool(self._layer_members)
+        return all(members.layer_members for members in self._fits())
 
     def predict(self, texts: list[str], vectors: np.ndarray, *,
                 layers: dict[int, np.ndarray] | None = None,
@@ -243,6 +303,8 @@ class OutcomeModel:
         pooled states: with all of the model's layers, the layered members predict; else the
         words and final-embedding members. `features` (feature_matrix(texts)) may be passed in
         when several models judge the same prompts."""
+        if not texts:
+            return np.zeros(0)
         features = feature_matrix(texts) if features is None else features
         if self.uses_layers(layers):
             logits = self.layered_members(texts, layers, vectors=vectors, features=features)
@@ -256,11 +318,17 @@ class OutcomeModel:
         """Return whether a request with these `layers` is predicted by the layered members."""
         return self.layered and layers is not None and all(x in layers for x in self.layers)
 
-    def _word_logits(self, texts: list[str], features: np.ndarray) -> np.ndarray:
-        text_logit = self._feature_scale(features) @ self._text_feature_coef + self._text_bias
-        if self._words is not None:
-            text_logit = text_logit + self._words.logits(texts)
-        return text_logit
+    def _per_format(self, features: np.ndarray, count: int, logits) -> list[np.ndarray]:
+        """Return `count` logit arrays, one per member, each prompt's from its format's members:
+        `logits(members, rows)` gives them for those rows."""
+        kinds = prompt_formats(features)
+        out = [np.zeros(len(kinds)) for _ in range(count)]
+        for kind in np.unique(kinds):
+            rows = np.nonzero(kinds == kind)[0]
+            part = logits(self._by_format.get(str(kind), self._fallback), rows)
+            for column, values in zip(out, part, strict=True):
+                column[rows] = values
+        return out
 
     def member_logits(self, texts: list[str], vectors: np.ndarray, *,
                       features: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -268,7 +336,11 @@ class OutcomeModel:
         the final embedding) per prompt: `predict` averages their probabilities;
         bench/routing_layers.py recombines them."""
         features = feature_matrix(texts) if features is None else features
-        return self._word_logits(texts, features), self._final.logits(vectors, features)
+        vectors = np.asarray(vectors).reshape(len(texts), -1)
+        words, final = self._per_format(features, 2, lambda members, rows: [
+            members.word_logits([texts[i] for i in rows], features[rows]),
+            members.final_logits(vectors[rows], features[rows])])
+        return words, final
 
     def layered_members(self, texts: list[str], layers: dict[int, np.ndarray], *,
                         vectors: np.ndarray | None = None,
@@ -276,8 +348,16 @@ class OutcomeModel:
         """Return the logits of the layered prediction per prompt: words, then (with
         `final_member`) the final-embedding member, then one member per layer."""
         features = feature_matrix(texts) if features is None else features
-        out = [self._word_logits(texts, features)]
-        if self.final_member:
-            out.append(self._final.logits(vectors, features))
-        out.extend(self._layer_members[x].logits(layers[x], features) for x in self.layers)
-        return out
+
+        def logits(members: _Members, rows: np.ndarray) -> list[np.ndarray]:
+            out = [members.word_logits([texts[i] for i in rows], features[rows])]
+            if self.final_member:
+                out.append(members.final_logits(
+                    np.asarray(vectors).reshape(len(texts), -1)[rows], features[rows]))
+            out.extend(members.layer_members[x].logits(
+                np.asarray(layers[x]).reshape(len(texts), -1)[rows], features[rows])
+                for x in self.layers)
+            return out
+
+        count = 1 + int(self.final_member) + len(self.layers)
+        return self._per_format(features, count, logits)

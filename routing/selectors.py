@@ -144,6 +144,8 @@ def routing_examples_load(*, limit: int | None = None) -> RoutingPredictor:
         learned[target] = OutcomeModel(
             k=settings.ROUTING_LEARNED_K, layers=wanted,
             temperature=settings.ROUTING_LEARNED_TEMPERATURE,
+            formats=settings.ROUTING_LEARNED_FORMATS,
+            min_format_examples=settings.ROUTING_LEARNED_MIN_EXAMPLES,
         ).fit([rows[i][4] for i in index], vectors[index], scores[index], layers=layers)
     return RoutingPredictor(knn, learned)
 

@@ -48,6 +48,9 @@ ROUTING_LEARNED_K = env.int("ROUTING_LEARNED_K", default=80)
 # their sigmoids (docs/routing.md, "Intermediate layers").
 ROUTING_LEARNED_LAYERS = tuple(env.list("ROUTING_LEARNED_LAYERS", cast=int, default=[3, 5]))
 ROUTING_LEARNED_TEMPERATURE = env.float("ROUTING_LEARNED_TEMPERATURE", default=1.5)
+# Members of its own for each prompt format (multiple-choice, open) with at least
+# ROUTING_LEARNED_MIN_EXAMPLES labels of the target; off: one set of members for all prompts.
+ROUTING_LEARNED_FORMATS = env.bool("ROUTING_LEARNED_FORMATS", default=True)
 # Most recent labels per target the learned model trains on (bounds refit time and memory).
 ROUTING_LEARNED_MAX_TRAIN = env.int("ROUTING_LEARNED_MAX_TRAIN", default=20000)
 # Seconds a process keeps its in-memory copy of the RoutingExample table.

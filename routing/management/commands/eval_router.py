@@ -62,6 +62,9 @@ class Command(BaseCommand):
         parser.add_argument("--temperature", type=float, default=None,
                             help="Logit scale of the layered prediction "
                                  "(default ROUTING_LEARNED_TEMPERATURE).")
+        parser.add_argument("--formats", choices=("on", "off"), default=None,
+                            help="Members of its own per prompt format (multiple-choice, open) "
+                                 "(default ROUTING_LEARNED_FORMATS).")
         parser.add_argument("--json", action="store_true",
                             help="Print one JSON object (apgr, cpt50, cpt80 of the learned "
                                  "router, plus baselines).")
@@ -89,6 +92,8 @@ class Command(BaseCommand):
         prompts = sorted({o.prompt for train, test in splits for o in train + test})
         all_vectors, all_layers = _embeddings(prompts, cache_dir)
         layers, temperature = _layer_options(opts, all_layers)
+        formats = (settings.ROUTING_LEARNED_FORMATS if opts["formats"] is None
+                   else opts["formats"] == "on")
         row_of = {prompt: i for i, prompt in enumerate(prompts)}
         for index, (train, test) in enumerate(splits):
             train_rows = [row_of[o.prompt] for o in train]
@@ -101,7 +106,8 @@ class Command(BaseCommand):
                 train_vectors, train, test_vectors, test, k=k,
                 train_layers={x: all_layers[x][train_rows] for x in layers},
                 test_layers={x: all_layers[x][test_rows] for x in layers},
-                layers=layers, temperature=temperature)
+                layers=layers, temperature=temperature, formats=formats,
+                min_format_examples=settings.ROUTING_LEARNED_MIN_EXAMPLES)
             scores = {
                 "learned": p_strong - p_weak,
                 # The same predictions, ranked by P(weak correct) alone: a quality threshold on
@@ -146,7 +152,7 @@ class Command(BaseCommand):
             self.stdout.write(_json.dumps({
                 **{key: summary["learned"][key] for key in ("apgr", "cpt50", "cpt80")},
                 "folds": len(splits), "k": k, "layers": list(layers),
-                "temperature": temperature if layers else None,
+                "temperature": temperature if layers else None, "formats": formats,
                 "baselines": {name: summary[name] for name in ("weak-only", "random", "keyword")},
                 "learned": summary["learned"],
                 "splits": [{"name": name, **_metrics(curve)}

@@ -126,3 +126,80 @@ def test_without_layers_the_prediction_is_the_final_only_model():
     assert not unlayered.layered
     assert unlayered.predict(texts[:30], final[:30], layers={3: layers[3][:30]}) == (
         pytest.approx(expected, abs=1e-12))
+
+
+def _two_format_examples(n_choices=240, n_open=240, seed=4):
+    """Multiple-choice and open prompts in which the same word means opposite outcomes: "proof"
+    is hard as an open problem and easy among lettered options (the vectors are noise)."""
+    rng = np.random.default_rng(seed)
+    texts, scores = [], []
+    for i in range(n_choices + n_open):
+        hard_word = i % 2 == 0
+        stem = f"{'proof' if hard_word else 'fact'} item {i}"
+        if i < n_choices:
+            texts.append(f"{stem}?\nA. one\nB. two\nC. three\nD. four\nAnswer:")
+            scores.append(1.0 if hard_word else 0.0)
+        else:
+            texts.append(f"{stem}: work it out step by step.")
+            scores.append(0.0 if hard_word else 1.0)
+    vectors = rng.normal(size=(len(texts), 6)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return texts, vectors, np.array(scores)
+
+
+def test_prompt_formats_tell_lettered_options_from_open_prompts():
+    from routing.features import CHOICES, OPEN, feature_matrix, prompt_formats
+
+    texts = ["Which is a prime?\nA. 4\nB. 6\nC. 7\nD. 9\nAnswer:",
+             "Natalia sold clips to 48 of her friends. How many did she sell?",
+             "Explain plan A. Then plan B."]
+    assert list(prompt_formats(feature_matrix(texts))) == [CHOICES, OPEN, OPEN]
+
+
+def test_each_format_gets_its_own_members_when_it_has_enough_examples():
+    from routing.features import CHOICES, OPEN
+    from routing.learned import OutcomeModel
+
+    texts, vectors, scores = _two_format_examples()
+    train = np.r_[0:200, 240:440]
+    test = np.r_[200:240, 440:480]
+    split = OutcomeModel(k=8, min_format_examples=150).fit(
+        [texts[i] for i in train], vectors[train], scores[train])
+    assert split.format_sizes == {CHOICES: 200, OPEN: 200}
+    pooled = OutcomeModel(k=8, formats=False).fit(
+        [texts[i] for i in train], vectors[train], scores[train])
+    assert pooled.format_sizes == {}
+
+    def accuracy(model):
+        predicted = model.predict([texts[i] for i in test], vectors[test])
+        return float(np.mean((predicted > 0.5) == (scores[test] > 0.5)))
+
+    # One regression can use a word that means opposite things in the two formats only through
+    # what else differs between them (here the prompts' lengths): 79% on these examples.
+    assert accuracy(split) == 1.0
+    assert accuracy(pooled) < 0.85
+    # A prompt is predicted by its own format's members: those of a model of that format alone.
+    alone = OutcomeModel(k=8, formats=False).fit(
+        [texts[i] for i in train[:200]], vectors[train[:200]], scores[train[:200]])
+    choices = [texts[i] for i in test[:40]]
+    assert split.predict(choices, vectors[test[:40]]) == pytest.approx(
+        alone.predict(choices, vectors[test[:40]]), abs=1e-12)
+
+
+def test_a_format_with_too_few_examples_is_predicted_by_the_model_of_all_examples():
+    from routing.features import OPEN
+    from routing.learned import OutcomeModel
+
+    texts, vectors, scores = _two_format_examples(n_choices=40, n_open=240)
+    split = OutcomeModel(k=8, min_format_examples=150).fit(texts, vectors, scores)
+    assert split.format_sizes == {OPEN: 240}
+    pooled = OutcomeModel(k=8, formats=False).fit(texts, vectors, scores)
+    assert split.predict(texts[:40], vectors[:40]) == pytest.approx(
+        pooled.predict(texts[:40], vectors[:40]), abs=1e-12)
+    # Examples of one format only: that format's members serve every prompt (fitted once).
+    only_open = OutcomeModel(k=8, min_format_examples=150).fit(
+        texts[40:], vectors[40:], scores[40:])
+    assert only_open.format_sizes == {OPEN: 240}
+    assert only_open.predict(texts[:5], vectors[:5]).shape == (5,)
+    # No prompts: no predictions, whatever the members.
+    assert split.predict([], np.zeros((0, 6), np.float32)).shape == (0,)

@@ -310,3 +310,26 @@ async def test_router_embeds_with_layers_when_the_cache_did_not(defaults, monkey
 
     monkeypatch.setattr(semcache.embedder, "get_embedder", lambda: Broken())
     assert await router.prompt_embedding(ctx_for(content="x")) == (None, None)
+
+
+@pytest.mark.parametrize("formats", [True, False])
+async def test_each_prompt_format_gets_its_members_as_configured(defaults, settings, formats):
+    from routing.features import CHOICES, OPEN
+
+    settings.ROUTING_LEARNED_MIN_EXAMPLES = 20
+    settings.ROUTING_LEARNED_K = 5
+    settings.ROUTING_LEARNED_FORMATS = formats
+    rng = np.random.default_rng(5)
+    rows = []
+    for i in range(40):
+        vector = rng.normal(size=8).astype(np.float32)
+        vector /= np.linalg.norm(vector)
+        prompt = (f"Which value fits case {i}?\nA. one\nB. two\nC. three\nD. four\nAnswer:"
+                  if i < 20 else f"Work out case {i} step by step.")
+        rows.append(RoutingExample(prompt=prompt, prompt_hash=str(i), embedding=vector.tobytes(),
+                                   tier="efficient", score=float(i % 2), source="test"))
+    await RoutingExample.objects.abulk_create(rows)
+    invalidate_predictor()
+    predictor = await routing_predictor(wait=True)
+    model = predictor.learned[("tier", "efficient")]
+    assert model.format_sizes == ({CHOICES: 20, OPEN: 20} if formats else {})
