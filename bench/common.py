@@ -33,6 +33,16 @@ def offline_django_env(settings_module: str = "llmops.settings.base") -> None:
         os.environ.setdefault(key, value)
 
 
+def add_cv_arguments(parser, *, repeats: int) -> None:
+    """Add the routing benches' outcomes file (default: the shared dev file) and their repeated
+    K-fold options (--folds, --seed, --repeats) to `parser`."""
+    parser.add_argument("file", nargs="?",
+                        default=str(ROOT.parent / "shared/data/router_outcomes_dev.jsonl"))
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=repeats)
+
+
 def free_port() -> int:
     """Return a free ephemeral TCP port on 127.0.0.1."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -14,13 +14,12 @@ run encodes every prompt once through the torch model (minutes on 2 cores).
 """
 
 import argparse
-import hashlib
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.common import offline_django_env  # noqa: E402  (needs ROOT on sys.path)
+from bench.common import add_cv_arguments, offline_django_env  # noqa: E402  (needs ROOT on sys.path)
 
 offline_django_env()
 
@@ -30,37 +29,10 @@ FINAL = 6  # MiniLM-L6's last layer: the production embedding's space
 def pooled_layers(texts: list[str], cache_dir: Path):
     """Return a `(layers + 1, n, 384)` float32 array: per hidden state (0 = token embeddings),
     each text's mean over its tokens (sentence-transformers' pooling, 256-token truncation),
-    L2-normalised. Cached on disk by content."""
-    import numpy as np
+    L2-normalised. Cached on disk by content (bench/routing_pooling.py computes it)."""
+    from bench.routing_pooling import pooled_states
 
-    digest = hashlib.sha256("\x1e".join(texts).encode("utf-8", "surrogatepass")).hexdigest()[:24]
-    path = cache_dir / f"router-layers-{digest}.npy"
-    if path.exists():
-        return np.load(path)
-    import torch
-    from transformers import AutoModel, AutoTokenizer
-
-    from semcache.embedder import model_path
-
-    tokenizer = AutoTokenizer.from_pretrained(str(model_path()))
-    model = AutoModel.from_pretrained(str(model_path())).eval()
-    out = None
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # little padding per batch
-    with torch.inference_mode():
-        for start in range(0, len(order), 64):
-            rows = order[start:start + 64]
-            batch = tokenizer([texts[i] for i in rows], padding=True, truncation=True,
-                              max_length=256, return_tensors="pt")
-            states = model(**batch, output_hidden_states=True).hidden_states
-            if out is None:
-                out = np.zeros((len(states), len(texts), states[0].shape[-1]), np.float32)
-            mask = batch["attention_mask"][:, :, None].float()
-            for layer, hidden in enumerate(states):
-                out[layer, rows] = ((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)).numpy()
-    out /= np.linalg.norm(out, axis=2, keepdims=True)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    np.save(path, out)
-    return out
+    return pooled_states(texts, cache_dir)["mean"]
 
 
 def main() -> None:
@@ -73,11 +45,7 @@ def main() -> None:
     from routing.learned import OutcomeModel
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("file", nargs="?",
-                        default=str(ROOT.parent / "shared/data/router_outcomes_dev.jsonl"))
-    parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--repeats", type=int, default=1)
+    add_cv_arguments(parser, repeats=1)
     parser.add_argument("--layers", default="3,5", help="Comma-separated layers (1-5).")
     parser.add_argument("--temperature", type=float, default=1.5,
                         help="Logit scale T of the recombined variants.")

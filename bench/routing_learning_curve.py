@@ -6,8 +6,8 @@
 `eval_router --folds 5` trains each fold on 80% of the file, but the gateway (and `eval_router
 --train FILE --test OTHER`) learns from every example it has. This runs repeated K-fold
 cross-validation for several K with the production model (`evaluation.learned_predictions`, the
-configured layers and temperature, the same embeddings `eval_router` caches), so the training
-size runs from half the file to 95% of it, and prints per K:
+configured layers, temperature and per-format members, the same embeddings `eval_router`
+caches), so the training size runs from half the file to 95% of it, and prints per K:
 
 * the mean APGR / CPT(50%) / CPT(80%) over every split (what `eval_router --folds K --repeats R`
   prints) with the standard error of the APGR mean;
@@ -54,7 +54,8 @@ def _load(path: str) -> None:
     at = [row_of[o.prompt] for o in rows]
     _DATA.update(rows=rows, vectors=vectors[at], layers={x: layers[x][at] for x in wanted},
                  wanted=wanted, temperature=settings.ROUTING_LEARNED_TEMPERATURE,
-                 k=settings.ROUTING_LEARNED_K,
+                 k=settings.ROUTING_LEARNED_K, formats=settings.ROUTING_LEARNED_FORMATS,
+                 min_format_examples=settings.ROUTING_LEARNED_MIN_EXAMPLES,
                  weak=np.array([o.weak_correct for o in rows], dtype=float),
                  strong=np.array([o.strong_correct for o in rows], dtype=float))
 
@@ -71,7 +72,8 @@ def _split(task: tuple[int, int, int]):
         [rows[i] for i in test], k=_DATA["k"],
         train_layers={x: v[train] for x, v in layers.items()},
         test_layers={x: v[test] for x, v in layers.items()},
-        layers=_DATA["wanted"], temperature=_DATA["temperature"])
+        layers=_DATA["wanted"], temperature=_DATA["temperature"], formats=_DATA["formats"],
+        min_format_examples=_DATA["min_format_examples"])
     return folds, seed, test, p_strong - p_weak
 
 

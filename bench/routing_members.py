@@ -23,6 +23,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.common import add_cv_arguments  # noqa: E402  (needs ROOT on sys.path)
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "llmops.settings.base")
 os.environ.setdefault("DEBUG", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -71,11 +73,7 @@ def main() -> None:
     from routing.evaluation import curve, kfold_indices, load_outcomes
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("file", nargs="?",
-                        default=str(ROOT.parent / "shared/data/router_outcomes_dev.jsonl"))
-    parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--repeats", type=int, default=3)
+    add_cv_arguments(parser, repeats=3)
     parser.add_argument("--k", type=int, default=80)
     parser.add_argument("--top", type=int, default=15)
     args = parser.parse_args()
