@@ -3,11 +3,11 @@
     DEBUG=1 .venv/bin/python bench/routing_predict.py [OUTCOMES.jsonl] [--train N] [--runs N]
 
 Fits the learned model of two tiers (the weak and the strong model's outcomes) as the router
-holds them, then times what one request costs: the prediction for every candidate profile of
-both tiers through RoutingPredictor.predict with one memo per prompt (so structural features
-are computed once and profiles of one tier share their tier's prediction). Uses the dev
-outcomes file and the embedding cache eval_router fills (bench/.cache/); prints numbers,
-asserts nothing.
+holds them (the configured layers, temperature and per-format members), then times what one
+request costs: the prediction for every candidate profile of both tiers through
+RoutingPredictor.predict with one memo per prompt (so structural features are computed once and
+profiles of one tier share their tier's prediction). Uses the dev outcomes file and the
+embedding cache eval_router fills (bench/.cache/); prints numbers, asserts nothing.
 """
 
 import argparse
@@ -34,6 +34,7 @@ def main() -> None:
 
     django.setup()
     import numpy as np
+    from django.conf import settings
 
     from routing.evaluation import load_outcomes
     from routing.learned import OutcomeModel
@@ -50,18 +51,27 @@ def main() -> None:
 
     rows = load_outcomes(args.file)
     prompts = sorted({o.prompt for o in rows})
-    vectors = _embeddings(prompts, ROOT / "bench" / ".cache")
+    vectors, all_layers = _embeddings(prompts, ROOT / "bench" / ".cache")
+    wanted = tuple(settings.ROUTING_LEARNED_LAYERS)
+    if not set(wanted) <= set(all_layers):  # as the gateway: without the layers, final only
+        wanted = ()
     row_of = {p: i for i, p in enumerate(prompts)}
     train, test = rows[:args.train], rows[args.train:args.train + args.runs]
     train_texts = [o.prompt for o in train]
-    train_vectors = vectors[[row_of[o.prompt] for o in train]]
+    at = [row_of[o.prompt] for o in train]
     learned = {}
     for tier, field_name in (("efficient", "weak_correct"), ("premium", "strong_correct")):
         started = time.perf_counter()
-        learned[(TIER, tier)] = OutcomeModel().fit(
-            train_texts, train_vectors,
-            np.array([getattr(o, field_name) for o in train], dtype=float))
-        print(f"fit tier {tier} on {len(train)} examples: {time.perf_counter() - started:.1f} s")
+        learned[(TIER, tier)] = OutcomeModel(
+            k=settings.ROUTING_LEARNED_K, layers=wanted,
+            temperature=settings.ROUTING_LEARNED_TEMPERATURE,
+            formats=settings.ROUTING_LEARNED_FORMATS,
+            min_format_examples=settings.ROUTING_LEARNED_MIN_EXAMPLES,
+        ).fit(train_texts, vectors[at],
+              np.array([getattr(o, field_name) for o in train], dtype=float),
+              layers={x: all_layers[x][at] for x in wanted})
+        print(f"fit tier {tier} on {len(train)} examples: {time.perf_counter() - started:.1f} s "
+              f"(formats: {learned[(TIER, tier)].format_sizes or 'one set of members'})")
     predictor = RoutingPredictor(KnnPredictor(), learned)
     profiles = [ModelProfile(name=f"{tier}-{i}", tier=tier, quality_score=0.5)
                 for tier in ("efficient", "premium") for i in range(3)]
@@ -69,13 +79,15 @@ def main() -> None:
     model = learned[(TIER, "efficient")]
     for outcome in test:
         vector = vectors[row_of[outcome.prompt]]
+        layers = {x: all_layers[x][row_of[outcome.prompt]] for x in wanted}
         started = time.perf_counter()
-        model.predict([outcome.prompt], vector[None, :])
+        model.predict([outcome.prompt], vector[None, :],
+                      layers={x: v[None, :] for x, v in layers.items()})
         per_model.append((time.perf_counter() - started) * 1000)
         started = time.perf_counter()
         memo: dict = {}
         for profile in profiles:
-            predictor.predict(profile, outcome.prompt, vector, memo=memo)
+            predictor.predict(profile, outcome.prompt, vector, layers=layers or None, memo=memo)
         per_request.append((time.perf_counter() - started) * 1000)
     print(f"one tier's model, one prompt ({len(per_model)} runs): {_percentiles(per_model)}")
     print(f"one request, {len(profiles)} profiles in {len(learned)} tiers "
