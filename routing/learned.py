@@ -215,10 +215,10 @@ class _Members:
 class OutcomeModel:
     """P(good answer) for one target, learned from (prompt, embedding, score) examples.
 
-    With `formats`, each prompt format (`routing.features.prompt_format`: multiple-choice
+    With `formats`, each prompt format (`routing.features.prompt_formats`: multiple-choice
     or open) that has at least `min_format_examples` examples, both outcomes present, gets
     members of its own: what makes a multiple-choice question hard for a model is not what makes
-    an open problem hard, and one regression over both mixes them (measured: +0.006 APGR,
+    an open problem hard, and one regression over both mixes them (measured: +0.005 APGR,
     docs/routing.md). A format without enough examples, and every prompt when `formats` is off,
     is predicted by members fitted on all the examples.
 
