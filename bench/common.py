@@ -43,6 +43,25 @@ def add_cv_arguments(parser, *, repeats: int) -> None:
     parser.add_argument("--repeats", type=int, default=repeats)
 
 
+def outcome_embeddings(rows: list) -> tuple:
+    """Return, per outcome row (routing.evaluation.Outcome), its embedding `(n, d)` and
+    {layer: `(n, d)`} pooled states of the configured ROUTING_LEARNED_LAYERS, from the cache
+    eval_router fills (bench/.cache/). The layers are empty when the embedder lacks any of them:
+    the gateway then predicts from the final embedding only. Needs django.setup()."""
+    from django.conf import settings
+
+    from routing.management.commands.eval_router import _embeddings
+
+    prompts = sorted({o.prompt for o in rows})
+    vectors, layers = _embeddings(prompts, CACHE)
+    wanted = tuple(settings.ROUTING_LEARNED_LAYERS)
+    if not set(wanted) <= set(layers):
+        wanted = ()
+    row_of = {p: i for i, p in enumerate(prompts)}
+    at = [row_of[o.prompt] for o in rows]
+    return vectors[at], {x: layers[x][at] for x in wanted}
+
+
 def free_port() -> int:
     """Return a free ephemeral TCP port on 127.0.0.1."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

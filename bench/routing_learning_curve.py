@@ -41,19 +41,13 @@ def _load(path: str) -> None:
     import numpy as np
     from django.conf import settings
 
+    from bench.common import outcome_embeddings
     from routing.evaluation import load_outcomes
-    from routing.management.commands.eval_router import _embeddings
 
     rows = load_outcomes(path)
-    prompts = sorted({o.prompt for o in rows})
-    vectors, layers = _embeddings(prompts, ROOT / "bench" / ".cache")
-    wanted = tuple(settings.ROUTING_LEARNED_LAYERS)
-    if not set(wanted) <= set(layers):  # as the gateway: without the layers, final only
-        wanted = ()
-    row_of = {p: i for i, p in enumerate(prompts)}
-    at = [row_of[o.prompt] for o in rows]
-    _DATA.update(rows=rows, vectors=vectors[at], layers={x: layers[x][at] for x in wanted},
-                 wanted=wanted, temperature=settings.ROUTING_LEARNED_TEMPERATURE,
+    vectors, layers = outcome_embeddings(rows)
+    _DATA.update(rows=rows, vectors=vectors, layers=layers, wanted=tuple(layers),
+                 temperature=settings.ROUTING_LEARNED_TEMPERATURE,
                  k=settings.ROUTING_LEARNED_K, formats=settings.ROUTING_LEARNED_FORMATS,
                  min_format_examples=settings.ROUTING_LEARNED_MIN_EXAMPLES,
                  weak=np.array([o.weak_correct for o in rows], dtype=float),

@@ -36,9 +36,9 @@ def main() -> None:
     import numpy as np
     from django.conf import settings
 
+    from bench.common import outcome_embeddings
     from routing.evaluation import load_outcomes
     from routing.learned import OutcomeModel
-    from routing.management.commands.eval_router import _embeddings
     from routing.models import ModelProfile
     from routing.predictor import TIER, KnnPredictor, RoutingPredictor
 
@@ -50,15 +50,11 @@ def main() -> None:
     args = parser.parse_args()
 
     rows = load_outcomes(args.file)
-    prompts = sorted({o.prompt for o in rows})
-    vectors, all_layers = _embeddings(prompts, ROOT / "bench" / ".cache")
-    wanted = tuple(settings.ROUTING_LEARNED_LAYERS)
-    if not set(wanted) <= set(all_layers):  # as the gateway: without the layers, final only
-        wanted = ()
-    row_of = {p: i for i, p in enumerate(prompts)}
+    vectors, all_layers = outcome_embeddings(rows)
+    wanted = tuple(all_layers)
     train, test = rows[:args.train], rows[args.train:args.train + args.runs]
     train_texts = [o.prompt for o in train]
-    at = [row_of[o.prompt] for o in train]
+    at = np.arange(len(train))
     learned = {}
     for tier, field_name in (("efficient", "weak_correct"), ("premium", "strong_correct")):
         started = time.perf_counter()
@@ -77,9 +73,9 @@ def main() -> None:
                 for tier in ("efficient", "premium") for i in range(3)]
     per_model, per_request = [], []
     model = learned[(TIER, "efficient")]
-    for outcome in test:
-        vector = vectors[row_of[outcome.prompt]]
-        layers = {x: all_layers[x][row_of[outcome.prompt]] for x in wanted}
+    for row, outcome in enumerate(test, start=len(train)):
+        vector = vectors[row]
+        layers = {x: all_layers[x][row] for x in wanted}
         started = time.perf_counter()
         model.predict([outcome.prompt], vector[None, :],
                       layers={x: v[None, :] for x, v in layers.items()})
