@@ -322,6 +322,8 @@ class OutcomeModel:
         """Return `count` logit arrays, one per member, each prompt's from its format's members:
         `logits(members, rows)` gives them for those rows."""
         kinds = prompt_formats(features)
+        if len(kinds) == 1:  # one prompt, as a request brings: no grouping
+            return logits(self._by_format.get(str(kinds[0]), self._fallback), np.arange(1))
         out = [np.zeros(len(kinds)) for _ in range(count)]
         for kind in np.unique(kinds):
             rows = np.nonzero(kinds == kind)[0]

@@ -181,13 +181,23 @@ def _guarded_cosine(query: str, candidates: list[Candidate], threshold: float) -
     return best
 
 
-def configured_options(embedder) -> dict:
-    """Return the `decide` keywords of the configured decision (SEMCACHE_DECISION): guards
-    alone, or the penalties with the embedder's token vectors."""
-    from django.conf import settings
-
+def decision_options(decision: str, embedder) -> dict:
+    """Return the `decide` keywords of a decision by name: "guards" (guards alone),
+    "alignment" (the penalties with the embedder's token vectors) or "lexical" (the penalties
+    without them: alignment's fallback)."""
     from semcache.alignment import token_embedder_for
 
-    if settings.SEMCACHE_DECISION == "alignment":
+    if decision == "guards":
+        return {"penalties": False, "token_embedder": None}
+    if decision == "alignment":
         return {"penalties": True, "token_embedder": token_embedder_for(embedder)}
-    return {"penalties": False, "token_embedder": None}
+    if decision == "lexical":
+        return {"penalties": True, "token_embedder": None}
+    raise ValueError(f"Unknown cache decision {decision!r}.")
+
+
+def configured_options(embedder) -> dict:
+    """Return the `decide` keywords of the configured decision (SEMCACHE_DECISION)."""
+    from django.conf import settings
+
+    return decision_options(settings.SEMCACHE_DECISION, embedder)

@@ -36,7 +36,7 @@ class Command(SemcacheCommand):
         self.add_json_argument(parser)
 
     def handle(self, *args, **options):
-        from semcache.alignment import token_embedder_for
+        from semcache.decision import decision_options
         from semcache.embedder import get_embedder, model_path, precision_tag
         from semcache.evaluation import cached_embed, evaluate, load_pairs
 
@@ -80,9 +80,8 @@ class Command(SemcacheCommand):
             bar.update(i - last[0])
             last[0] = i
 
-        token_embedder = token_embedder_for(embedder) if decision == "alignment" else None
         result = evaluate(pairs, embed=embed, threshold=threshold, progress=progress,
-                          penalties=decision != "guards", token_embedder=token_embedder)
+                          **decision_options(decision, embedder))
         bar.update(len(pairs) - last[0])
         bar.close()
         if options["json"]:

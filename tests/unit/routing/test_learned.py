@@ -184,6 +184,11 @@ def test_each_format_gets_its_own_members_when_it_has_enough_examples():
     choices = [texts[i] for i in test[:40]]
     assert split.predict(choices, vectors[test[:40]]) == pytest.approx(
         alone.predict(choices, vectors[test[:40]]), abs=1e-12)
+    # One prompt of either format (what a request brings) predicts as in a mixed batch.
+    batch = split.predict([texts[i] for i in test], vectors[test])
+    for row in (0, 45):
+        one = split.predict([texts[test[row]]], vectors[test[row]:test[row] + 1])
+        assert one[0] == pytest.approx(batch[row], abs=1e-7)
 
 
 def test_a_format_with_too_few_examples_is_predicted_by_the_model_of_all_examples():
