@@ -17,7 +17,7 @@ from django.db import DatabaseError
 from budgets.services import Admission, UsageEntry, request_admit, request_settle
 from llmops import metrics
 from llmops.db import run_db
-from llmops.errors import GatewayError, ServiceUnavailable
+from llmops.errors import GatewayError, InvalidRequest, ServiceUnavailable
 from llmops.gateway import upstream
 from llmops.gateway.background import spawn
 from llmops.gateway.context import RequestContext
@@ -26,6 +26,7 @@ from llmops.observability.judge import judge_sample_maybe_async
 from llmops.observability.logs import log_request
 from llmops.observability.savings import routing_saved_usd
 from llmops.providers.base import Completion, Usage
+from routing.errors import UnboundedInput
 from routing.models import ModelProfile
 from routing.pricing import max_cost, usage_cost
 from routing.router import route
@@ -33,7 +34,7 @@ from routing.tokens import (
     TOKENS_PER_MESSAGE,
     TOKENS_PER_REPLY,
     count_text_tokens,
-    estimate_prompt_tokens,
+    estimate_request_prompt_tokens,
     message_text,
 )
 
@@ -148,14 +149,17 @@ async def _prepare(ctx: RequestContext) -> Prepared:
     ctx.timings["route"] = time.perf_counter() - started
     metrics.observe_model_selection(model=decision.profile.name, reason=decision.reason)
 
-    # One bound per provider in the chain (tokenizers differ); reserve for the dearest model
-    # the request may end up on, so a fallback can never overspend.
-    estimates = {p.provider: 0 for p in chain}
-    for provider in estimates:
-        estimates[provider] = estimate_prompt_tokens(ctx.messages, provider=provider)
+    # One bound per model in the chain (tokenizers, tool prompts and image rules differ);
+    # reserve for the dearest model the request may end up on, so a fallback never overspends.
+    try:
+        estimates = {p.name: estimate_request_prompt_tokens(
+            messages=ctx.messages, params=ctx.params, provider=p.provider,
+            upstream_model=p.upstream_model, context_window=p.context_window) for p in chain}
+    except UnboundedInput as exc:
+        raise InvalidRequest(str(exc), code="unbounded_input", param=exc.param) from exc
     ctx.estimated_prompt_tokens = max(estimates.values())
     ctx.estimated_cost = max(
-        max_cost(p, prompt_tokens=estimates[p.provider],
+        max_cost(p, prompt_tokens=estimates[p.name],
                  max_output_tokens=upstream.output_limit(ctx, p))
         for p in chain
     )
