@@ -90,7 +90,7 @@ def data_url_bytes(url: str) -> bytes | None:
 
 def decoded_size(b64: str) -> int:
     """Return an upper bound on the bytes `b64` decodes to (without decoding it)."""
-    return math.ceil(len(b64) * 3 / 4)
+    return len(b64.rstrip("=")) * 3 // 4
 
 
 # --- Image rules -------------------------------------------------------------------------------
@@ -253,5 +253,6 @@ def part_token_bound(part: dict, *, provider: str, upstream_model: str,
         audio = part.get("input_audio")
         return audio_token_bound(str(audio.get("data") or "")) if isinstance(audio, dict) else 0
     if kind == "file":
-        return file_token_bound(part.get("file"), context_window=context_window, param=param)
+        return file_token_bound(part.get("file"), context_window=context_window,
+                                param=f"{param}.file")
     return 0
