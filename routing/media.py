@@ -77,15 +77,31 @@ def image_dimensions(data: bytes) -> tuple[int, int] | None:
     return size if size and size[0] > 0 and size[1] > 0 else None
 
 
-def data_url_bytes(url: str) -> bytes | None:
-    """Return the bytes of a base64 `data:` URL, or None for any other URL."""
+def data_url_bytes(url: str, *, limit: int | None = None) -> bytes | None:
+    """Return the bytes of a base64 `data:` URL (its first ~`limit` bytes when given), or None
+    for any other URL."""
     header, sep, payload = url.partition(",")
     if not sep or not header.startswith("data:") or not header.endswith(";base64"):
         return None
+    if limit is not None:
+        payload = payload[:-(-limit // 3) * 4]
     try:
         return base64.b64decode(payload + "=" * (-len(payload) % 4))
     except (binascii.Error, ValueError):
         return None
+
+
+HEADER_BYTES = 65536  # enough for every header but a JPEG behind large metadata segments
+
+
+def data_url_dimensions(url: str) -> tuple[int, int] | None:
+    """Return (width, height) of the image in a `data:` URL, reading no more than needed."""
+    head = data_url_bytes(url, limit=HEADER_BYTES)
+    size = image_dimensions(head) if head else None
+    if size is None and head and len(head) >= HEADER_BYTES:
+        data = data_url_bytes(url)
+        size = image_dimensions(data) if data else None
+    return size
 
 
 def decoded_size(b64: str) -> int:
@@ -180,8 +196,7 @@ _ALL_RULES = [rule for rules in IMAGE_RULES.values() for _, rule in rules]
 def image_token_bound(*, url: str, detail: str | None, provider: str,
                       upstream_model: str) -> int:
     """Return the most tokens one image can cost on `provider`'s `upstream_model`."""
-    data = data_url_bytes(url)
-    size = image_dimensions(data) if data else None
+    size = data_url_dimensions(url)
     detail = detail if detail in ("low", "high") else "auto"
     model = upstream_model.rsplit("/", 1)[-1].lower()  # "openai/gpt-4o", "models/gemini-…"
     rules = IMAGE_RULES.get(provider, [])

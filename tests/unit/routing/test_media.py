@@ -199,3 +199,11 @@ class TestFiles:
         assert raised.value.param == "messages[1].content[1].file.file_id"
         # the local count after a call never raises
         assert count_request_prompt_tokens(messages=messages, params={}, provider="openai") > 0
+
+
+def test_a_jpeg_header_behind_large_metadata_is_still_found():
+    exif = b"".join(b"\xff\xe1" + struct.pack(">H", 65000) + b"\x00" * 64998 for _ in range(3))
+    data = jpeg(5000, 4000)
+    image = "data:image/jpeg;base64," + base64.b64encode(data[:2] + exif + data[2:]).decode()
+    assert image_token_bound(url=image, detail="high", provider="anthropic",
+                             upstream_model="claude-opus-4-7") == 92 * 74
