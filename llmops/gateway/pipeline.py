@@ -17,7 +17,7 @@ from django.db import DatabaseError
 from budgets.services import Admission, UsageEntry, request_admit, request_settle
 from llmops import metrics
 from llmops.db import run_db
-from llmops.errors import BudgetExceeded, GatewayError, ServiceUnavailable
+from llmops.errors import BudgetExceeded, GatewayError, InvalidRequest, ServiceUnavailable
 from llmops.gateway import holder, upstream
 from llmops.gateway.background import spawn
 from llmops.gateway.context import RequestContext
@@ -27,10 +27,11 @@ from llmops.observability.judge import judge_sample_maybe_async
 from llmops.observability.logs import log_request
 from llmops.observability.savings import routing_saved_usd
 from llmops.providers.base import Completion, Usage
+from routing.errors import UnboundedInput
 from routing.models import ModelProfile
 from routing.pricing import max_cost, usage_cost
 from routing.router import route
-from routing.tokens import estimate_prompt_tokens
+from routing.tokens import estimate_request_prompt_tokens
 
 logger = logging.getLogger("llmops.gateway")
 
@@ -135,10 +136,14 @@ async def _prepare(ctx: RequestContext) -> Prepared:
     ctx.timings["route"] = time.perf_counter() - started
     metrics.observe_model_selection(model=decision.profile.name, reason=decision.reason)
 
-    # One bound per profile in the chain (tokenizers and billing rules differ); reserve for the
-    # dearest model the request may end up on, so a fallback can never overspend.
-    ctx.prompt_bounds = {p.name: estimate_prompt_tokens(ctx.messages, provider=p.provider)
-                         for p in chain}
+    # One bound per model in the chain (tokenizers, tool prompts and image rules differ);
+    # reserve for the dearest model the request may end up on, so a fallback never overspends.
+    try:
+        ctx.prompt_bounds = {p.name: estimate_request_prompt_tokens(
+            messages=ctx.messages, params=ctx.params, provider=p.provider,
+            upstream_model=p.upstream_model, context_window=p.context_window) for p in chain}
+    except UnboundedInput as exc:
+        raise InvalidRequest(str(exc), code="unbounded_input", param=exc.param) from exc
     ctx.estimated_prompt_tokens = max(ctx.prompt_bounds.values())
     started = time.perf_counter()
     admission = await _admit(ctx, chain)

@@ -12,7 +12,7 @@ import pytest
 from budgets.models import UsageRecord
 from budgets.services import budget_set
 from routing.pricing import max_cost
-from routing.tokens import estimate_prompt_tokens
+from routing.tokens import estimate_request_prompt_tokens
 
 MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
 
@@ -44,7 +44,9 @@ def _call(client, **extra):
 
 
 def _reserved_for(profile, output_tokens: int) -> Decimal:
-    prompt = estimate_prompt_tokens(MESSAGES, provider=profile.provider)
+    prompt = estimate_request_prompt_tokens(
+        messages=MESSAGES, params={}, provider=profile.provider,
+        upstream_model=profile.upstream_model, context_window=profile.context_window)
     return max_cost(profile, prompt_tokens=prompt, max_output_tokens=output_tokens)
 
 
