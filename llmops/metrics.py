@@ -57,6 +57,12 @@ cost_saved_total = Counter(
 upstream_errors_total = Counter(
     "llm_upstream_errors_total", "Provider call failures.", ["model", "kind"]
 )
+# reason: "budget" (402) or "rate_limit" (429); scope: the budget's scope (key, user, team, global)
+# or the throttle's scope ("api_key"). Which key or team was refused is in the refusal log line.
+refused_total = Counter(
+    "llm_requests_refused_total", "Requests refused before any model was called.",
+    ["reason", "scope"],
+)
 fallbacks_total = Counter(
     "llm_fallbacks_total", "Requests served by a fallback model.", ["from_model", "to_model"]
 )
@@ -129,6 +135,11 @@ def observe_model_selection(*, model: str, reason: str) -> None:
 def observe_upstream_error(*, model: str, kind: str) -> None:
     """Record one failed provider call (`kind`: timeout, connect, http_5xx, ...)."""
     upstream_errors_total.labels(model=model, kind=kind).inc()
+
+
+def observe_refusal(*, reason: str, scope: str) -> None:
+    """Record one request refused by a budget (`reason="budget"`) or a rate limit."""
+    refused_total.labels(reason=reason, scope=scope).inc()
 
 
 def observe_fallback(*, from_model: str, to_model: str) -> None:
