@@ -357,9 +357,16 @@ def _reservation_claim(**values) -> None:
 def _refusal_count(refusal: _Refusal, *, amount: Decimal, now: datetime) -> None:
     """SQLite: count the refusal on the counter that refused, in one statement of its own (the
     admission transaction rolled back). PostgreSQL counts it inside the admission statement."""
-    BudgetCounter.objects.filter(pk=refusal.counter.pk).update(
-        refused=F("refused") + 1, refused_amount=F("refused_amount") + amount,
-        last_refused_at=now)
+    counter = refusal.counter
+    rows = BudgetCounter.objects.filter(budget_id=counter.budget_id, period=counter.period,
+                                        period_start=counter.period_start)
+    change = {"refused": F("refused") + 1, "refused_amount": F("refused_amount") + amount,
+              "last_refused_at": now}
+    if not rows.update(**change):
+        # The request was its period's first, and the rollback undid the counter it created:
+        # create it again (the limit alert is claimed on it next).
+        refusal.counter = _counters_find([refusal.limit], now=now)[refusal.limit.key]
+        rows.update(**change)
 
 
 def _refusal_report(refusal: _Refusal, *, amount: Decimal, principal: Principal,

@@ -169,3 +169,18 @@ def test_on_postgresql_a_reused_request_id_is_not_counted_as_a_refusal(api_key, 
     with pytest.raises(InvalidRequest):  # the duplicate wins: no 402, nothing counted
         request_admit(principal=principal, request_id="used", estimated_cost=D("2"))
     assert counter(b).refused == 0
+
+
+def test_a_periods_first_request_refused_still_counts_and_alerts(api_key, principal):
+    # No counter yet (a new day, or a budget made without seeding): on SQLite the refused
+    # transaction rolls back the counter it created, so the count creates it again.
+    from budgets.models import Budget, BudgetAlert
+
+    b = Budget.objects.create(scope=BudgetScope.KEY, api_key=api_key.api_key,
+                              daily_limit=D("0.001"))
+    assert not BudgetCounter.objects.filter(budget=b).exists()
+    with pytest.raises(BudgetExceeded):
+        request_admit(principal=principal, request_id="first", estimated_cost=D("0.01"))
+    c = counter(b)
+    assert (c.refused, c.refused_amount, c.reserved) == (1, D("0.01"), D(0))
+    assert BudgetAlert.objects.filter(counter=c, kind="limit").count() == 1
