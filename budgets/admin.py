@@ -62,10 +62,10 @@ class BudgetCounterInline(admin.TabularInline):
     can_delete = False
     ordering = ["-period_start", "period"]
     fields = ["period", "period_start", "spent", "reserved", "threshold_alerted_at",
-              "limit_alerted_at", "updated_at"]
+              "limit_alerted_at", "refused", "refused_amount", "last_refused_at", "updated_at"]
     readonly_fields = fields
     max_num = 0
-    verbose_name_plural = "Period counters (spent and reserved)"
+    verbose_name_plural = "Period counters (spent, reserved, and requests the limit refused)"
 
     def get_queryset(self, request):
         # The last few periods are what matters; old rows stay in the database for reconcile.
@@ -77,7 +77,7 @@ class BudgetCounterInline(admin.TabularInline):
 @admin.register(Budget)
 class BudgetAdmin(admin.ModelAdmin):
     list_display = ["__str__", "scope", "day_utilization", "month_utilization",
-                    "total_utilization", "alert_threshold", "action", "is_active"]
+                    "total_utilization", "refused_now", "alert_threshold", "action", "is_active"]
     list_filter = ["scope", "action", "is_active", "uses_defaults"]
     search_fields = ["team__name", "api_key__prefix", "user__username"]
     autocomplete_fields = []
@@ -123,6 +123,16 @@ class BudgetAdmin(admin.ModelAdmin):
     @admin.display(description="lifetime")
     def total_utilization(self, obj):
         return self._bar(obj, BudgetPeriod.TOTAL)
+
+    @admin.display(description="refused (current periods)")
+    def refused_now(self, obj):
+        """Requests each current period's limit refused, from the prefetched counters."""
+        now = timezone.now()
+        counts = [f"{BudgetPeriod(c.period).label.lower()} {c.refused}"
+                  for c in sorted(getattr(obj, "current_counters", []),
+                                  key=lambda c: BudgetPeriod.values.index(c.period))
+                  if c.refused and c.period_start == period_start(c.period, now)]
+        return ", ".join(counts) or "—"
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)

@@ -193,6 +193,13 @@ class BudgetCounter(models.Model):
     threshold_alerted_at = models.DateTimeField(null=True, blank=True)
     limit_alerted_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
+    # Requests this period's limit refused, and the upper-bound cost they asked to reserve. A
+    # refusal is counted once, on the narrowest limit that refused it, by admission itself.
+    refused = models.PositiveBigIntegerField(default=0)
+    # Wider than MONEY: a flood of refused requests must never overflow the column (which
+    # would fail the admission statement itself).
+    refused_amount = models.DecimalField(max_digits=30, decimal_places=12, default=Decimal(0))
+    last_refused_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-period_start", "budget_id"]

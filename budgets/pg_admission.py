@@ -85,6 +85,17 @@ WITH applicable (id, lim, blocks) AS (
     FROM locked, verdict
     WHERE c.id = locked.id AND verdict.fits AND verdict.fresh AND %(amount)s > 0
     RETURNING c.id
+), refuse AS (
+    -- Refused (a fresh id that does not fit): count it on the narrowest limit that refused
+    -- (limits come narrowest first), under the lock already held, so a refusal costs no extra
+    -- statement. Never the row `reserve` updates: that one runs only when everything fits.
+    UPDATE {counter} c SET refused = c.refused + 1,
+                           refused_amount = c.refused_amount + %(amount)s,
+                           last_refused_at = %(now)s
+    FROM (SELECT id FROM locked WHERE blocks AND spent + reserved + %(amount)s > lim
+          ORDER BY array_position(%(ids)s::bigint[], id) LIMIT 1) refusing, verdict
+    WHERE c.id = refusing.id AND verdict.fresh
+    RETURNING c.id
 ), claim AS (
     INSERT INTO {reservation} ({columns})
     SELECT %(request_id)s, %(amount)s, %(counter_ids)s, %(now)s, %(api_key_id)s, %(user_id)s,

@@ -151,6 +151,8 @@ class ScopeSpend:
     cache_hits: int
     limit: Decimal | None
     budget_id: int | None = None
+    refused: int = 0  # requests the budget refused in the period (`refusals_by_budget`)
+    refused_amount: Decimal = ZERO
 
     @property
     def utilization(self) -> float | None:
@@ -164,6 +166,7 @@ class ScopeSpend:
             "spent": usd_str(self.spent), "saved": usd_str(self.saved),
             "cache_hits": self.cache_hits, "limit": usd_str(self.limit),
             "utilization": self.utilization, "budget_id": self.budget_id,
+            "refused": self.refused, "refused_amount": usd_str(self.refused_amount),
         }
 
 
@@ -223,9 +226,30 @@ def spend_report(*, period: str = BudgetPeriod.MONTH, team_name: str | None = No
                                spent=ZERO, saved=ZERO, cache_hits=0,
                                limit=b.limit_for(period) if b.is_active else None,
                                budget_id=b.pk))
+    refusals = refusals_by_budget(period=period, start=start)
+    for row in rows:
+        row.refused, row.refused_amount = refusals.get(row.budget_id, (0, ZERO))
     order = {s: i for i, (s, _, _) in enumerate(_GROUPS)}
     rows.sort(key=lambda r: (order[r.scope], -r.spent, r.name))
     return rows
+
+
+def refusals_by_budget(*, period: str, start: datetime) -> dict[int, tuple[int, Decimal]]:
+    """Return {budget id: (requests refused, USD they asked for)} in the day or month starting
+    at `start`, from the counters (one grouped query; the ledger holds no refused request).
+
+    A refusal is counted on the counter of the limit that refused it: a day's are on its day
+    counters, a month's on its month counter and the day counters within it. Refusals by a
+    lifetime (total) limit belong to no day or month; the admin and the dashboard show them.
+    """
+    periods = [BudgetPeriod.DAY] if period == BudgetPeriod.DAY else [BudgetPeriod.DAY,
+                                                                    BudgetPeriod.MONTH]
+    rows = (BudgetCounter.objects
+            .filter(period__in=periods, period_start__gte=start,
+                    period_start__lt=period_end(period, start), refused__gt=0)
+            .values("budget_id").annotate(count=Sum("refused"), amount=Sum("refused_amount"))
+            .order_by())
+    return {r["budget_id"]: (r["count"], Decimal(r["amount"] or 0)) for r in rows}
 
 
 def team_spend_summary(*, since: datetime, until: datetime | None = None) -> list[dict]:

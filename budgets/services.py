@@ -9,7 +9,7 @@ exactly (numeric on PostgreSQL, Decimal in Python on SQLite), and adds `amount` 
 all of them, atomically. On PostgreSQL that is one statement (budgets/pg_admission.py: `FOR
 UPDATE` in primary-key order, so two admissions never deadlock, and the lock lasts only that
 statement); on SQLite a transaction that takes the database write lock at `BEGIN IMMEDIATE`.
-Any refusal changes nothing, so nothing stays reserved. Settlement locks the same rows (in the
+A refusal only counts itself; nothing stays reserved. Settlement locks the same rows (in the
 same order), moves the reservation into `spent` at the actual cost, and writes the ledger row in
 the same transaction. Counters are keyed by period start, so a new day or month needs no reset.
 """
@@ -22,7 +22,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from budgets import pg_admission, pg_settlement, selectors
@@ -42,6 +42,7 @@ from budgets.periods import period_start
 from budgets.selectors import PeriodLimit
 from llmops.errors import BudgetExceeded, InvalidRequest
 from llmops.gateway.context import Principal
+from llmops.observability.refusals import BUDGET, refusal_report
 
 logger = logging.getLogger("llmops.budgets")
 
@@ -281,7 +282,10 @@ def _admit(*, principal: Principal, request_id: str, amount: Decimal, now: datet
                 created_at=now, api_key_id=principal.api_key_id, user_id=principal.user_id,
                 team_id=principal.team_id, requested_model=requested_model[:100], holder=holder)
     except _Refusal as refusal:
+        _refusal_count(refusal, amount=amount, now=now)
         _limit_alert_on_refusal(refusal, now=now)
+        _refusal_report(refusal, amount=amount, principal=principal, request_id=request_id,
+                        requested_model=requested_model)
         raise _budget_exceeded(refusal, amount) from None
     except IntegrityError:
         raise _duplicate_request_id(request_id) from None
@@ -322,8 +326,11 @@ def _admit_in_one_statement(*, principal: Principal, request_id: str, amount: De
             counter.limit_alerted_at = locked.limit_alerted_at
             remaining = limit.limit - locked.spent - locked.reserved
             if limit.budget.blocks and amount > remaining:
+                # The statement already counted the refusal on this counter.
                 refusal = _Refusal(limit, counter, max(remaining, ZERO))
                 _limit_alert_on_refusal(refusal, now=now)
+                _refusal_report(refusal, amount=amount, principal=principal,
+                                request_id=request_id, requested_model=requested_model)
                 raise _budget_exceeded(refusal, amount)
         raise AssertionError("the statement refused, but no limit is exceeded")
     return Admission(request_id=request_id, principal=principal, reserved=amount,
@@ -351,6 +358,34 @@ def _reservation_claim(**values) -> None:
         cursor.execute(sql, [*params, values["request_id"]])
         if cursor.rowcount == 0:
             raise IntegrityError("request id already in the ledger")
+
+
+def _refusal_count(refusal: _Refusal, *, amount: Decimal, now: datetime) -> None:
+    """SQLite: count the refusal on the counter that refused, in one statement of its own (the
+    admission transaction rolled back). PostgreSQL counts it inside the admission statement."""
+    counter = refusal.counter
+    rows = BudgetCounter.objects.filter(budget_id=counter.budget_id, period=counter.period,
+                                        period_start=counter.period_start)
+    change = {"refused": F("refused") + 1, "refused_amount": F("refused_amount") + amount,
+              "last_refused_at": now}
+    if not rows.update(**change):
+        # The request was its period's first, and the rollback undid the counter it created:
+        # create it again (the limit alert is claimed on it next).
+        refusal.counter = _counters_find([refusal.limit], now=now)[refusal.limit.key]
+        rows.update(**change)
+
+
+def _refusal_report(refusal: _Refusal, *, amount: Decimal, principal: Principal,
+                    request_id: str, requested_model: str) -> None:
+    """Write the refusal's JSON line and count it in llm_requests_refused_total."""
+    limit = refusal.limit
+    refusal_report(
+        reason=BUDGET, scope=limit.budget.scope, request_id=request_id,
+        api_key_id=principal.api_key_id, key_prefix=principal.key_prefix,
+        user_id=principal.user_id, team_id=principal.team_id, team=principal.team_name,
+        requested_model=requested_model, period=limit.period, limit=limit.limit,
+        remaining=_usd(refusal.remaining), requested=amount, unit="usd",
+        budget_id=limit.budget.pk, period_start=limit.start.isoformat())
 
 
 def _budget_exceeded(refusal: _Refusal, amount: Decimal) -> BudgetExceeded:

@@ -3,7 +3,7 @@
 from django.contrib import admin, messages
 
 from budgets.admin import ApiKeyBudgetInline, TeamBudgetInline, budget_admin_link
-from llmops.models import ApiKey, Team
+from llmops.models import ApiKey, RateLimitRefusal, Team
 from llmops.services import api_key_issue
 
 
@@ -64,3 +64,28 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def revoke(self, request, queryset) -> None:
         count = queryset.update(is_active=False)
         self.message_user(request, f"Revoked {count} key(s).")
+
+
+@admin.register(RateLimitRefusal)
+class RateLimitRefusalAdmin(admin.ModelAdmin):
+    """Requests the per-key rate limit refused, per key and UTC day (read-only)."""
+
+    list_display = ("day", "key", "team", "refused", "updated_at")
+    list_filter = (("api_key__team", admin.RelatedOnlyFieldListFilter),)
+    search_fields = ("=api_key__prefix",)
+    list_select_related = ("api_key__team",)
+    date_hierarchy = "day"
+
+    @admin.display(description="key", ordering="api_key__prefix")
+    def key(self, obj: RateLimitRefusal) -> str:
+        return obj.api_key.masked
+
+    @admin.display(description="team", ordering="api_key__team__name")
+    def team(self, obj: RateLimitRefusal) -> str:
+        return obj.api_key.team.name
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -63,6 +63,12 @@ usage_rejected_total = Counter(
     "llm_provider_usage_rejected_total",
     "Provider usage reports replaced by the gateway's own count.", ["model", "reason"]
 )
+# reason: "budget" (402) or "rate_limit" (429); scope: the budget's scope (key, user, team, global)
+# or the throttle's scope ("api_key"). Which key or team was refused is in the refusal log line.
+refused_total = Counter(
+    "llm_requests_refused_total", "Requests refused before any model was called.",
+    ["reason", "scope"],
+)
 fallbacks_total = Counter(
     "llm_fallbacks_total", "Requests served by a fallback model.", ["from_model", "to_model"]
 )
@@ -136,6 +142,11 @@ def observe_model_selection(*, model: str, reason: str) -> None:
 def observe_upstream_error(*, model: str, kind: str) -> None:
     """Record one failed provider call (`kind`: timeout, connect, http_5xx, ...)."""
     upstream_errors_total.labels(model=model, kind=kind).inc()
+
+
+def observe_refusal(*, reason: str, scope: str) -> None:
+    """Record one request refused by a budget (`reason="budget"`) or a rate limit."""
+    refused_total.labels(reason=reason, scope=scope).inc()
 
 
 def observe_fallback(*, from_model: str, to_model: str) -> None:

@@ -122,3 +122,26 @@ class ResponseFeedback(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source} {self.score:g}/10 on {self.usage_record_id}"
+
+
+class RateLimitRefusal(models.Model):
+    """How many requests of one API key the per-key rate limit refused on one UTC day.
+
+    Counted in each process and written in batches (llmops/observability/refusals.py), so a
+    flood of refused requests never costs a database write each.
+    """
+
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE,
+                                related_name="rate_limit_refusals")
+    day = models.DateField(db_index=True)
+    refused = models.PositiveBigIntegerField(default=0)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-day", "-refused"]
+        constraints = [
+            models.UniqueConstraint(fields=["api_key", "day"], name="rate_limit_refusal_per_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.api_key_id} {self.day}: {self.refused} refused"

@@ -5,6 +5,14 @@ import uuid
 
 from rest_framework.throttling import SimpleRateThrottle
 
+from llmops.models import ApiKey
+from llmops.observability.refusals import (
+    RATE_LIMIT,
+    rate_refusal_record,
+    rate_refusals_flush_due,
+    refusal_report,
+)
+
 logger = logging.getLogger(__name__)
 
 # DRF's sliding log as one atomic Redis script over a sorted set of request times (ms): drop
@@ -43,6 +51,13 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": api_key.prefix}
 
     def allow_request(self, request, view) -> bool:
+        if self._allow(request, view):
+            rate_refusals_flush_due()  # a time check; writes this process's pending counts
+            return True
+        self._refused(request)
+        return False
+
+    def _allow(self, request, view) -> bool:
         client = _redis_client(self.cache)
         if client is None or self.rate is None:
             return super().allow_request(request, view)
@@ -61,6 +76,26 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
         self._count, self._oldest = int(count), float(oldest) / 1000
         return bool(allowed)
 
+    def _refused(self, request) -> None:
+        """Report the refusal (log line, metric) and tally it for the key's daily count."""
+        api_key = request.auth
+        api_key_id = getattr(api_key, "pk", None)
+        wait = self.wait()
+        refusal_report(
+            reason=RATE_LIMIT, scope=self.scope,
+            request_id=getattr(getattr(request, "_request", None), "request_id", ""),
+            api_key_id=api_key_id, key_prefix=api_key.prefix,
+            user_id=getattr(api_key, "user_id", None), team_id=getattr(api_key, "team_id", None),
+            team=_team_name(api_key),
+            # Refused before the body is parsed: parsing it only to log the model would make
+            # every refused request cost what the limit exists to save.
+            requested_model=None,
+            period=f"{self.duration}s", limit=self.num_requests, remaining=0, requested=1,
+            unit="requests", retry_after=None if wait is None else round(wait, 3),
+        )
+        if api_key_id is not None:
+            rate_refusal_record(api_key_id=api_key_id)
+
     def wait(self) -> float | None:
         if not hasattr(self, "_count"):
             return super().wait()
@@ -69,6 +104,13 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
         remaining = self.duration - (self.now - self._oldest) if self._oldest else self.duration
         available = self.num_requests - self._count + 1
         return remaining / available if available > 0 else None
+
+
+def _team_name(api_key) -> str | None:
+    """Return the key's team name when authentication already loaded it (never a query)."""
+    if isinstance(api_key, ApiKey) and ApiKey.team.is_cached(api_key):
+        return api_key.team.name
+    return None
 
 
 def _redis_client(cache):

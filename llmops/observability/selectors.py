@@ -8,8 +8,8 @@ from django.conf import settings
 from django.db.models import Avg, Count, DecimalField, F, Q, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate
 
-from budgets.models import UsageRecord
-from llmops.models import ResponseFeedback
+from budgets.models import BudgetCounter, UsageRecord
+from llmops.models import RateLimitRefusal, ResponseFeedback
 from routing.models import ModelProfile
 
 ZERO = Value(Decimal(0), output_field=DecimalField(max_digits=20, decimal_places=12))
@@ -123,11 +123,79 @@ def budgets_closest_to_limit(*, limit: int) -> list[BudgetRow]:
             "budget__team__name", "spent", "limit_usd", "ratio",
         )[:limit]
         for scope, prefix, username, team, spent, limit_usd, ratio in counters:
-            target = {"key": f"key {prefix}", "user": f"user {username}",
-                      "team": f"team {team}"}.get(scope, "global")
+            target = _budget_target(scope, prefix, username, team)
             rows.append(BudgetRow(target, period, float(spent), float(limit_usd), float(ratio)))
     rows.sort(key=lambda row: row.ratio, reverse=True)
     return rows[:limit]
+
+
+def _budget_target(scope: str, prefix: str | None, username: str | None, team: str | None) -> str:
+    return {"key": f"key {prefix}", "user": f"user {username}",
+            "team": f"team {team}"}.get(scope, "global")
+
+
+# --- Refusals ------------------------------------------------------------------------------------
+# Budget refusals are counted per budget period (on the counter of the limit that refused), rate
+# refusals per key and UTC day: a window takes the budget periods that refused a request in it
+# and the days it covers, so a window starting mid-period includes that period's earlier ones.
+
+
+def _refusing_counters(since: datetime):
+    return BudgetCounter.objects.filter(last_refused_at__gte=since, refused__gt=0)
+
+
+def _rate_refusals(since: datetime):
+    return RateLimitRefusal.objects.filter(day__gte=since.date())
+
+
+def refusal_totals(*, since: datetime) -> dict:
+    """Return requests refused since `since`: {budget, budget_amount (USD), rate_limit, total}.
+    Two aggregate queries over the counters, never the ledger (refusals have no ledger row)."""
+    budget = _refusing_counters(since).aggregate(
+        count=Coalesce(Sum("refused"), 0),
+        amount=Coalesce(Sum("refused_amount"),
+                        Value(Decimal(0), output_field=DecimalField(max_digits=30,
+                                                                    decimal_places=12))))
+    rate = _rate_refusals(since).aggregate(count=Coalesce(Sum("refused"), 0))["count"]
+    return {"budget": budget["count"], "budget_amount": budget["amount"], "rate_limit": rate,
+            "total": budget["count"] + rate}
+
+
+@dataclass(frozen=True)
+class RefusedBudgetRow:
+    """One budget period that refused requests (staff only, so named by its target)."""
+
+    target: str
+    period: str
+    period_start: datetime
+    refused: int
+    refused_amount: Decimal
+    last_refused_at: datetime
+
+
+def most_refused_budgets(*, since: datetime, limit: int) -> list[RefusedBudgetRow]:
+    """Return the `limit` budget periods that refused most requests, of those that refused one
+    since `since` (one query)."""
+    rows = _refusing_counters(since).order_by("-refused", "-last_refused_at").values_list(
+        "budget__scope", "budget__api_key__prefix", "budget__user__username",
+        "budget__team__name", "period", "period_start", "refused", "refused_amount",
+        "last_refused_at",
+    )[:limit]
+    return [RefusedBudgetRow(_budget_target(scope, prefix, username, team), period, start,
+                             refused, amount, last)
+            for scope, prefix, username, team, period, start, refused, amount, last in rows]
+
+
+def most_rate_limited_keys(*, since: datetime, limit: int) -> list[dict]:
+    """Return the `limit` API keys whose rate limit refused most requests on the UTC days since
+    `since`, by prefix: [{prefix, name, team_name, refused}] (one grouped query)."""
+    return list(
+        _rate_refusals(since)
+        .values(prefix=F("api_key__prefix"), name=F("api_key__name"),
+                team_name=F("api_key__team__name"))
+        .annotate(refused=Sum("refused"))
+        .order_by("-refused", "prefix")[:limit]
+    )
 
 
 def quality_per_model(*, since: datetime) -> list[dict]:
@@ -151,5 +219,8 @@ def dashboard_data(*, since: datetime) -> dict:
         "top_teams": top_teams(since=since, limit=top_n),
         "top_keys": top_keys(since=since, limit=top_n),
         "budgets": budgets_closest_to_limit(limit=top_n),
+        "refusals": refusal_totals(since=since),
+        "refused_budgets": most_refused_budgets(since=since, limit=top_n),
+        "rate_limited_keys": most_rate_limited_keys(since=since, limit=top_n),
         "quality": quality_per_model(since=since),
     }

@@ -1,4 +1,4 @@
-"""The built-in dashboard page (staff only): spend, savings, cache, budgets, top teams and keys."""
+"""The built-in dashboard page (staff only): spend, savings, cache, budgets, refusals, top lists."""
 
 from datetime import timedelta
 
@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
+from llmops.observability.refusals import rate_refusals_flush
 from llmops.observability.selectors import dashboard_data
 
 WINDOWS = (1, 7, 30, 90)
@@ -44,6 +45,7 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
     """Render the dashboard for the last `?days=` days (default DASHBOARD_DEFAULT_DAYS)."""
     days = _days(request)
     now = timezone.now()
+    rate_refusals_flush()  # this process's pending counts: the embedded server's are all here
     data = dashboard_data(since=now - timedelta(days=days))
     return render(request, "dashboard/index.html", {
         "title": "Usage dashboard",

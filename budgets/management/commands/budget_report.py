@@ -7,7 +7,8 @@ from budgets.selectors import spend_report
 
 
 class Command(BudgetCommand):
-    help = "Print spend, cache savings and budget utilization per scope (global, team, user, key)."
+    help = ("Print spend, cache savings, budget utilization and requests refused by each budget, "
+            "per scope (global, team, user, key).")
 
     def add_arguments(self, parser):
         parser.add_argument("--team", metavar="NAME", help="Only this team, its users and keys.")
@@ -23,13 +24,15 @@ class Command(BudgetCommand):
             self.stdout.write(json.dumps({"period": opts["period"],
                                           "rows": [r.as_dict() for r in rows]}, indent=2))
             return
-        header = ("SCOPE", "NAME", "REQUESTS", "SPENT $", "SAVED $", "HITS", "LIMIT $", "USED")
+        header = ("SCOPE", "NAME", "REQUESTS", "SPENT $", "SAVED $", "HITS", "LIMIT $", "USED",
+                  "REFUSED", "REFUSED $")
         table = [header]
         for r in rows:
             table.append((
                 r.scope, r.name, str(r.requests), f"{r.spent:.6f}", f"{r.saved:.6f}",
                 str(r.cache_hits), "-" if r.limit is None else f"{r.limit:.2f}",
                 "-" if r.utilization is None else f"{r.utilization:.1%}",
+                str(r.refused), f"{r.refused_amount:.6f}",
             ))
         widths = [max(len(row[i]) for row in table) for i in range(len(header))]
         for row in table:

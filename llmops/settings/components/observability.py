@@ -21,6 +21,12 @@ BUDGET_UTILIZATION_REFRESH_SECONDS = env.int("BUDGET_UTILIZATION_REFRESH_SECONDS
 # How many of the budgets closest to their limit get their own (rank-labelled) series.
 BUDGET_UTILIZATION_TOP_N = env.int("BUDGET_UTILIZATION_TOP_N", default=10)
 
+# --- Refused requests ---------------------------------------------------------------------------
+# Rate-limit refusals are counted per key and UTC day in each process and written to the database
+# at most this often (seconds) per process; 0 writes each one at once. A process that stops loses
+# at most this long of its counts (never the log lines or the metric).
+RATE_LIMIT_REFUSALS_FLUSH_SECONDS = env.float("RATE_LIMIT_REFUSALS_FLUSH_SECONDS", default=1.0)
+
 # --- Quality signals --------------------------------------------------------------------------
 # The bounded values of the `task_type` label; anything else is recorded as "general".
 QUALITY_TASK_TYPES = env.list(

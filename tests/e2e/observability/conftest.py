@@ -25,13 +25,13 @@ class Traffic:
 
 
 @pytest.fixture
-def gateway_traffic(live_gateway, openai_client, api_key, fake_profile, fake_provider,
-                    settings) -> Traffic:
+def gateway_traffic(live_gateway, openai_client, api_key, make_api_key, fake_profile,
+                    fake_provider, settings) -> Traffic:
     """Send a little of every kind of request through the live gateway.
 
     Plain, repeated (cache), streamed (TTFT), auto-routed, a failing model with a fallback, a
-    failing model without one, a user's feedback and one judged answer: every metric the
-    dashboard and the alerts query gets at least one series.
+    failing model without one, one refused by a budget, a user's feedback and one judged answer:
+    every metric the dashboard and the alerts query gets at least one series.
     """
     from budgets.models import Budget
     from llmops.observability.tasks import judge_response
@@ -46,8 +46,9 @@ def gateway_traffic(live_gateway, openai_client, api_key, fake_profile, fake_pro
     ids, statuses = [], []
     headers = {"Authorization": f"Bearer {api_key.key}"}
 
-    def send(model: str, content: str, **extra) -> httpx.Response:
-        response = httpx.post(f"{live_gateway.api_base}/chat/completions", headers=headers,
+    def send(model: str, content: str, *, key: str = api_key.key, **extra) -> httpx.Response:
+        response = httpx.post(f"{live_gateway.api_base}/chat/completions",
+                              headers={"Authorization": f"Bearer {key}"},
                               json={"model": model,
                                     "messages": [{"role": "user", "content": content}], **extra},
                               timeout=30)
@@ -67,6 +68,10 @@ def gateway_traffic(live_gateway, openai_client, api_key, fake_profile, fake_pro
          stream_options={"include_usage": True})
     send("flaky", "Which fallback answers this?")
     send("broken", "Nobody answers this.")
+    # A key whose budget is spent: refused (402) before any model is called.
+    broke = make_api_key(team="team-broke", user="carol")
+    Budget.objects.create(scope="key", api_key=broke.api_key, daily_limit=Decimal("0"))
+    send("simulated-standard", "Nothing left to spend on this.", key=broke.key)
 
     feedback = httpx.post(f"{live_gateway.api_base}/feedback", headers=headers,
                           json={"request_id": ids[0], "thumbs": "up", "task_type": "general"},

@@ -163,7 +163,7 @@ def test_promtool_accepts_the_shipped_config_and_rules():
 
 
 def test_every_dashboard_and_alert_query_returns_series(gateway_traffic, prometheus):
-    assert 200 in gateway_traffic.statuses and 502 in gateway_traffic.statuses
+    assert {200, 402, 502} <= set(gateway_traffic.statuses)
 
     dashboard = [(title, grafana_substitute(expr)) for title, expr in dashboard_expressions()]
     alerts = [(rule["alert"], as_bool_comparison(rule["expr"])) for rule in alert_rules()]

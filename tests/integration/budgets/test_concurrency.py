@@ -88,6 +88,10 @@ def assert_no_overspend_and_one_row_each(budgets: dict, admitted: list, refused:
     # No alert storm: the team's day sent one threshold alert and one limit alert (refusals).
     assert sorted(team_day.alerts.values_list("kind", flat=True)) == ["limit", "threshold"]
     assert not BudgetAlert.objects.exclude(counter=team_day).exists()
+    # Every 402 counted exactly once, on the team's day (the only limit that refused).
+    counted = BudgetCounter.objects.aggregate(n=Sum("refused"), usd=Sum("refused_amount"))
+    assert (team_day.refused, counted["n"]) == (len(refused), len(refused))
+    assert counted["usd"] == team_day.refused_amount == len(refused) * RESERVE
     assert budget_counters_reconcile(fix=False) == []
 
 

@@ -72,7 +72,8 @@ def test_panels_do_not_overlap():
 @pytest.mark.parametrize("topic", ["cost per request", "budget utilization", "model selection",
                                    "cache hits vs misses", "quality", "spend over time by model",
                                    "spend over time by team", "savings", "latency",
-                                   "time to first token", "upstream errors", "fallbacks"])
+                                   "time to first token", "upstream errors", "fallbacks",
+                                   "refused requests"])
 def test_covers_the_required_panels(topic):
     assert any(topic in p["title"].lower() for p in _panels()), topic
 
