@@ -212,7 +212,7 @@ class BudgetReservation(models.Model):
     stale-reservation sweep to release.
     """
 
-    request_id = models.CharField(max_length=64, unique=True)
+    request_id = models.CharField(max_length=64)
     amount = models.DecimalField(**MONEY)
     counter_ids = models.JSONField(default=list)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -224,6 +224,13 @@ class BudgetReservation(models.Model):
     team = models.ForeignKey("llmops.Team", null=True, blank=True, on_delete=models.SET_NULL,
                              related_name="+")
     requested_model = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        constraints = [
+            # Request ids are the client's (X-Request-ID), so they are unique per team only.
+            models.UniqueConstraint(fields=["request_id", "team"],
+                                    name="reservation_request_id_per_team"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.request_id}: ${self.amount}"
@@ -271,7 +278,9 @@ class UsageRecord(models.Model):
     in (the same counters it reserved on), even when it settles after midnight.
     """
 
-    request_id = models.CharField(max_length=64, unique=True, default=uuid.uuid4)
+    # The client's X-Request-ID (else one the gateway made): unique within the team, so one
+    # team's ids never collide with, nor reveal, another's.
+    request_id = models.CharField(max_length=64, default=uuid.uuid4)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     api_key = models.ForeignKey("llmops.ApiKey", null=True, on_delete=models.SET_NULL,
@@ -324,6 +333,12 @@ class UsageRecord(models.Model):
             models.Index(fields=["served_model", "created_at"]),
             models.Index(fields=["status", "created_at"]),
             models.Index(fields=["cache_status", "created_at"]),
+        ]
+        constraints = [
+            # Unique per team (team, request_id); request_id first so that the admin's search
+            # by id alone still uses the index.
+            models.UniqueConstraint(fields=["request_id", "team"],
+                                    name="usage_request_id_per_team"),
         ]
 
     def __str__(self) -> str:

@@ -85,6 +85,9 @@ class UsageEntry:
     status: str = "ok"
     error_kind: str = ""
     http_status: int = 200
+    # The ledger row's time when nothing was admitted (a cache hit); also tells a retried
+    # settle its own earlier row from another request's under the same id.
+    recorded_at: datetime = field(default_factory=timezone.now)
 
 
 def _usd(amount: Decimal) -> Decimal:
@@ -324,11 +327,12 @@ def _admit_in_one_statement(*, principal: Principal, request_id: str, amount: De
 
 
 def _reservation_claim(**values) -> None:
-    """Insert the reservation row `values` unless the ledger already holds its request id.
+    """Insert the reservation row `values` unless the team's ledger already holds its request id.
 
     One statement (`INSERT … SELECT … WHERE NOT EXISTS`) instead of an insert and a lookup. An id
-    that is taken raises IntegrityError: in flight (the reservation's unique request id) or
-    finished (no row inserted because the ledger has it).
+    that is taken raises IntegrityError: in flight (the reservation's unique (team, request id))
+    or finished (no row inserted because the ledger has it). Ids are the client's, so another
+    team's use of the same id is no conflict.
     """
     reservation, ledger = BudgetReservation._meta, UsageRecord._meta
     qn = connection.ops.quote_name
@@ -339,9 +343,10 @@ def _reservation_claim(**values) -> None:
         params.append(field.get_db_prep_save(value, connection))
     sql = (f"INSERT INTO {qn(reservation.db_table)} ({', '.join(columns)}) "
            f"SELECT {', '.join('%s' for _ in columns)} WHERE NOT EXISTS (SELECT 1 FROM "
-           f"{qn(ledger.db_table)} WHERE {qn(ledger.get_field('request_id').column)} = %s)")
+           f"{qn(ledger.db_table)} WHERE {qn(ledger.get_field('request_id').column)} = %s "
+           f"AND {qn(ledger.get_field('team').column)} = %s)")
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, values["request_id"]])
+        cursor.execute(sql, [*params, values["request_id"], values["team_id"]])
         if cursor.rowcount == 0:
             raise IntegrityError("request id already in the ledger")
 
@@ -372,9 +377,11 @@ def _budget_exceeded(refusal: _Refusal, amount: Decimal) -> BudgetExceeded:
 def request_settle(*, admission: Admission | None, entry: UsageEntry) -> UsageRecord:
     """Release the admission's reservations, charge the actual cost and write the ledger row.
 
-    Idempotent per request id: a retry after a settle that committed returns the first row and
-    charges nothing more. `admission=None` (a cache hit, or refused before reservation) still
-    writes its row; a cost on it is charged to the budgets that apply now.
+    Idempotent per (team, request id): a retry after a settle that committed returns the first
+    row and charges nothing more. `admission=None` (a cache hit, or refused before reservation)
+    still writes its row, and claims its request id doing so: an id the team already used is
+    refused (`duplicate_request_id`, nothing written); a cost on it is charged to the budgets
+    that apply now.
     """
     now = timezone.now()
     if admission is not None and connection.vendor == "postgresql":
@@ -394,14 +401,33 @@ def request_settle(*, admission: Admission | None, entry: UsageEntry) -> UsageRe
                 # (The sweep deletes the reservation and writes that row in one transaction,
                 # so a settle that found its reservation has no such row to replace.)
                 UsageRecord.objects.filter(request_id=entry.request_id,
+                                           team_id=entry.principal.team_id,
                                            error_kind=ABANDONED).delete()
-            record = _ledger_row(entry, created_at=admission.admitted_at if admission else now)
+            if admission is None and BudgetReservation.objects.filter(
+                    request_id=entry.request_id, team_id=entry.principal.team_id).exists():
+                # The id is in flight in the team: the admitted request's row is still to come.
+                # (On SQLite the write lock makes this check and the insert one step; on
+                # PostgreSQL a hit racing an admission of the same id in the same instant
+                # can still pass, and that request's settle then finds this row.)
+                raise _duplicate_request_id(entry.request_id)
+            record = _ledger_row(
+                entry, created_at=admission.admitted_at if admission else entry.recorded_at)
             record.save(force_insert=True)
             _charge(admission=admission, entry=entry, released=released, now=now)
     except IntegrityError:
-        existing = UsageRecord.objects.filter(request_id=entry.request_id).first()
+        existing = UsageRecord.objects.filter(request_id=entry.request_id,
+                                              team_id=entry.principal.team_id).first()
         if existing is None:
             raise
+        if admission is None and existing.created_at != entry.recorded_at:
+            # A cache hit claims its id only here: a row that is not this entry's own earlier
+            # write (a retry after a commit whose reply was lost) is another request of the
+            # team's under the same id, and this one must not hide behind it.
+            raise _duplicate_request_id(entry.request_id) from None
+        if admission is not None and existing.created_at != admission.admitted_at:
+            logger.error("request id taken by a concurrent cache hit; this request's cost is "
+                         "not in the ledger", extra={"request_id": entry.request_id,
+                                                     "cost": str(entry.cost)})
         return existing
     return record
 
@@ -454,7 +480,8 @@ def _warn_above_bound(admission: Admission, cost: Decimal) -> None:
 
 def _reservation_delete(admission: Admission) -> bool:
     """Delete the admission's reservation row; return whether it was still there."""
-    deleted, _ = BudgetReservation.objects.filter(request_id=admission.request_id).delete()
+    deleted, _ = BudgetReservation.objects.filter(
+        request_id=admission.request_id, team_id=admission.principal.team_id).delete()
     return bool(deleted)
 
 
@@ -688,10 +715,10 @@ def _record_abandoned(reservation: BudgetReservation) -> None:
     every admitted request has exactly one row. Nothing is charged: what the provider did with a
     call cut off by a crash is unknown, and the reserved upper bound is shown as the estimate."""
     UsageRecord.objects.get_or_create(
-        request_id=reservation.request_id,
+        request_id=reservation.request_id, team_id=reservation.team_id,
         defaults=dict(
             created_at=reservation.created_at, api_key_id=reservation.api_key_id,
-            user_id=reservation.user_id, team_id=reservation.team_id,
+            user_id=reservation.user_id,
             requested_model=reservation.requested_model, estimated_cost=reservation.amount,
             cost=ZERO, status=UsageStatus.GATEWAY_ERROR, error_kind=ABANDONED,
             http_status=500,
