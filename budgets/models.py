@@ -9,6 +9,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from budgets.money import format_usd
+
 # Money columns: 1e-12 USD precision (routing.pricing.USD), up to 10^8 USD.
 MONEY = {"max_digits": 20, "decimal_places": 12}
 
@@ -233,7 +235,7 @@ class BudgetReservation(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.request_id}: ${self.amount}"
+        return f"{self.request_id}: {format_usd(self.amount)}"
 
 
 class BudgetAlertKind(models.TextChoices):
@@ -342,4 +344,5 @@ class UsageRecord(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.request_id} {self.served_model or self.requested_model} ${self.cost}"
+        return f"{self.request_id} {self.served_model or self.requested_model} " \
+               f"{format_usd(self.cost)}"

@@ -36,6 +36,7 @@ from budgets.models import (
     UsageRecord,
     UsageStatus,
 )
+from budgets.money import format_usd
 from budgets.periods import period_start
 from budgets.selectors import PeriodLimit
 from llmops.errors import BudgetExceeded, InvalidRequest
@@ -356,8 +357,9 @@ def _budget_exceeded(refusal: _Refusal, amount: Decimal) -> BudgetExceeded:
     name = str(limit.budget)
     period = BudgetPeriod(limit.period).label.lower()
     message = (
-        f"{name}: the {period} limit of ${limit.limit:.6f} has ${refusal.remaining:.6f} remaining, "
-        f"less than this request's maximum cost of ${amount:.6f}. Lower max_tokens (or set a "
+        f"{name}: the {period} limit of {format_usd(limit.limit, decimals=6)} has "
+        f"{format_usd(refusal.remaining, decimals=6)} remaining, less than this request's "
+        f"maximum cost of {format_usd(amount, decimals=6)}. Lower max_tokens (or set a "
         f"default_max_tokens for the team), choose a cheaper model, or raise the budget."
     )
     return BudgetExceeded(message, extra={
@@ -658,7 +660,8 @@ def alert_payload(*, alert: BudgetAlert) -> dict:
     return {
         "event": f"budget.{alert.kind}",
         "message": f"{budget} {what} for the {alert.period} starting "
-                   f"{alert.period_start:%Y-%m-%d}: ${alert.spent:.6f} of ${alert.limit:.6f}.",
+                   f"{alert.period_start:%Y-%m-%d}: {format_usd(alert.spent, decimals=6)} of "
+                   f"{format_usd(alert.limit, decimals=6)}.",
         "budget": {"id": budget.pk, "scope": budget.scope, "name": budget.target_label,
                    "action": budget.action},
         "period": alert.period,

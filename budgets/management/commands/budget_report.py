@@ -3,6 +3,7 @@
 import json
 
 from budgets.management.base import BudgetCommand
+from budgets.money import format_usd
 from budgets.selectors import spend_report
 
 
@@ -23,12 +24,13 @@ class Command(BudgetCommand):
             self.stdout.write(json.dumps({"period": opts["period"],
                                           "rows": [r.as_dict() for r in rows]}, indent=2))
             return
-        header = ("SCOPE", "NAME", "REQUESTS", "SPENT $", "SAVED $", "HITS", "LIMIT $", "USED")
+        header = ("SCOPE", "NAME", "REQUESTS", "SPENT", "SAVED", "HITS", "LIMIT", "USED")
         table = [header]
         for r in rows:
             table.append((
-                r.scope, r.name, str(r.requests), f"{r.spent:.6f}", f"{r.saved:.6f}",
-                str(r.cache_hits), "-" if r.limit is None else f"{r.limit:.2f}",
+                r.scope, r.name, str(r.requests), format_usd(r.spent, decimals=6),
+                format_usd(r.saved, decimals=6), str(r.cache_hits),
+                "-" if r.limit is None else format_usd(r.limit),
                 "-" if r.utilization is None else f"{r.utilization:.1%}",
             ))
         widths = [max(len(row[i]) for row in table) for i in range(len(header))]

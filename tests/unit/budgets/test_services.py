@@ -88,6 +88,16 @@ class TestAdmission:
         assert counter(team).reserved == D("0.6")
         assert not BudgetReservation.objects.filter(request_id="r2").exists()
 
+    def test_a_refusal_below_a_micro_dollar_still_names_its_amounts(self, api_key, principal):
+        budget_set(scope=BudgetScope.KEY, api_key=api_key.api_key,
+                   daily_limit=D("0.0000005"))
+        request_admit(principal=principal, request_id="r1", estimated_cost=D("0.0000002"))
+        with pytest.raises(BudgetExceeded) as exc:
+            request_admit(principal=principal, request_id="r2", estimated_cost=D("0.0000004"))
+        message = str(exc.value.detail)
+        assert "limit of $0.0000005 has $0.0000003 remaining" in message
+        assert "maximum cost of $0.0000004." in message
+
     def test_exactly_the_limit_is_admitted(self, api_key, principal):
         budget_set(scope=BudgetScope.GLOBAL, total_limit=D("1"))
         spend(principal, "a", "0.5", "0.5")
@@ -501,6 +511,17 @@ class TestAlert:
                           estimated_cost=D("0.1"))
         assert [p["event"] for p in posted] == ["budget.threshold", "budget.limit"]
         assert BudgetAlert.objects.filter(delivered_at__isnull=False).count() == 2
+
+    def test_an_alert_on_a_tiny_limit_names_its_amounts(self, api_key, principal):
+        from budgets.services import alert_payload
+
+        budget_set(scope=BudgetScope.KEY, api_key=api_key.api_key, daily_limit=D("0.0000005"))
+        spend(principal, "a", "0.0000005", "0.0000004")
+        alert = BudgetAlert.objects.get(kind="threshold")
+        assert alert_payload(alert=alert)["message"].endswith(": $0.0000004 of $0.0000005.")
+        assert str(UsageRecord.objects.get(request_id="a")).endswith(" m $0.0000004")
+        reservation = request_admit(principal=principal, request_id="b", estimated_cost=D(0))
+        assert str(BudgetReservation.objects.get(request_id=reservation.request_id)) == "b: $0.00"
 
     def test_refusal_sends_the_limit_alert_once(self, api_key, principal, committed):
         budget_set(scope=BudgetScope.KEY, api_key=api_key.api_key, daily_limit=D("1"),
