@@ -1,5 +1,4 @@
-"""The seam the gateway pipeline calls: lookup, counting a served hit, write-behind store,
-feedback, warm-up.
+"""The seam the gateway pipeline calls: lookup, served-hit count, store, feedback, warm-up.
 
 Nothing here raises into the pipeline: a cache that fails is a cache that is bypassed (DESIGN
 invariant 5). Redis work runs on worker threads, the embedding on the embedder's batching thread,
@@ -261,6 +260,8 @@ async def _record_hit_behind(hit: CacheHit, team_id: int | None, request_id: str
 def cache_hit_served(ctx: RequestContext, hit: CacheHit) -> None:
     """Count a hit the gateway served (its ledger row written) with its saving, and remember
     which entry answered the request, for feedback; off the request path, never raises."""
+    if hit.found is None:
+        return
     try:
         task = asyncio.get_running_loop().create_task(
             _record_hit_behind(hit, ctx.principal.team_id, ctx.request_id))

@@ -353,7 +353,9 @@ async def _answer_from_cache(ctx: RequestContext, hit) -> CompletionResult | Str
     usage = Usage(prompt_tokens=0, completion_tokens=0)
     outcome = Outcome(usage=usage, reason=f"cache:{hit.kind}", attempted=[])
     entry = await _settle(ctx, None, outcome, cost_saved=Decimal(hit.cost), hit=hit)
-    _semantic_cache().cache_hit_served(ctx, hit)  # its ledger row is written: count the hit
+    cache = _semantic_cache()
+    if cache is not None:
+        cache.cache_hit_served(ctx, hit)  # its ledger row is written: count the hit
     original = Usage(prompt_tokens=int(hit.usage.get("prompt_tokens", 0)),
                      completion_tokens=int(hit.usage.get("completion_tokens", 0)))
     headers = _headers(ctx, model=hit.model, entry=entry)
