@@ -19,6 +19,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import cache
 
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
@@ -405,16 +406,13 @@ def request_settle(*, admission: Admission | None, entry: UsageEntry) -> UsageRe
                 UsageRecord.objects.filter(request_id=entry.request_id,
                                            team_id=entry.principal.team_id,
                                            error_kind=ABANDONED).delete()
-            if admission is None and BudgetReservation.objects.filter(
-                    request_id=entry.request_id, team_id=entry.principal.team_id).exists():
-                # The id is in flight in the team: the admitted request's row is still to come.
-                # (On SQLite the write lock makes this check and the insert one step; on
-                # PostgreSQL a hit racing an admission of the same id in the same instant
-                # can still pass, and that request's settle then finds this row.)
-                raise _duplicate_request_id(entry.request_id)
             record = _ledger_row(
                 entry, created_at=admission.admitted_at if admission else entry.recorded_at)
-            record.save(force_insert=True)
+            if admission is not None:
+                record.save(force_insert=True)
+            elif not _ledger_claim(record):
+                # The id is in flight in the team: the admitted request's row is still to come.
+                raise _duplicate_request_id(entry.request_id)
             _charge(admission=admission, entry=entry, released=released, now=now)
     except IntegrityError:
         existing = UsageRecord.objects.filter(request_id=entry.request_id,
@@ -432,6 +430,39 @@ def request_settle(*, admission: Admission | None, entry: UsageEntry) -> UsageRe
                                                      "cost": str(entry.cost)})
         return existing
     return record
+
+
+@cache
+def _ledger_claim_sql(vendor: str) -> str:
+    # Built once per process (per database vendor): the cache-hit path only executes it.
+    qn = connection.ops.quote_name
+    ledger, reservation = UsageRecord._meta, BudgetReservation._meta
+    columns = ", ".join(qn(f.column) for f in _LEDGER_FIELDS)
+    return (f"INSERT INTO {qn(ledger.db_table)} ({columns}) "
+            f"SELECT {', '.join('%s' for _ in _LEDGER_FIELDS)} WHERE NOT EXISTS (SELECT 1 FROM "
+            f"{qn(reservation.db_table)} WHERE {qn(reservation.get_field('request_id').column)} "
+            f"= %s AND {qn(reservation.get_field('team').column)} = %s) "
+            f"RETURNING {qn(ledger.pk.column)}")
+
+
+_LEDGER_FIELDS = [f for f in UsageRecord._meta.concrete_fields if not f.primary_key]
+
+
+def _ledger_claim(record: UsageRecord) -> bool:
+    """Insert `record` (a cache hit's row: it claims its request id here) unless its team has
+    the id in flight (reserved); return whether it was inserted. One statement; an id already
+    in the team's ledger raises IntegrityError. (On SQLite the write lock makes the check and
+    the insert one step; on PostgreSQL a hit racing an admission of the same id in the same
+    instant can still pass, and that request's settle then finds this row.)"""
+    params = [f.get_db_prep_save(getattr(record, f.attname), connection) for f in _LEDGER_FIELDS]
+    with connection.cursor() as cursor:
+        cursor.execute(_ledger_claim_sql(connection.vendor),
+                       [*params, record.request_id, record.team_id])
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    record.pk, record._state.adding = row[0], False
+    return True
 
 
 def _settle_in_one_statement(*, admission: Admission, entry: UsageEntry,
