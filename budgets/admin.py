@@ -28,6 +28,7 @@ from budgets.models import (
     BudgetScope,
     UsageRecord,
 )
+from budgets.money import format_usd
 from budgets.periods import period_start
 from budgets.selectors import team_spend_summary
 from budgets.services import budget_counters_seed
@@ -45,14 +46,14 @@ def _utilization_bar(spent, reserved, limit) -> str:
         ratio_reserved = min(float(reserved / limit), 1.0 - ratio_spent)
     color = "#ba2121" if ratio_spent >= 0.95 else "#e0a800" if ratio_spent >= 0.8 else "#417690"
     return format_html(
-        '<div title="${} spent + ${} reserved of ${}" style="width:120px;height:10px;'
+        '<div title="{} spent + {} reserved of {}" style="width:120px;height:10px;'
         'background:#eee;display:inline-block;vertical-align:middle;">'
         '<div style="width:{}%;height:100%;background:{};float:left;"></div>'
         '<div style="width:{}%;height:100%;background:{};opacity:.35;float:left;"></div></div>'
-        ' <span style="font-size:11px">{}% of ${}</span>',
-        f"{spent:.4f}", f"{reserved:.4f}", f"{limit:.2f}",
+        ' <span style="font-size:11px">{}% of {}</span>',
+        format_usd(spent, decimals=4), format_usd(reserved, decimals=4), format_usd(limit),
         f"{ratio_spent * 100:.1f}", color, f"{ratio_reserved * 100:.1f}", color,
-        f"{ratio_spent * 100:.0f}", f"{limit:.2f}",
+        f"{ratio_spent * 100:.0f}", format_usd(limit),
     )
 
 

@@ -9,6 +9,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from budgets.money import format_usd
+
 # Money columns: 1e-12 USD precision (routing.pricing.USD), up to 10^8 USD.
 MONEY = {"max_digits": 20, "decimal_places": 12}
 
@@ -219,7 +221,7 @@ class BudgetReservation(models.Model):
     stale-reservation sweep to release.
     """
 
-    request_id = models.CharField(max_length=64, unique=True)
+    request_id = models.CharField(max_length=64)
     amount = models.DecimalField(**MONEY)
     counter_ids = models.JSONField(default=list)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -237,8 +239,15 @@ class BudgetReservation(models.Model):
     # which only age out (BUDGET_RESERVATION_TIMEOUT_SECONDS).
     holder = models.CharField(max_length=64, blank=True, db_index=True)
 
+    class Meta:
+        constraints = [
+            # Request ids are the client's (X-Request-ID), so they are unique per team only.
+            models.UniqueConstraint(fields=["request_id", "team"],
+                                    name="reservation_request_id_per_team"),
+        ]
+
     def __str__(self) -> str:
-        return f"{self.request_id}: ${self.amount}"
+        return f"{self.request_id}: {format_usd(self.amount)}"
 
 
 class ReservationHolder(models.Model):
@@ -296,7 +305,9 @@ class UsageRecord(models.Model):
     in (the same counters it reserved on), even when it settles after midnight.
     """
 
-    request_id = models.CharField(max_length=64, unique=True, default=uuid.uuid4)
+    # The client's X-Request-ID (else one the gateway made): unique within the team, so one
+    # team's ids never collide with, nor reveal, another's.
+    request_id = models.CharField(max_length=64, default=uuid.uuid4)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     api_key = models.ForeignKey("llmops.ApiKey", null=True, on_delete=models.SET_NULL,
@@ -350,6 +361,13 @@ class UsageRecord(models.Model):
             models.Index(fields=["status", "created_at"]),
             models.Index(fields=["cache_status", "created_at"]),
         ]
+        constraints = [
+            # Unique per team (team, request_id); request_id first so that the admin's search
+            # by id alone still uses the index.
+            models.UniqueConstraint(fields=["request_id", "team"],
+                                    name="usage_request_id_per_team"),
+        ]
 
     def __str__(self) -> str:
-        return f"{self.request_id} {self.served_model or self.requested_model} ${self.cost}"
+        return f"{self.request_id} {self.served_model or self.requested_model} " \
+               f"{format_usd(self.cost)}"

@@ -47,7 +47,7 @@ class LockedCounter:
 @dataclass(frozen=True)
 class Reservation:
     """What the statement did: `fits` (every blocking limit has room), `fresh` (the request id is
-    not in the ledger), and the counters' values before any change. Reserved iff both."""
+    not in the team's ledger), and the counters' values before any change. Reserved iff both."""
 
     fits: bool
     fresh: bool
@@ -78,7 +78,8 @@ WITH applicable (id, lim, blocks) AS (
     FOR UPDATE OF c
 ), verdict AS (
     SELECT COALESCE(bool_and(NOT blocks OR spent + reserved + %(amount)s <= lim), TRUE) AS fits,
-           NOT EXISTS (SELECT 1 FROM {ledger} WHERE request_id = %(request_id)s) AS fresh
+           NOT EXISTS (SELECT 1 FROM {ledger}
+                       WHERE request_id = %(request_id)s AND team_id = %(team_id)s) AS fresh
     FROM locked
 ), reserve AS (
     UPDATE {counter} c SET reserved = c.reserved + %(amount)s, updated_at = %(now)s
@@ -114,8 +115,8 @@ def reserve(*, request_id: str, amount: Decimal, limits: list[tuple[int, Decimal
             now: datetime, api_key_id: int | None, user_id: int | None, team_id: int | None,
             requested_model: str, holder: str = "") -> Reservation:
     """Run the admission statement for `limits` ((counter id, USD limit, blocks) per applicable
-    limit) and return what it found and did. Raises IntegrityError when the request id is
-    already reserved (in flight)."""
+    limit) and return what it found and did. Raises IntegrityError when the team's request id
+    is already reserved (in flight)."""
     counter_ids = sorted({counter_id for counter_id, _, _ in limits})
     params = {
         "ids": raw_rows.pg_array([c for c, _, _ in limits]),

@@ -66,7 +66,8 @@ def _sql() -> str:
     values = ", ".join(f"%(f{i})s" for i in range(len(_LEDGER_FIELDS)))
     return f"""
 WITH released AS (
-    DELETE FROM {reservation} WHERE request_id = %(request_id)s RETURNING 1
+    DELETE FROM {reservation} WHERE request_id = %(request_id)s AND team_id = %(team_id)s
+    RETURNING 1
 ), recorded AS (
     INSERT INTO {ledger} ({columns})
     SELECT {values} FROM released
@@ -102,7 +103,7 @@ def settle(*, record: UsageRecord, release: Decimal, cost: Decimal, counter_ids:
     params = {f"f{i}": f.get_db_prep_save(getattr(record, f.attname), connection)
               for i, f in enumerate(_LEDGER_FIELDS)}
     params.update(request_id=record.request_id, counter_ids=raw_rows.pg_array(sorted(counter_ids)),
-                  release=release, cost=cost, now=now)
+                  release=release, cost=cost, now=now, team_id=record.team_id)
     with connection.cursor() as cursor:
         cursor.execute(_sql(), params)
         released, record_id, rows = cursor.fetchone()

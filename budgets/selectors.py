@@ -26,7 +26,8 @@ USD = Decimal("0.000000000001")  # ledger precision
 
 def usd_str(amount) -> str | None:
     """Return a USD amount as a fixed 12-decimal string for JSON (None stays None)."""
-    return None if amount is None else str(Decimal(amount).quantize(USD))
+    # Format "f": str() of a zero quantized to 12 places is "0E-12".
+    return None if amount is None else f"{Decimal(amount).quantize(USD):f}"
 
 
 def defaults_configured() -> bool:
@@ -198,13 +199,18 @@ def spend_report(*, period: str = BudgetPeriod.MONTH, team_name: str | None = No
     hits = Count("id", filter=Q(cache_status__in=[CacheStatus.HIT_EXACT, CacheStatus.HIT_SEMANTIC]))
     rows: list[ScopeSpend] = []
     seen = set()
+    totals = {"requests": Count("id"), "spent": Sum("cost"), "saved": Sum("cost_saved"),
+              "hits": hits}
     for scope, id_field, name_field in _GROUPS:
         if scope == BudgetScope.GLOBAL and team_name is not None:
             continue
-        fields = [id_field, name_field] if id_field else []
-        grouped = ledger.values(*fields).annotate(
-            requests=Count("id"), spent=Sum("cost"), saved=Sum("cost_saved"), hits=hits,
-        ).order_by(*fields)
+        if id_field is None:
+            # One row for the whole gateway. (`values()` with no fields would group by every
+            # column of the ledger: one "global" row per request.)
+            whole = ledger.aggregate(**totals)
+            grouped = [whole] if whole["requests"] else []
+        else:
+            grouped = ledger.values(id_field, name_field).annotate(**totals).order_by(id_field)
         for g in grouped:
             target = g[id_field] if id_field else None
             if id_field and target is None:

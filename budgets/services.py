@@ -19,6 +19,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import cache
 
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
@@ -38,6 +39,7 @@ from budgets.models import (
     UsageRecord,
     UsageStatus,
 )
+from budgets.money import format_usd
 from budgets.periods import period_start
 from budgets.selectors import PeriodLimit
 from llmops.errors import BudgetExceeded, InvalidRequest
@@ -88,6 +90,9 @@ class UsageEntry:
     status: str = "ok"
     error_kind: str = ""
     http_status: int = 200
+    # The ledger row's time when nothing was admitted (a cache hit); also tells a retried
+    # settle its own earlier row from another request's under the same id.
+    recorded_at: datetime = field(default_factory=timezone.now)
 
 
 def _usd(amount: Decimal) -> Decimal:
@@ -338,11 +343,12 @@ def _admit_in_one_statement(*, principal: Principal, request_id: str, amount: De
 
 
 def _reservation_claim(**values) -> None:
-    """Insert the reservation row `values` unless the ledger already holds its request id.
+    """Insert the reservation row `values` unless the team's ledger already holds its request id.
 
     One statement (`INSERT … SELECT … WHERE NOT EXISTS`) instead of an insert and a lookup. An id
-    that is taken raises IntegrityError: in flight (the reservation's unique request id) or
-    finished (no row inserted because the ledger has it).
+    that is taken raises IntegrityError: in flight (the reservation's unique (team, request id))
+    or finished (no row inserted because the ledger has it). Ids are the client's, so another
+    team's use of the same id is no conflict.
     """
     reservation, ledger = BudgetReservation._meta, UsageRecord._meta
     qn = connection.ops.quote_name
@@ -353,9 +359,10 @@ def _reservation_claim(**values) -> None:
         params.append(field.get_db_prep_save(value, connection))
     sql = (f"INSERT INTO {qn(reservation.db_table)} ({', '.join(columns)}) "
            f"SELECT {', '.join('%s' for _ in columns)} WHERE NOT EXISTS (SELECT 1 FROM "
-           f"{qn(ledger.db_table)} WHERE {qn(ledger.get_field('request_id').column)} = %s)")
+           f"{qn(ledger.db_table)} WHERE {qn(ledger.get_field('request_id').column)} = %s "
+           f"AND {qn(ledger.get_field('team').column)} = %s)")
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, values["request_id"]])
+        cursor.execute(sql, [*params, values["request_id"], values["team_id"]])
         if cursor.rowcount == 0:
             raise IntegrityError("request id already in the ledger")
 
@@ -393,8 +400,9 @@ def _budget_exceeded(refusal: _Refusal, amount: Decimal) -> BudgetExceeded:
     name = str(limit.budget)
     period = BudgetPeriod(limit.period).label.lower()
     message = (
-        f"{name}: the {period} limit of ${limit.limit:.6f} has ${refusal.remaining:.6f} remaining, "
-        f"less than this request's maximum cost of ${amount:.6f}. Lower max_tokens (or set a "
+        f"{name}: the {period} limit of {format_usd(limit.limit, decimals=6)} has "
+        f"{format_usd(refusal.remaining, decimals=6)} remaining, less than this request's "
+        f"maximum cost of {format_usd(amount, decimals=6)}. Lower max_tokens (or set a "
         f"default_max_tokens for the team), choose a cheaper model, or raise the budget."
     )
     return BudgetExceeded(message, extra={
@@ -414,9 +422,11 @@ def _budget_exceeded(refusal: _Refusal, amount: Decimal) -> BudgetExceeded:
 def request_settle(*, admission: Admission | None, entry: UsageEntry) -> UsageRecord:
     """Release the admission's reservations, charge the actual cost and write the ledger row.
 
-    Idempotent per request id: a retry after a settle that committed returns the first row and
-    charges nothing more. `admission=None` (a cache hit, or refused before reservation) still
-    writes its row; a cost on it is charged to the budgets that apply now.
+    Idempotent per (team, request id): a retry after a settle that committed returns the first
+    row and charges nothing more. `admission=None` (a cache hit, or refused before reservation)
+    still writes its row, and claims its request id doing so: an id the team already used is
+    refused (`duplicate_request_id`, nothing written); a cost on it is charged to the budgets
+    that apply now.
     """
     now = timezone.now()
     if admission is not None and connection.vendor == "postgresql":
@@ -438,20 +448,69 @@ def request_settle(*, admission: Admission | None, entry: UsageEntry) -> UsageRe
                 # and writes that row in one transaction, so a settle that found its
                 # reservation has no such row to replace.)
                 abandoned = UsageRecord.objects.filter(request_id=entry.request_id,
+                                                       team_id=entry.principal.team_id,
                                                        error_kind=ABANDONED).first()
                 if abandoned is not None:
                     uncharge = abandoned.cost
                     abandoned.delete()
-            record = _ledger_row(entry, created_at=admission.admitted_at if admission else now)
-            record.save(force_insert=True)
+            record = _ledger_row(
+                entry, created_at=admission.admitted_at if admission else entry.recorded_at)
+            if admission is not None:
+                record.save(force_insert=True)
+            elif not _ledger_claim(record):
+                # The id is in flight in the team: the admitted request's row is still to come.
+                raise _duplicate_request_id(entry.request_id)
             _charge(admission=admission, entry=entry, released=released, now=now,
                     uncharge=uncharge)
     except IntegrityError:
-        existing = UsageRecord.objects.filter(request_id=entry.request_id).first()
+        existing = UsageRecord.objects.filter(request_id=entry.request_id,
+                                              team_id=entry.principal.team_id).first()
         if existing is None:
             raise
+        if admission is None and existing.created_at != entry.recorded_at:
+            # A cache hit claims its id only here: a row that is not this entry's own earlier
+            # write (a retry after a commit whose reply was lost) is another request of the
+            # team's under the same id, and this one must not hide behind it.
+            raise _duplicate_request_id(entry.request_id) from None
+        if admission is not None and existing.created_at != admission.admitted_at:
+            logger.error("request id taken by a concurrent cache hit; this request's cost is "
+                         "not in the ledger", extra={"request_id": entry.request_id,
+                                                     "cost": str(entry.cost)})
         return existing
     return record
+
+
+@cache
+def _ledger_claim_sql(vendor: str) -> str:
+    # Built once per process (per database vendor): the cache-hit path only executes it.
+    qn = connection.ops.quote_name
+    ledger, reservation = UsageRecord._meta, BudgetReservation._meta
+    columns = ", ".join(qn(f.column) for f in _LEDGER_FIELDS)
+    return (f"INSERT INTO {qn(ledger.db_table)} ({columns}) "
+            f"SELECT {', '.join('%s' for _ in _LEDGER_FIELDS)} WHERE NOT EXISTS (SELECT 1 FROM "
+            f"{qn(reservation.db_table)} WHERE {qn(reservation.get_field('request_id').column)} "
+            f"= %s AND {qn(reservation.get_field('team').column)} = %s) "
+            f"RETURNING {qn(ledger.pk.column)}")
+
+
+_LEDGER_FIELDS = [f for f in UsageRecord._meta.concrete_fields if not f.primary_key]
+
+
+def _ledger_claim(record: UsageRecord) -> bool:
+    """Insert `record` (a cache hit's row: it claims its request id here) unless its team has
+    the id in flight (reserved); return whether it was inserted. One statement; an id already
+    in the team's ledger raises IntegrityError. (On SQLite the write lock makes the check and
+    the insert one step; on PostgreSQL a hit racing an admission of the same id in the same
+    instant can still pass, and that request's settle then finds this row.)"""
+    params = [f.get_db_prep_save(getattr(record, f.attname), connection) for f in _LEDGER_FIELDS]
+    with connection.cursor() as cursor:
+        cursor.execute(_ledger_claim_sql(connection.vendor),
+                       [*params, record.request_id, record.team_id])
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    record.pk, record._state.adding = row[0], False
+    return True
 
 
 def _settle_in_one_statement(*, admission: Admission, entry: UsageEntry,
@@ -502,7 +561,8 @@ def _warn_above_bound(admission: Admission, cost: Decimal) -> None:
 
 def _reservation_delete(admission: Admission) -> bool:
     """Delete the admission's reservation row; return whether it was still there."""
-    deleted, _ = BudgetReservation.objects.filter(request_id=admission.request_id).delete()
+    deleted, _ = BudgetReservation.objects.filter(
+        request_id=admission.request_id, team_id=admission.principal.team_id).delete()
     return bool(deleted)
 
 
@@ -680,7 +740,8 @@ def alert_payload(*, alert: BudgetAlert) -> dict:
     return {
         "event": f"budget.{alert.kind}",
         "message": f"{budget} {what} for the {alert.period} starting "
-                   f"{alert.period_start:%Y-%m-%d}: ${alert.spent:.6f} of ${alert.limit:.6f}.",
+                   f"{alert.period_start:%Y-%m-%d}: {format_usd(alert.spent, decimals=6)} of "
+                   f"{format_usd(alert.limit, decimals=6)}.",
         "budget": {"id": budget.pk, "scope": budget.scope, "name": budget.target_label,
                    "action": budget.action},
         "period": alert.period,
@@ -781,10 +842,10 @@ def _record_abandoned(reservation: BudgetReservation) -> None:
     every admitted request has exactly one row, charged the reservation (see
     `reservations_release_stale`)."""
     UsageRecord.objects.get_or_create(
-        request_id=reservation.request_id,
+        request_id=reservation.request_id, team_id=reservation.team_id,
         defaults=dict(
             created_at=reservation.created_at, api_key_id=reservation.api_key_id,
-            user_id=reservation.user_id, team_id=reservation.team_id,
+            user_id=reservation.user_id,
             requested_model=reservation.requested_model, estimated_cost=reservation.amount,
             cost=reservation.amount, status=UsageStatus.GATEWAY_ERROR, error_kind=ABANDONED,
             http_status=500,

@@ -1,7 +1,8 @@
 """DRF authentication by llmops API key (`Authorization: Bearer llmops-…`).
 
 API keys authenticate API calls only; Django admin uses its own session login, so a key can
-never open admin.
+never open admin. A revoked or expired key, or one whose Django user is deactivated, is refused
+(401) from the next request on.
 """
 
 from rest_framework.authentication import BaseAuthentication, get_authorization_header

@@ -32,9 +32,9 @@ class ApiKeyTier(models.TextChoices):
 
 class ApiKeyQuerySet(models.QuerySet):
     def usable(self) -> "ApiKeyQuerySet":
-        """Return keys that are active and not expired, right now."""
+        """Return keys that are active, not expired and of an active user, right now."""
         now = timezone.now()
-        return self.filter(is_active=True).filter(
+        return self.filter(is_active=True, user__is_active=True).filter(
             models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now)
         )
 
@@ -74,8 +74,11 @@ class ApiKey(models.Model):
         return f"llmops-{self.prefix}.…"
 
     def is_usable(self, now=None) -> bool:
+        """Return whether the key may authenticate: active, not expired, and its user active (a
+        deactivated Django user's keys stop with it). Reads `user`: select it with the key."""
         now = now or timezone.now()
-        return self.is_active and (self.expires_at is None or self.expires_at > now)
+        return (self.is_active and (self.expires_at is None or self.expires_at > now)
+                and self.user.is_active)
 
 
 # --- Quality signals (observability: llmops/observability/feedback.py) ------------------------

@@ -11,7 +11,11 @@ from llmops.models import ApiKey
 
 
 def api_key_from_bearer(*, raw_key: str) -> ApiKey | None:
-    """Return the usable key matching `raw_key`, or None. One indexed query, constant-time check."""
+    """Return the usable key matching `raw_key`, or None. One indexed query (the key with its
+    team and user, so that a deactivated user is refused without another), constant-time check.
+
+    Nothing is cached between requests: revoking a key, expiring it or deactivating its user
+    takes effect on the next request."""
     parts = split_key(raw_key)
     if parts is None:
         verify_secret("", DUMMY_HASH)

@@ -1,4 +1,4 @@
-"""The seam the gateway pipeline calls: lookup, write-behind store, feedback, warm-up.
+"""The seam the gateway pipeline calls: lookup, served-hit count, store, feedback, warm-up.
 
 Nothing here raises into the pipeline: a cache that fails is a cache that is bypassed (DESIGN
 invariant 5). Redis work runs on worker threads, the embedding on the embedder's batching thread,
@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 import numpy as np
@@ -42,6 +42,7 @@ class CacheHit:
     model: str                 # profile name that produced the answer
     usage: dict                # prompt_tokens, completion_tokens, cached_tokens of the original
     cost: Decimal              # what the original call cost = the saving of this hit
+    found: Found | None = field(default=None, repr=False)  # counted once served
 
 
 @dataclass(frozen=True)
@@ -148,25 +149,28 @@ def _hit(found: Found) -> CacheHit:
     return CacheHit(
         kind=found.kind, similarity=found.similarity, entry_id=entry.id, message=entry.message,
         finish_reason=entry.finish_reason, model=entry.model, usage=entry.usage, cost=entry.cost,
+        found=found,
     )
 
 
-def _lookup_semantic(scope, vector, threshold, team_threshold, request_id):
+# A lookup counts its misses; a hit is counted (and its request remembered for feedback) by
+# `cache_hit_served`, once the gateway has written the hit's ledger row: a hit the gateway
+# refuses (a request id its team already used) leaves no trace here either.
+def _lookup_semantic(scope, vector, threshold, team_threshold):
     engine = get_engine()
     if team_threshold is not None:
         threshold = engine.threshold_for(scope.namespace, team_threshold)
     found = engine.find_semantic(scope, vector, threshold=threshold,
                                  **configured_options(get_embedder()))
-    engine.record(found, scope.namespace, request_id=request_id)
+    if found is None:
+        engine.record(None, scope.namespace)
     return found
 
 
-def _lookup_exact(scope, request_id):
+def _lookup_exact(scope):
     engine = get_engine()
     found = engine.find_exact(scope)
-    if found is not None:
-        engine.record(found, scope.namespace, request_id=request_id)
-    elif not scope.semantic:
+    if found is None and not scope.semantic:
         engine.record(None, scope.namespace)
     return found
 
@@ -199,7 +203,7 @@ async def cache_lookup(ctx: RequestContext) -> CacheHit | None:
             _set(ctx, "error")
             return None
         scope = _scope(ctx, policy)
-        found = await asyncio.to_thread(_lookup_exact, scope, ctx.request_id)
+        found = await asyncio.to_thread(_lookup_exact, scope)
         if found is not None:
             _set(ctx, "hit_exact", 1.0)
             return _hit(found)
@@ -220,9 +224,7 @@ async def cache_lookup(ctx: RequestContext) -> CacheHit | None:
             policy.threshold if policy.threshold is not None
             else settings.CACHE_SIMILARITY_THRESHOLD
         )
-        found = await asyncio.to_thread(
-            _lookup_semantic, scope, vector, override, team, ctx.request_id
-        )
+        found = await asyncio.to_thread(_lookup_semantic, scope, vector, override, team)
         if found is None:
             _set(ctx, "miss")
             return None
@@ -242,6 +244,31 @@ async def cache_lookup(ctx: RequestContext) -> CacheHit | None:
         # Excludes the embedding, which is its own Server-Timing stage ("embed").
         ctx.timings["cache_lookup"] = (time.perf_counter() - started
                                        - ctx.timings.get("embed", 0.0))
+
+
+async def _record_hit_behind(hit: CacheHit, team_id: int | None, request_id: str) -> None:
+    try:
+        await asyncio.to_thread(get_engine().record, hit.found, hit.found.entry.namespace,
+                                team_id=team_id, request_id=request_id or None)
+    except StoreUnavailable:
+        breaker.trip()
+        logger.warning("semcache: store unavailable, hit not counted")
+    except Exception:  # noqa: BLE001 - off the request path; never surfaces
+        logger.exception("semcache: counting a hit failed")
+
+
+def cache_hit_served(ctx: RequestContext, hit: CacheHit) -> None:
+    """Count a hit the gateway served (its ledger row written) with its saving, and remember
+    which entry answered the request, for feedback; off the request path, never raises."""
+    if hit.found is None:
+        return
+    try:
+        task = asyncio.get_running_loop().create_task(
+            _record_hit_behind(hit, ctx.principal.team_id, ctx.request_id))
+        _pending.add(task)
+        task.add_done_callback(_pending.discard)
+    except Exception:  # noqa: BLE001
+        logger.exception("semcache: could not schedule counting a hit")
 
 
 def _put(scope, vector, request_id, fields, ttl_seconds):
@@ -306,20 +333,22 @@ async def cache_store(ctx: RequestContext, *, message: dict, finish_reason: str,
 
 
 async def wait_for_pending_writes(timeout: float = 10.0) -> None:
-    """Wait until scheduled write-behind stores finished (tests, graceful shutdown)."""
+    """Wait until scheduled write-behind stores and hit counts finished (tests, graceful
+    shutdown)."""
     if _pending:
         await asyncio.wait(list(_pending), timeout=timeout)
 
 
-async def cache_feedback(*, request_id: str, correct: bool) -> bool:
-    """Apply a client's verdict on a request's answer; return whether its entry was found.
+async def cache_feedback(*, team_id: int | None, request_id: str, correct: bool) -> bool:
+    """Apply a client's verdict on the answer of its team's request; return whether its entry
+    was found (another team's request of the same id is never reached).
 
     A cached answer marked wrong is evicted, and its namespace's threshold tightens by
     SEMCACHE_FEEDBACK_STEP.
     """
     try:
-        return await asyncio.to_thread(get_engine().feedback, request_id=request_id,
-                                       correct=correct)
+        return await asyncio.to_thread(get_engine().feedback, team_id=team_id,
+                                       request_id=request_id, correct=correct)
     except Exception:  # noqa: BLE001
         logger.warning("semcache: feedback not applied", exc_info=True)
         return False

@@ -26,6 +26,12 @@ CANDIDATES = 4  # neighbours the decision looks at
 MAX_CACHED_DELTAS = 10_000  # namespaces whose feedback delta a process remembers at once
 
 
+def request_key(*, team_id: int | None, request_id: str) -> str:
+    """Return the store key under which a request's entry is remembered for feedback: request
+    ids are the client's (X-Request-ID), unique within a team only."""
+    return f"{'' if team_id is None else team_id}:{request_id}"
+
+
 @dataclass(frozen=True)
 class Found:
     """A cache hit before it is shaped for the gateway."""
@@ -107,7 +113,8 @@ class CacheEngine:
             model: str, usage: dict, cost: Decimal, ttl_seconds: float,
             now: float | None = None, request_id: str | None = None) -> Entry:
         """Store an answer in the scope's namespace and return the entry; `request_id` (the
-        request that produced it) is remembered for feedback in the same store call."""
+        request that produced it, of the scope's team) is remembered for feedback in the same
+        store call."""
         now = now or time.time()
         if vector is None:
             vector = np.zeros(384, dtype=np.float32)  # exact-only entry: never a neighbour
@@ -120,24 +127,29 @@ class CacheEngine:
         )
         self.store.put(entry, namespace_info={
             "tenant": scope.tenant, "team_id": scope.team_id, "model_scope": scope.model_scope,
-        }, request_id=request_id)
+        }, request_id=request_key(team_id=scope.team_id, request_id=request_id)
+            if request_id else None)
         self.registry.add_local(entry.namespace, entry.id, entry.vector, entry.prompt,
                                 entry.expires)
         return entry
 
-    def record(self, found: Found | None, namespace: str, *, request_id: str | None = None,
-               now: float | None = None) -> None:
-        """Count a hit (with its saving) or a miss, and remember which entry answered."""
+    def record(self, found: Found | None, namespace: str, *, team_id: int | None = None,
+               request_id: str | None = None, now: float | None = None) -> None:
+        """Count a hit (with its saving) or a miss, and remember which entry answered the
+        request `request_id` of team `team_id`."""
         if found is None:
             self.store.record_miss(namespace)
             return
         self.store.record_hit(found.entry.id, namespace, similarity=found.similarity,
                               saved=found.entry.cost, now=now or time.time(),
-                              request_id=request_id)
+                              request_id=request_key(team_id=team_id, request_id=request_id)
+                              if request_id else None)
 
-    def feedback(self, *, request_id: str, correct: bool) -> bool:
-        """Apply a verdict on the answer of a request; return whether its entry was found."""
-        entry_id = self.store.entry_for_request(request_id)
+    def feedback(self, *, team_id: int | None, request_id: str, correct: bool) -> bool:
+        """Apply a verdict on the answer of team `team_id`'s request `request_id`; return whether
+        its entry was found. Another team's request of the same id is never reached."""
+        entry_id = self.store.entry_for_request(request_key(team_id=team_id,
+                                                            request_id=request_id))
         if entry_id is None:
             return False
         if correct:

@@ -11,7 +11,8 @@ Redis layout (prefix `SEMCACHE_KEY_PREFIX`, default "semcache"):
   {p}:n:{ns}       zset   entry id -> expiry time (epoch seconds): the namespace's members
   {p}:ns           hash   namespace -> JSON description (tenant, team, model scope)
   {p}:events       stream add/del events: op, ns, id (+ vector, prompt, expiry for add)
-  {p}:r:{request}  string entry id a request was answered from / stored as (for feedback)
+  {p}:r:{team}:{request}  string entry id a team's request was answered from / stored as
+                          (for feedback; request ids are unique per team only)
   {p}:s:{ns}       hash   stats: hits, misses, similarity sum, saved cost (a process adds its
                           misses with its next write, at most SEMCACHE_SYNC_INTERVAL_MS later)
   {p}:top:{ns}     zset   entry id -> hits (most-hit entries)
@@ -112,8 +113,8 @@ class BaseStore:
     # --- Methods that child classes must implement ----------------------------------------
     def put(self, entry: Entry, *, namespace_info: dict, request_id: str | None = None) -> None:
         """Store an entry (its vector included) with its expiry, and announce it; with
-        `request_id`, also remember that request as the one that made it (`remember_request`),
-        in the same round trip."""
+        `request_id` (a team-scoped key, semcache.services.request_key), also remember that
+        request as the one that made it (`remember_request`), in the same round trip."""
         raise NotImplementedError("subclasses of BaseStore must provide a put() method")
 
     def get(self, entry_id: str) -> Entry | None:

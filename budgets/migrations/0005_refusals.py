@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('budgets', '0003_reservation_principal'),
+        ('budgets', '0004_request_id_per_team'),
     ]
 
     operations = [

@@ -66,7 +66,8 @@ class FeedbackCreateApi(AsyncAPIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         feedback = await run_db(_record_feedback, team_id=request.auth.team_id, data=data)
-        cache_updated = await cache_feedback_forward(request_id=data["request_id"],
+        cache_updated = await cache_feedback_forward(team_id=request.auth.team_id,
+                                                     request_id=data["request_id"],
                                                      correct=feedback.correct)
         body = self.OutputSerializer({
             "id": feedback.pk, "object": "feedback", "request_id": data["request_id"],

@@ -4,20 +4,10 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+# Text no string may hold (lone surrogates, NUL) is refused for the whole body by the parser
+# (llmops/api/parsers.py), before any field is looked at.
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 CONTENT_PART_TYPES = ("text", "image_url", "input_audio", "file", "refusal")
-
-
-def _check_text(value: str, field: str) -> str:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        # Lone surrogates (valid JSON escapes, invalid Unicode) would break hashing, storage and
-        # every provider: refuse them up front.
-        raise serializers.ValidationError(
-            f"{field} contains invalid Unicode (a lone surrogate)."
-        ) from None
-    return value
 
 
 @extend_schema_field({
@@ -38,7 +28,7 @@ class MessageContentField(serializers.Field):
 
     def to_internal_value(self, data):
         if isinstance(data, str):
-            return _check_text(data, "content")
+            return data
         if isinstance(data, list):
             for index, part in enumerate(data):
                 if not isinstance(part, dict) or part.get("type") not in CONTENT_PART_TYPES:
@@ -46,11 +36,8 @@ class MessageContentField(serializers.Field):
                         f"content[{index}] must be an object whose type is one of "
                         f"{', '.join(CONTENT_PART_TYPES)}."
                     )
-                if part["type"] == "text":
-                    if not isinstance(part.get("text"), str):
-                        raise serializers.ValidationError(
-                            f"content[{index}].text must be a string.")
-                    _check_text(part["text"], f"content[{index}].text")
+                if part["type"] == "text" and not isinstance(part.get("text"), str):
+                    raise serializers.ValidationError(f"content[{index}].text must be a string.")
             return data
         self.fail("invalid")
 
@@ -92,9 +79,9 @@ class StopField(serializers.Field):
 
     def to_internal_value(self, data):
         if isinstance(data, str):
-            return _check_text(data, "stop")
+            return data
         if isinstance(data, list) and len(data) <= 4 and all(isinstance(s, str) for s in data):
-            return [_check_text(s, "stop") for s in data]
+            return data
         self.fail("invalid")
 
     def to_representation(self, value):

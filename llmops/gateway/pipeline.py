@@ -307,6 +307,12 @@ async def _settle_eventually(admission: Admission | None, entry: UsageEntry) -> 
             return
         except DatabaseError:
             delay = min(delay * 2, 5.0)
+        except InvalidRequest:
+            # A cache hit's id turned out to be taken in its team (the answer was already
+            # served while the database was down): that row stands, this one is not written.
+            logger.error("ledger write refused: request id already used",
+                         extra={"request_id": entry.request_id})
+            return
     logger.critical("ledger write failed; the entry is lost unless replayed",
                     extra={"request_id": entry.request_id, "entry": repr(entry)})
 
@@ -330,7 +336,8 @@ async def _after_answer(ctx: RequestContext, completion: Completion, profile: Mo
                         usage: Usage, cost: Decimal) -> None:
     """Off the request path: store the answer in the cache, maybe sample it for the judge."""
     _store_in_cache(ctx, completion, profile, usage, cost)
-    await judge_sample_maybe_async(request_id=ctx.request_id, messages=ctx.messages,
+    await judge_sample_maybe_async(request_id=ctx.request_id, team_id=ctx.principal.team_id,
+                                   messages=ctx.messages,
                                    answer=str(completion.message.get("content") or ""))
 
 
@@ -451,6 +458,9 @@ async def _answer_from_cache(ctx: RequestContext, hit) -> CompletionResult | Str
     usage = Usage(prompt_tokens=0, completion_tokens=0)
     outcome = Outcome(usage=usage, reason=f"cache:{hit.kind}", attempted=[])
     entry = await _settle(ctx, None, outcome, cost_saved=Decimal(hit.cost), hit=hit)
+    cache = _semantic_cache()
+    if cache is not None:
+        cache.cache_hit_served(ctx, hit)  # its ledger row is written: count the hit
     original = Usage(prompt_tokens=int(hit.usage.get("prompt_tokens", 0)),
                      completion_tokens=int(hit.usage.get("completion_tokens", 0)))
     headers = _headers(ctx, model=hit.model, entry=entry)

@@ -106,8 +106,9 @@ def response_feedback_create(
     return feedback
 
 
-async def cache_feedback_forward(*, request_id: str, correct: bool | None) -> bool:
-    """Tell the semantic cache whether the answer was right; return whether it acted on it.
+async def cache_feedback_forward(*, team_id: int, request_id: str, correct: bool | None) -> bool:
+    """Tell the semantic cache whether the answer to team `team_id`'s request was right; return
+    whether it acted on it.
 
     The cache may be absent or down: its feedback is an optimisation, never a reason to fail.
     """
@@ -118,7 +119,8 @@ async def cache_feedback_forward(*, request_id: str, correct: bool | None) -> bo
     except ImportError:
         return False
     try:
-        return bool(await cache_feedback(request_id=request_id, correct=correct))
+        return bool(await cache_feedback(team_id=team_id, request_id=request_id,
+                                         correct=correct))
     except Exception:
         logger.warning("cache feedback failed", exc_info=True, extra={"request_id": request_id})
         return False

@@ -121,10 +121,12 @@ async def judgement_request(*, profile: ModelProfile, messages: list[dict], answ
     return judgement_parse(completion.message.get("content") or "")
 
 
-def response_judge(*, request_id: str, messages: list[dict], answer: str) -> ResponseFeedback:
-    """Have the judge grade one answer and store its verdict with the answer's ledger row."""
+def response_judge(*, request_id: str, team_id: int, messages: list[dict],
+                   answer: str) -> ResponseFeedback:
+    """Have the judge grade one answer (team `team_id`'s request `request_id`) and store its
+    verdict with the answer's ledger row."""
     profile = _judge_profile()
-    record = UsageRecord.objects.get(request_id=request_id)
+    record = UsageRecord.objects.get(request_id=request_id, team_id=team_id)
     judgement = run_in_new_loop(lambda: judgement_request(
         profile=profile, messages=messages, answer=answer, request_id=request_id))
     verdict: Verdict = verdict_from(score=judgement.score)
@@ -135,17 +137,19 @@ def response_judge(*, request_id: str, messages: list[dict], answer: str) -> Res
                  "unsupported_claims": judgement.unsupported_claims},
         prompt=messages,
     )
-    asyncio.run(cache_feedback_forward(request_id=request_id, correct=verdict.correct))
+    asyncio.run(cache_feedback_forward(team_id=team_id, request_id=request_id,
+                                       correct=verdict.correct))
     return feedback
 
 
-def judge_enqueue(*, request_id: str, messages: list[dict], answer: str) -> None:
+def judge_enqueue(*, request_id: str, team_id: int, messages: list[dict], answer: str) -> None:
     """Queue the judge task; the texts travel in the message but never into task logs."""
     from llmops.observability.tasks import judge_response
 
     judge_response.apply_async(
-        args=(request_id, messages, answer),
-        argsrepr=repr((request_id, f"<{len(messages)} messages>", f"<{len(answer)} chars>")),
+        args=(request_id, messages, answer, team_id),
+        argsrepr=repr((request_id, f"<{len(messages)} messages>", f"<{len(answer)} chars>",
+                       team_id)),
     )
 
 
@@ -158,7 +162,8 @@ def _sampled() -> bool:
 _pending: set[asyncio.Task] = set()
 
 
-async def judge_sample_maybe_async(*, request_id: str, messages: list[dict], answer: str) -> bool:
+async def judge_sample_maybe_async(*, request_id: str, team_id: int, messages: list[dict],
+                                   answer: str) -> bool:
     """From the async request path: sample without I/O, hand a sampled answer off in background.
 
     The hand-off runs on the database pool so that, with no broker (tasks run eagerly), the
@@ -168,20 +173,21 @@ async def judge_sample_maybe_async(*, request_id: str, messages: list[dict], ans
         return False
     from llmops.db import run_db
 
-    task = asyncio.ensure_future(run_db(judge_enqueue, request_id=request_id, messages=messages,
-                                        answer=answer))
+    task = asyncio.ensure_future(run_db(judge_enqueue, request_id=request_id, team_id=team_id,
+                                        messages=messages, answer=answer))
     _pending.add(task)
     task.add_done_callback(_pending.discard)
     return True
 
 
-def judge_sample_maybe(*, request_id: str, messages: list[dict], answer: str) -> bool:
+def judge_sample_maybe(*, request_id: str, team_id: int, messages: list[dict],
+                       answer: str) -> bool:
     """Queue the judge for this answer with probability QUALITY_JUDGE_SAMPLE_RATE (sync code).
 
     Call it after the ledger row is written. Returns whether the answer was sampled.
     """
     if not _sampled():
         return False
-    transaction.on_commit(lambda: judge_enqueue(request_id=request_id, messages=messages,
-                                                answer=answer))
+    transaction.on_commit(lambda: judge_enqueue(request_id=request_id, team_id=team_id,
+                                                messages=messages, answer=answer))
     return True

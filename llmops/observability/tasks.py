@@ -16,13 +16,13 @@ def budget_utilization_refresh() -> int:
 
 
 @shared_task(name="llmops.observability.judge_response", ignore_result=True)
-def judge_response(request_id: str, messages: list[dict], answer: str) -> None:
+def judge_response(request_id: str, messages: list[dict], answer: str, team_id: int) -> None:
     """Have the judge grade one sampled answer (texts travel with the task: none are stored)."""
     from llmops.observability.feedback import FeedbackAlreadyRecorded
     from llmops.observability.judge import JudgeUnavailable, response_judge
 
     try:
-        response_judge(request_id=request_id, messages=messages, answer=answer)
+        response_judge(request_id=request_id, team_id=team_id, messages=messages, answer=answer)
     except (JudgeUnavailable, FeedbackAlreadyRecorded) as exc:
         logger.info("judge skipped", extra={"request_id": request_id, "reason": str(exc)})
     except ValueError as exc:

@@ -5,7 +5,14 @@
   var data = JSON.parse(document.getElementById("dashboard-data").textContent);
   var palette = ["#417690", "#79aec8", "#e0a526", "#ba2121", "#5b8a3c", "#8a5b9c", "#c06c84",
                  "#6c5b7b", "#355c7d", "#f67280"];
-  var usd = function (value) { return "$" + Number(value).toPrecision(4); };
+  // As budgets.money.format_usd: two decimals, two significant digits below a cent (never $0.00
+  // for a non-zero amount, never exponent notation).
+  var usd = function (value) {
+    var amount = Math.abs(Number(value)), sign = Number(value) < 0 ? "-" : "";
+    if (amount === 0 || amount >= 0.01) { return sign + "$" + amount.toFixed(2); }
+    var digits = Math.min(100, 1 - Math.floor(Math.log10(amount)));
+    return sign + "$" + amount.toFixed(digits).replace(/0+$/, "");
+  };
 
   var builders = {
     spend_per_day: function () {

@@ -62,7 +62,6 @@ def test_messages_at_the_limit_are_served(gateway_http, simulated_profiles, sett
 
 
 CONTROL_TEXTS = [
-    "nul \x00 byte",
     "bell \x07 escape \x1b[31mred\x1b[0m backspace \x08",
     "line\rfeeds\r\nand\ttabs\x0b\x0c",
     "del \x7f and c1 \x85 \x9b controls",
@@ -86,16 +85,23 @@ def test_control_characters_are_served_and_recorded(gateway_http, simulated_prof
             assert response.json()["choices"][0]["message"]["role"] == "assistant"
         record = UsageRecord.objects.get(request_id=response.headers["x-request-id"])
         assert record.status == "ok"
-    # `user` is an identifier, not text: served, or refused by name (NUL), never a 500.
+    # `user` is an identifier, not text: served, or refused by name, never a 500.
     response = _post(gateway_http, [{"role": "user", "content": "hi"}], user=text[:20],
                      max_tokens=4)
     if response.status_code != 200:
         assert_openai_error(response, 400, param="user")
 
 
-@pytest.mark.parametrize("escaped", ["\\ud800", "\\udfff", "a\\udc00b", "\\ud83d"])
-@pytest.mark.parametrize("where", ["content", "part", "stop", "system"])
-def test_lone_surrogates_are_refused_everywhere(gateway_http, simulated_profiles, escaped, where):
+@pytest.mark.parametrize("escaped,what", [
+    ("\\ud800", "surrogate"), ("\\udfff", "surrogate"), ("a\\udc00b", "surrogate"),
+    ("\\ud83d", "surrogate"), ("nul \\u0000 byte", "NUL")])
+@pytest.mark.parametrize("where,param", [
+    ("content", "messages[0].content"), ("part", "messages[0].content[0].text"),
+    ("stop", "stop"), ("system", "messages[0].content"), ("metadata", "metadata.note")])
+def test_lone_surrogates_and_nul_are_refused_everywhere(gateway_http, simulated_profiles, escaped,
+                                                        what, where, param):
+    """Neither fits every store and provider (PostgreSQL refuses NUL in text and jsonb; a lone
+    surrogate cannot be encoded at all): refused by name before admission, never a 500."""
     message = {"role": "user", "content": f"x{escaped}y"}
     extra = ""
     if where == "part":
@@ -104,17 +110,14 @@ def test_lone_surrogates_are_refused_everywhere(gateway_http, simulated_profiles
         message, extra = {"role": "user", "content": "hi"}, f', "stop": "s{escaped}"'
     elif where == "system":
         message = {"role": "system", "content": f"x{escaped}"}
+    elif where == "metadata":
+        message, extra = {"role": "user", "content": "hi"}, f', "metadata": {{"note": "{escaped}"}}'
     encoded = json.dumps(message).replace("\\\\u", "\\u")
     raw = f'{{"model": "{MODEL}", "messages": [{encoded}]{extra}}}'.encode()
     response = gateway_http.post("/v1/chat/completions", content=raw,
                                  headers={"Content-Type": "application/json"})
-    if where == "system":
-        # A system message needs a user turn too; either refusal names the surrogate or the
-        # role, never a 500.
-        assert_openai_error(response, 400)
-        return
-    error = assert_openai_error(response, 400)
-    assert "surrogate" in error["message"]
+    error = assert_openai_error(response, 400, param=param)
+    assert what in error["message"]
     assert not UsageRecord.objects.exists()
 
 

@@ -96,6 +96,36 @@ def test_expiry_takes_effect_on_the_next_request(live_gateway, make_api_key, sim
     assert_openai_error(response, 401)
 
 
+def test_deactivating_the_user_refuses_its_keys_from_the_next_request(
+        live_gateway, make_api_key, simulated_profiles):
+    """No key is cached between requests: the one query that authenticates reads the key with
+    its user, so a key that just served a request is refused on the next one."""
+    issued = make_api_key(team="inactive-team", user="inactive-user")
+    other = make_api_key(team="inactive-team", user="still-active")
+    assert _chat(live_gateway.url, issued.key).status_code == 200
+    user = issued.api_key.user
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+
+    response = _chat(live_gateway.url, issued.key)
+    assert_openai_error(response, 401, code="invalid_api_key")
+    assert response.json()["error"]["type"] == "authentication_error"
+    headers = {"Authorization": f"Bearer {issued.key}"}
+    assert_openai_error(httpx.get(f"{live_gateway.api_base}/models", headers=headers,
+                                  timeout=30), 401)
+    assert_openai_error(httpx.post(f"{live_gateway.api_base}/feedback", headers=headers,
+                                   json={"request_id": "x", "score": 1}, timeout=30), 401)
+    # As an Anthropic-style SDK sends it, too.
+    assert_openai_error(httpx.post(f"{live_gateway.api_base}/chat/completions", json=CHAT,
+                                   headers={"x-api-key": issued.key}, timeout=30), 401)
+    assert UsageRecord.objects.filter(api_key=issued.api_key).count() == 1
+    # The team's other users are not affected; reactivation restores the key.
+    assert _chat(live_gateway.url, other.key).status_code == 200
+    user.is_active = True
+    user.save(update_fields=["is_active"])
+    assert _chat(live_gateway.url, issued.key).status_code == 200
+
+
 def test_a_key_of_another_installation_with_a_known_prefix_is_refused(live_gateway, make_api_key,
                                                                       simulated_profiles):
     issued = make_api_key()

@@ -123,9 +123,91 @@ def test_lone_surrogate_is_400(gateway_http, simulated_profiles):
            b'"messages": [{"role": "user", "content": "a\\ud800b"}]}')
     response = gateway_http.post("/v1/chat/completions", content=raw,
                                  headers={"Content-Type": "application/json"})
-    error = assert_openai_error(response, 400)
+    error = assert_openai_error(response, 400, param="messages[0].content")
     assert "surrogate" in error["message"]
     assert not UsageRecord.objects.exists()
+
+
+BAD = "\x00bad"  # replaced by each bad escape below, in the JSON text itself
+TOOL = {"type": "function", "function": {
+    "name": "lookup", "description": "Look a word up.",
+    "parameters": {"type": "object", "properties": {"word": {"type": "string"}}}}}
+# (id, body with BAD where the bad text goes, the param that names it)
+BAD_TEXT_CASES = [
+    ("content", _with(messages=[{"role": "user", "content": f"a{BAD}b"}]), "messages[0].content"),
+    ("content-part", _with(messages=[{"role": "user", "content": [
+        {"type": "text", "text": "fine"}, {"type": "text", "text": BAD}]}]),
+     "messages[0].content[1].text"),
+    ("name", _with(messages=[{"role": "user", "content": "hi", "name": BAD}]), "messages[0].name"),
+    ("stop", _with(stop=["ok", BAD]), "stop[1]"),
+    ("tools-description", _with(tools=[TOOL, {**TOOL, "function": {
+        **TOOL["function"], "description": BAD}}]), "tools[1].function.description"),
+    ("tools-schema-key", _with(tools=[{**TOOL, "function": {**TOOL["function"], "parameters": {
+        "type": "object", "properties": {BAD: {"type": "string"}}}}}]),
+     "tools[0].function.parameters.properties"),
+    ("tool-calls-arguments", _with(messages=[
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": None, "tool_calls": [{
+            "id": "call_1", "type": "function",
+            "function": {"name": "lookup", "arguments": f'{{"word": "{BAD}"}}'}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "a word"}]),
+     "messages[1].tool_calls[0].function.arguments"),
+    ("tool-choice", _with(tools=[TOOL], tool_choice={"type": "function",
+                                                     "function": {"name": BAD}}),
+     "tool_choice.function.name"),
+    ("response-format", _with(response_format={"type": "json_schema", "json_schema": {
+        "name": "answer", "schema": {"type": "object", "description": BAD}}}),
+     "response_format.json_schema.schema.description"),
+    ("logit-bias-key", _with(logit_bias={"50256": -100, BAD: 5}), "logit_bias"),
+    ("metadata-value", _with(metadata={"note": BAD}), "metadata.note"),
+    ("metadata-key", _with(metadata={BAD: "v"}), "metadata"),
+    ("user", _with(user=BAD), "user"),
+    ("unknown-field", _with(extra_field={"deep": [BAD]}), "extra_field.deep[0]"),
+    ("model", _with(model=BAD), "model"),
+    ("top-level-key", {**GOOD, BAD: 1}, None),
+]
+BAD_ESCAPES = {"lone-high": "\\ud800", "lone-low": "x\\udfff", "reversed-pair": "\\udc00\\ud800",
+               "nul": "\\u0000", "nul-in-text": "a\\u0000b"}
+
+
+@pytest.mark.parametrize("escape", list(BAD_ESCAPES.values()), ids=list(BAD_ESCAPES))
+@pytest.mark.parametrize("body,param",
+                         [pytest.param(b, p, id=i) for i, b, p in BAD_TEXT_CASES])
+def test_bad_text_anywhere_in_the_body_is_400_naming_its_path(
+        gateway_http, fake_profile, fake_provider, body, param, escape):
+    """A lone surrogate or a NUL in any string of the body, key or value, known field or not, is
+    refused before admission: it would otherwise fail (500) when the upstream body is encoded."""
+    fake_profile("wire-model")
+    if body["model"] == GOOD["model"]:
+        body = {**body, "model": "wire-model"}
+    raw = json.dumps(body).replace(json.dumps(BAD)[1:-1], escape).encode()
+    assert escape.encode() in raw
+    response = gateway_http.post("/v1/chat/completions", content=raw,
+                                 headers={"Content-Type": "application/json"})
+    error = assert_openai_error(response, 400, param=param, code="invalid_value")
+    assert error["type"] == "invalid_request_error"
+    assert ("NUL" if "0000" in escape else "surrogate") in error["message"]
+    assert not UsageRecord.objects.exists()
+    assert not BudgetReservation.objects.exists()
+    assert fake_provider.requests == []
+
+
+@pytest.mark.parametrize("text", ["emoji \\ud83e\\uddea pair", "C:\\\\ud800\\\\u0000 as text",
+                                  "hangul \\ud55c\\uae00"])
+def test_valid_escapes_that_look_alike_are_served(gateway_http, simulated_profiles, text):
+    raw = (b'{"model": "simulated-efficient", "max_tokens": 4, "metadata": {"k": "'
+           + text.encode() + b'"}, "messages": [{"role": "user", "content": "'
+           + text.encode() + b'"}]}')
+    response = gateway_http.post("/v1/chat/completions", content=raw,
+                                 headers={"Content-Type": "application/json"})
+    assert response.status_code == 200, response.text[:300]
+
+
+def test_bad_text_in_feedback_is_400_too(gateway_http, simulated_profiles):
+    raw = b'{"request_id": "r1", "score": 5, "comment": "nice\\u0000"}'
+    response = gateway_http.post("/v1/feedback", content=raw,
+                                 headers={"Content-Type": "application/json"})
+    assert_openai_error(response, 400, param="comment", code="invalid_value")
 
 
 def test_unknown_model_is_404_and_calls_nothing(gateway_http, simulated_profiles):

@@ -150,11 +150,81 @@ def test_ledger_rows_and_feedback_stay_within_the_team(teams):
     response = client_b.post("/v1/feedback", json={"request_id": request_a, "score": 0})
     assert_openai_error(response, 404)
     assert "tenant-a" not in response.text
-    # B cannot reuse A's request id to reach A's ledger row.
+    # B reusing A's request id reaches nothing of A's: B's request gets its own row.
     response = client_b.post("/v1/chat/completions", headers={"X-Request-ID": request_a}, json={
         "model": "simulated-standard", "messages": [{"role": "user", "content": "hello"}]})
-    assert_openai_error(response, 400)
-    assert UsageRecord.objects.get(request_id=request_a).team_id == key_a.api_key.team_id
+    assert response.status_code == 200, response.text
+    rows = dict(UsageRecord.objects.filter(request_id=request_a)
+                .values_list("team_id", "api_key_id"))
+    assert rows == {key_a.api_key.team_id: key_a.api_key.pk,
+                    key_b.api_key.team_id: key_b.api_key.pk}
+
+
+def _until_remembered(team_id: int, request_id: str) -> str:
+    """Wait until the cache remembers which entry answered the request (the gateway does it
+    off the request path once the hit's ledger row is written); return the entry id."""
+    from semcache.services import get_engine, request_key
+
+    for _ in range(40):
+        entry_id = get_engine().store.entry_for_request(request_key(team_id=team_id,
+                                                                    request_id=request_id))
+        if entry_id:
+            return entry_id
+        time.sleep(0.05)
+    pytest.fail(f"the cache never remembered request {request_id!r}")
+
+
+def test_one_request_id_in_two_teams_each_gets_its_own_row_and_answer(teams):
+    key_a, client_a = teams["a"]
+    key_b, client_b = teams["b"]
+    prompt_a, prompt_b = _prompt(), f"Name a prime number, case {uuid.uuid4().hex[:6]}."
+    answer_a = _until_cached(client_a, prompt_a).json()["choices"][0]["message"]["content"]
+    _until_cached(client_b, prompt_b)
+    request_id = f"shared-{uuid.uuid4().hex[:8]}"
+    # Both are cache hits under the same id: each writes its own ledger row.
+    hit_a = _ask(client_a, prompt_a, {"X-Request-ID": request_id})
+    hit_b = _ask(client_b, prompt_b, {"X-Request-ID": request_id})
+    assert hit_a.headers["x-llmops-cache"].startswith("hit")
+    assert hit_b.headers["x-llmops-cache"].startswith("hit")
+    assert hit_a.json()["choices"][0]["message"]["content"] == answer_a
+    assert hit_b.json()["choices"][0]["message"]["content"] != answer_a
+    rows = {r.team_id: r for r in UsageRecord.objects.filter(request_id=request_id)}
+    assert set(rows) == {key_a.api_key.team_id, key_b.api_key.team_id}
+    assert all(r.cache_status.startswith("hit") for r in rows.values())
+
+    # B marks its answer wrong: B's entry goes, A's stays.
+    entry_a = _until_remembered(key_a.api_key.team_id, request_id)
+    assert _until_remembered(key_b.api_key.team_id, request_id) != entry_a
+    response = client_b.post("/v1/feedback", json={"request_id": request_id, "thumbs": "down"})
+    assert response.status_code == 201, response.text
+    assert response.json()["cache_updated"] is True
+    assert _ask(client_a, prompt_a, PROBE).headers["x-llmops-cache"] == "hit_exact"
+    assert not _ask(client_b, prompt_b, PROBE).headers["x-llmops-cache"].startswith("hit")
+    feedback_rows = rows[key_b.api_key.team_id].feedback.all()
+    assert [f.usage_record.team_id for f in feedback_rows] == [key_b.api_key.team_id]
+    assert not rows[key_a.api_key.team_id].feedback.exists()
+
+
+def test_a_used_request_id_on_a_cache_hit_is_refused_and_writes_nothing(teams):
+    key_a, client_a = teams["a"]
+    team_a = key_a.api_key.team_id
+    first_prompt, other_prompt = _prompt(), _prompt()
+    request_id = _until_cached(client_a, first_prompt).headers["x-request-id"]
+    first_entry = _until_remembered(team_a, request_id)
+    _until_cached(client_a, other_prompt)
+    before = list(UsageRecord.objects.order_by("pk").values_list("pk", "request_id"))
+    # The same id again, on a hit of another entry: refused, no ledger row, no cache trace.
+    again = client_a.post("/v1/chat/completions", headers={"X-Request-ID": request_id}, json={
+        "model": "simulated-standard", "messages": [{"role": "user", "content": other_prompt}]})
+    assert_openai_error(again, 400, code="duplicate_request_id")
+    assert list(UsageRecord.objects.order_by("pk").values_list("pk", "request_id")) == before
+    time.sleep(0.3)  # what a served hit would have written off the request path by now
+    assert _until_remembered(team_a, request_id) == first_entry
+    # And a verdict on the id reaches the answer it names, not the refused request's.
+    response = client_a.post("/v1/feedback", json={"request_id": request_id, "thumbs": "down"})
+    assert response.status_code == 201 and response.json()["cache_updated"], response.text
+    assert not _ask(client_a, first_prompt, PROBE).headers["x-llmops-cache"].startswith("hit")
+    assert _ask(client_a, other_prompt, PROBE).headers["x-llmops-cache"] == "hit_exact"
 
 
 def test_metrics_carry_no_prompt_key_or_user(teams, live_gateway):

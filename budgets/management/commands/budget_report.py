@@ -3,6 +3,7 @@
 import json
 
 from budgets.management.base import BudgetCommand
+from budgets.money import format_usd
 from budgets.selectors import spend_report
 
 
@@ -24,13 +25,14 @@ class Command(BudgetCommand):
             self.stdout.write(json.dumps({"period": opts["period"],
                                           "rows": [r.as_dict() for r in rows]}, indent=2))
             return
-        header = ("SCOPE", "NAME", "REQUESTS", "SPENT $", "SAVED $", "HITS", "LIMIT $", "USED",
-                  "REFUSED", "REFUSED $")
+        header = ("SCOPE", "NAME", "REQUESTS", "SPENT", "SAVED", "HITS", "LIMIT", "USED",
+                  "REFUSED", "REFUSED AMOUNT")
         table = [header]
         for r in rows:
             table.append((
-                r.scope, r.name, str(r.requests), f"{r.spent:.6f}", f"{r.saved:.6f}",
-                str(r.cache_hits), "-" if r.limit is None else f"{r.limit:.2f}",
+                r.scope, r.name, str(r.requests), format_usd(r.spent, decimals=6),
+                format_usd(r.saved, decimals=6), str(r.cache_hits),
+                "-" if r.limit is None else format_usd(r.limit),
                 "-" if r.utilization is None else f"{r.utilization:.1%}",
                 str(r.refused), f"{r.refused_amount:.6f}",
             ))

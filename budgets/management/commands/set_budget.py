@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from budgets.management.base import BudgetCommand, usd
 from budgets.models import BudgetAction, BudgetScope
+from budgets.money import format_usd
 from budgets.selectors import usd_str
 from budgets.services import KEEP, budget_set
 
@@ -73,8 +74,8 @@ class Command(BudgetCommand):
         if opts["json"]:
             self.stdout.write(json.dumps(data, indent=2))
             return
-        limits = ", ".join(f"{p} ${Decimal(data[p]):.2f}" for p in ("daily", "monthly", "total")
-                           if data[p])
+        limits = ", ".join(f"{p} {format_usd(Decimal(data[p]))}"
+                           for p in ("daily", "monthly", "total") if data[p])
         self.stdout.write(self.style.SUCCESS(
             f"{budget}: {limits or 'no limits'}; alert at {budget.alert_threshold:.0%}; "
             f"{budget.get_action_display().lower()}{'' if budget.is_active else ' (disabled)'}"))

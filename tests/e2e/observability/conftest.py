@@ -80,5 +80,5 @@ def gateway_traffic(live_gateway, openai_client, api_key, make_api_key, fake_pro
     fake_provider.enqueue(Behavior(text=json.dumps(
         {"score": 4, "task_type": "general", "unsupported_claims": ["made-up fact"]})))
     judge_response.delay(ids[2], [{"role": "user", "content": "Summarize Hamlet."}],
-                         "Hamlet is a comedy.").get()
+                         "Hamlet is a comedy.", api_key.api_key.team_id).get()
     return Traffic(request_ids=ids, statuses=statuses)

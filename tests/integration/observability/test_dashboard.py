@@ -52,10 +52,26 @@ def test_the_page_shows_live_numbers_to_staff(staff_client, traffic):
     assert response.status_code == 200
     page = response.content.decode()
     assert '<span class="value" id="kpi-requests">4</span>' in page
-    assert '<span class="value" id="kpi-cost">0.013000</span>' in page
+    assert '<span class="value" id="kpi-cost">$0.013000</span>' in page
     assert 'id="kpi-hit-rate">25%' in page
     assert "vendor/chartjs/chart.umd.min.js" in page and "cdn" not in page.lower()
     assert traffic[0].key not in page  # keys appear by prefix only
+
+
+def test_small_amounts_keep_their_digits(staff_client, make_api_key, make_usage):
+    from budgets.services import budget_set
+
+    issued = make_api_key(team="tiny", user="tim")
+    budget_set(scope="team", team=issued.api_key.team, daily_limit=Decimal("0.0005"))
+    make_usage(issued, cost=Decimal("0.00000032"))
+    from budgets.models import BudgetCounter
+
+    BudgetCounter.objects.filter(period="day").update(spent=Decimal("0.0004"))
+    page = staff_client.get("/dashboard/?days=7").content.decode()
+    assert '<span class="value" id="kpi-cost">$0.00000032</span>' in page
+    row = page[page.index('id="table-budgets"'):]
+    row = row[:row.index("</table>")]
+    assert "<td>$0.000400</td><td>$0.0005</td><td>80%</td>" in row
 
 
 def test_the_page_is_staff_only(client, django_user_model):

@@ -21,7 +21,7 @@ def cache_verdicts(monkeypatch):
     """Install a stand-in `semcache.gateway.cache_feedback` and return the verdicts it got."""
     received = []
 
-    async def cache_feedback(*, request_id: str, correct: bool) -> bool:
+    async def cache_feedback(*, team_id: int, request_id: str, correct: bool) -> bool:
         received.append((request_id, correct))
         return True
 

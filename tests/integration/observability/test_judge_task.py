@@ -31,7 +31,7 @@ def test_the_judge_scores_flags_and_stores_with_the_ledger_row(
     labels = {"model": "m-judged", "task_type": "math"}
 
     with caplog.at_level(logging.INFO):
-        judge.judge_enqueue(request_id=record.request_id,
+        judge.judge_enqueue(request_id=record.request_id, team_id=record.team_id,
                             messages=[{"role": "user", "content": "2+2?"}], answer="5")
     # The texts are in the task message, not in the worker's logs.
     assert "2+2?" not in caplog.text
@@ -50,7 +50,8 @@ def test_an_unusable_reply_stores_nothing(judge_profile, fake_provider, make_api
                                           make_usage):
     record = make_usage(make_api_key())
     fake_provider.enqueue(Behavior(text="I think it is fine."))
-    judge_response.delay(record.request_id, [{"role": "user", "content": "hi"}], "hello").get()
+    judge_response.delay(record.request_id, [{"role": "user", "content": "hi"}], "hello",
+                         record.team_id).get()
     assert not ResponseFeedback.objects.exists()
 
 
@@ -59,10 +60,10 @@ def test_sampling_follows_the_rate(judge_profile, settings, monkeypatch):
     monkeypatch.setattr(judge_response, "apply_async",
                         lambda args, **options: queued.append(args))
     settings.QUALITY_JUDGE_SAMPLE_RATE = 0.0
-    assert not judge.judge_sample_maybe(request_id="r1", messages=[], answer="a")
+    assert not judge.judge_sample_maybe(request_id="r1", team_id=1, messages=[], answer="a")
     settings.QUALITY_JUDGE_SAMPLE_RATE = 1.0
-    assert judge.judge_sample_maybe(request_id="r2", messages=[], answer="a")
-    assert queued == [("r2", [], "a")]
+    assert judge.judge_sample_maybe(request_id="r2", team_id=1, messages=[], answer="a")
+    assert queued == [("r2", [], "a", 1)]
 
 
 async def test_the_async_sampler_hands_off_without_blocking(judge_profile, settings,
@@ -71,6 +72,7 @@ async def test_the_async_sampler_hands_off_without_blocking(judge_profile, setti
     monkeypatch.setattr(judge_response, "apply_async",
                         lambda args, **options: queued.append(args))
     settings.QUALITY_JUDGE_SAMPLE_RATE = 1.0
-    assert await judge.judge_sample_maybe_async(request_id="r3", messages=[], answer="a")
+    assert await judge.judge_sample_maybe_async(request_id="r3", team_id=1, messages=[],
+                                                answer="a")
     await asyncio.gather(*judge._pending)
-    assert queued == [("r3", [], "a")]
+    assert queued == [("r3", [], "a", 1)]

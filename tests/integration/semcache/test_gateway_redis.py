@@ -5,7 +5,13 @@ from decimal import Decimal
 import pytest
 
 from semcache import gateway
-from semcache.gateway import cache_feedback, cache_lookup, cache_store, wait_for_pending_writes
+from semcache.gateway import (
+    cache_feedback,
+    cache_hit_served,
+    cache_lookup,
+    cache_store,
+    wait_for_pending_writes,
+)
 from tests.unit.semcache.helpers import ANSWER, USAGE, make_ctx
 
 pytestmark = pytest.mark.usefixtures("transactional_db")
@@ -33,8 +39,14 @@ class TestOnRedis:
     async def test_feedback_evicts(self, redis_engine):
         await remember("Who wrote Hamlet?")
         ctx = make_ctx("Who wrote Hamlet?")
-        assert await cache_lookup(ctx) is not None
-        assert await cache_feedback(request_id=ctx.request_id, correct=False)
+        hit = await cache_lookup(ctx)
+        assert hit is not None
+        cache_hit_served(ctx, hit)
+        await wait_for_pending_writes()
+        # Another team's request of the same id reaches nothing.
+        assert not await cache_feedback(team_id=2, request_id=ctx.request_id, correct=False)
+        assert await cache_lookup(make_ctx("Who wrote Hamlet?")) is not None
+        assert await cache_feedback(team_id=1, request_id=ctx.request_id, correct=False)
         assert await cache_lookup(make_ctx("Who wrote Hamlet?")) is None
 
     async def test_redis_down_mid_run_bypasses_and_counts(self, redis_engine):
@@ -54,7 +66,7 @@ class TestOnRedis:
         await cache_store(ctx2, message=ANSWER, finish_reason="stop", model="m", usage=USAGE,
                           cost=Decimal(0))  # never raises
         await wait_for_pending_writes()
-        assert not await cache_feedback(request_id=ctx.request_id, correct=False)
+        assert not await cache_feedback(team_id=1, request_id=ctx.request_id, correct=False)
 
     async def test_unreachable_from_the_start(self, settings, redis_engine):
         from semcache.services import get_engine

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from semcache.namespaces import build_scope
-from semcache.services import CacheEngine
+from semcache.services import CacheEngine, request_key
 from semcache.store import RedisStore, StoreUnavailable
 from tests.unit.semcache.helpers import random_unit
 
@@ -125,11 +125,12 @@ class TestStoreDetails:
         v = random_unit(np.random.default_rng(5), 1)[0]
         entry = put(engine, v, text="x")
         found = engine.find_exact(scope(text="x"))
-        engine.record(found, entry.namespace, request_id="r1")
+        engine.record(found, entry.namespace, team_id=1, request_id="r1")
         engine.record(None, entry.namespace)
         stats = engine.store.stats(entry.namespace)
         assert stats["hits"] == 1 and stats["misses"] == 1 and stats["top"] == [(entry.id, 1)]
-        assert engine.store.entry_for_request("r1") == entry.id
+        assert engine.store.entry_for_request(request_key(team_id=1, request_id="r1")) == entry.id
+        assert engine.store.entry_for_request(request_key(team_id=2, request_id="r1")) is None
         assert engine.purge(older_than=time.time() - 3600) == 0
         assert engine.purge(older_than=time.time() + 1, dry_run=True) == 1
         assert engine.purge(older_than=time.time() + 1) == 1
@@ -154,9 +155,9 @@ class TestBatchedMisses:
         entry = put(batching, random_unit(np.random.default_rng(8), 1)[0])
         assert other.stats(namespace)["misses"] == 2  # carried by the put's pipeline
         batching.record(None, namespace)
-        batching.record(batching.find_exact(scope()), namespace, request_id="r9")
+        batching.record(batching.find_exact(scope()), namespace, team_id=1, request_id="r9")
         assert other.stats(namespace)["misses"] == 3  # carried by the hit's pipeline
-        assert other.entry_for_request("r9") == entry.id
+        assert other.entry_for_request(request_key(team_id=1, request_id="r9")) == entry.id
         batching.record(None, namespace)
         assert batching.store.stats(namespace)["misses"] == 4  # its own stats flush first
 

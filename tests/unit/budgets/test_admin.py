@@ -29,6 +29,22 @@ def test_budget_changelist_shows_utilization_bars(staff, django_assert_max_num_q
     assert staff.get(reverse("admin:budgets_budget_changelist") + "?scope=team").status_code == 200
 
 
+def test_a_limit_below_a_cent_shows_its_digits(admin_client, api_key, principal):
+    budget_set(scope=BudgetScope.TEAM, team=api_key.api_key.team, daily_limit=Decimal("0.0005"))
+    spend(principal, "tiny", "0.0005", "0.0004166")
+    page = admin_client.get(reverse("admin:budgets_budget_changelist")).content.decode()
+    assert "83% of $0.0005<" in page
+    assert 'title="$0.0004 spent + $0.0000 reserved of $0.0005"' in page
+    assert "$0.00<" not in page
+
+
+def test_spend_below_the_bar_precision_keeps_its_digits(admin_client, api_key, principal):
+    budget_set(scope=BudgetScope.KEY, api_key=api_key.api_key, daily_limit=Decimal("10"))
+    spend(principal, "tiny", "0.001", "0.00000032")
+    page = admin_client.get(reverse("admin:budgets_budget_changelist")).content.decode()
+    assert 'title="$0.00000032 spent + $0.0000 reserved of $10.00"' in page
+
+
 def test_budget_change_and_add_pages(staff, api_key):
     budget = Budget.objects.get()
     assert staff.get(reverse("admin:budgets_budget_change", args=[budget.pk])).status_code == 200
@@ -62,4 +78,10 @@ def test_csv_export_of_current_filters(staff):
 def test_team_summary(staff):
     response = staff.get(reverse("admin:budgets_usagerecord_team_summary"), {"days": 7})
     page = response.content.decode()
-    assert response.status_code == 200 and "team-a" in page and "1.500000" in page
+    assert response.status_code == 200 and "team-a" in page and "$1.500000" in page
+
+
+def test_team_summary_keeps_the_digits_of_small_spend(admin_client, principal):
+    spend(principal, "tiny", "0.001", "0.00000032")
+    page = admin_client.get(reverse("admin:budgets_usagerecord_team_summary")).content.decode()
+    assert "<td>$0.00000032</td>" in page and "<th>$0.00000032</th>" in page

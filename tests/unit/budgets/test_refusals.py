@@ -99,7 +99,7 @@ def test_the_report_table_has_the_refusal_columns(api_key, principal):
     out = io.StringIO()
     call_command("budget_report", "--period", "day", stdout=out)
     header, *lines = out.getvalue().splitlines()
-    assert header.rstrip().endswith("REFUSED  REFUSED $")
+    assert header.rstrip().endswith("REFUSED  REFUSED AMOUNT")
     (row,) = [line for line in lines if line.startswith("team")]
     count, amount = row.split()[-2:]
     assert count == "2" and Decimal(amount.lstrip("$").replace(",", "")) == D("2.5")

@@ -88,6 +88,16 @@ class TestAdmission:
         assert counter(team).reserved == D("0.6")
         assert not BudgetReservation.objects.filter(request_id="r2").exists()
 
+    def test_a_refusal_below_a_micro_dollar_still_names_its_amounts(self, api_key, principal):
+        budget_set(scope=BudgetScope.KEY, api_key=api_key.api_key,
+                   daily_limit=D("0.0000005"))
+        request_admit(principal=principal, request_id="r1", estimated_cost=D("0.0000002"))
+        with pytest.raises(BudgetExceeded) as exc:
+            request_admit(principal=principal, request_id="r2", estimated_cost=D("0.0000004"))
+        message = str(exc.value.detail)
+        assert "limit of $0.0000005 has $0.0000003 remaining" in message
+        assert "maximum cost of $0.0000004." in message
+
     def test_exactly_the_limit_is_admitted(self, api_key, principal):
         budget_set(scope=BudgetScope.GLOBAL, total_limit=D("1"))
         spend(principal, "a", "0.5", "0.5")
@@ -128,6 +138,37 @@ class TestAdmission:
         request_admit(principal=principal, request_id="inflight", estimated_cost=D("0.1"))
         with pytest.raises(InvalidRequest):
             request_admit(principal=principal, request_id="inflight", estimated_cost=D("0.1"))
+
+    def test_request_ids_are_per_team(self, make_api_key, principal):
+        """A request id is the client's: another team's use of it is no conflict, and each
+        team's request gets its own reservation and ledger row."""
+        other = principal_of(make_api_key(team="team-b", user="bob").api_key)
+        mine = spend(principal, "shared-id", "0.2", "0.1")
+        inflight = request_admit(principal=other, request_id="shared-id", estimated_cost=D("0.3"))
+        assert BudgetReservation.objects.get(request_id="shared-id").team_id == other.team_id
+        theirs = request_settle(admission=inflight, entry=entry(other, "shared-id", "0.05"))
+        assert mine.pk != theirs.pk
+        rows = dict(UsageRecord.objects.filter(request_id="shared-id")
+                    .values_list("team_id", "cost"))
+        assert rows == {principal.team_id: D("0.1"), other.team_id: D("0.05")}
+        # Within a team the id stays taken, for both of them.
+        for who in (principal, other):
+            with pytest.raises(InvalidRequest) as refused:
+                request_admit(principal=who, request_id="shared-id", estimated_cost=D("0.1"))
+            assert refused.value.code == "duplicate_request_id"
+
+    def test_a_request_id_in_flight_in_one_team_is_free_in_another(self, make_api_key,
+                                                                   principal):
+        other = principal_of(make_api_key(team="team-b", user="bob").api_key)
+        mine = request_admit(principal=principal, request_id="both", estimated_cost=D("0.1"))
+        theirs = request_admit(principal=other, request_id="both", estimated_cost=D("0.1"))
+        # Settling one team's request releases its own reservation only.
+        request_settle(admission=theirs, entry=entry(other, "both", "0.1"))
+        assert list(BudgetReservation.objects.values_list("team_id", flat=True)) == [
+            principal.team_id]
+        request_settle(admission=mine, entry=entry(principal, "both", "0.1"))
+        assert not BudgetReservation.objects.exists()
+        assert UsageRecord.objects.filter(request_id="both").count() == 2
 
     def test_admission_queries_do_not_grow_with_other_budgets(
         self, api_key, make_api_key, principal
@@ -279,6 +320,35 @@ class TestSettlement:
         assert (record.cost, record.cost_saved) == (0, D("0.0042"))
         assert not BudgetCounter.objects.filter(budget=b, spent__gt=0).exists()
 
+    @pytest.mark.parametrize("first", ["hit", "admitted", "in flight"])
+    def test_a_cache_hit_under_a_used_id_is_refused_and_writes_nothing(self, principal, first):
+        if first == "hit":
+            request_settle(admission=None, entry=entry(principal, "dup", cache_status="hit_exact"))
+        elif first == "admitted":
+            spend(principal, "dup", "0.1", "0.1")
+        else:
+            request_admit(principal=principal, request_id="dup", estimated_cost=D("0.1"))
+        before = list(UsageRecord.objects.values_list("pk", "cost", "cache_status"))
+        with pytest.raises(InvalidRequest) as refused:
+            request_settle(admission=None, entry=entry(principal, "dup", cache_status="hit_exact",
+                                                       cost_saved=D("0.5")))
+        assert refused.value.code == "duplicate_request_id"
+        assert list(UsageRecord.objects.values_list("pk", "cost", "cache_status")) == before
+
+    def test_a_retried_cache_hit_settle_returns_its_own_row(self, principal):
+        hit = entry(principal, "hit", cache_status="hit_exact")
+        first = request_settle(admission=None, entry=hit)
+        assert request_settle(admission=None, entry=hit).pk == first.pk
+        assert UsageRecord.objects.filter(request_id="hit").count() == 1
+
+    def test_every_teams_cache_hit_under_one_id_gets_its_own_row(self, make_api_key,
+                                                                 principal):
+        other = principal_of(make_api_key(team="team-b", user="bob").api_key)
+        mine = request_settle(admission=None, entry=entry(principal, "h", cache_status="hit_exact"))
+        theirs = request_settle(admission=None, entry=entry(other, "h", cache_status="hit_exact"))
+        assert mine.pk != theirs.pk
+        assert (mine.team_id, theirs.team_id) == (principal.team_id, other.team_id)
+
 
 class TestDefaultBudget:
     def test_unset_defaults_mean_unlimited(self, settings, principal):
@@ -424,6 +494,24 @@ class TestSweep:
         assert (row.pk, row.pid, row.started_at, row.seen_at) == (
             "h", 7, t0, t0 + timedelta(seconds=10))
 
+    def test_the_sweep_writes_the_row_of_the_team_that_reserved(self, make_api_key,
+                                                                  principal):
+        other = principal_of(make_api_key(team="team-b", user="bob").api_key)
+        t0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+        spend(principal, "gone", "0.2", "0.1")
+        dead = request_admit(principal=other, request_id="gone", estimated_cost=D("0.3"), now=t0)
+        assert reservations_release_stale(older_than_seconds=600,
+                                          now=t0 + timedelta(minutes=20)) == 1
+        abandoned = UsageRecord.objects.get(request_id="gone", team_id=other.team_id)
+        assert abandoned.error_kind == "abandoned"
+        assert UsageRecord.objects.get(request_id="gone", team_id=principal.team_id).cost == \
+            D("0.1")
+        # The late settle replaces its own team's provisional row, never the other team's row.
+        request_settle(admission=dead, entry=entry(other, "gone", "0.2"))
+        rows = dict(UsageRecord.objects.filter(request_id="gone")
+                    .values_list("team_id", "error_kind"))
+        assert rows == {principal.team_id: "", other.team_id: ""}
+
     def test_the_sweep_is_a_beat_task(self, settings, principal):
         from budgets import tasks
 
@@ -475,6 +563,17 @@ class TestAlert:
                           estimated_cost=D("0.1"))
         assert [p["event"] for p in posted] == ["budget.threshold", "budget.limit"]
         assert BudgetAlert.objects.filter(delivered_at__isnull=False).count() == 2
+
+    def test_an_alert_on_a_tiny_limit_names_its_amounts(self, api_key, principal):
+        from budgets.services import alert_payload
+
+        budget_set(scope=BudgetScope.KEY, api_key=api_key.api_key, daily_limit=D("0.0000005"))
+        spend(principal, "a", "0.0000005", "0.0000004")
+        alert = BudgetAlert.objects.get(kind="threshold")
+        assert alert_payload(alert=alert)["message"].endswith(": $0.0000004 of $0.0000005.")
+        assert str(UsageRecord.objects.get(request_id="a")).endswith(" m $0.0000004")
+        reservation = request_admit(principal=principal, request_id="b", estimated_cost=D(0))
+        assert str(BudgetReservation.objects.get(request_id=reservation.request_id)) == "b: $0.00"
 
     def test_refusal_sends_the_limit_alert_once(self, api_key, principal, committed):
         budget_set(scope=BudgetScope.KEY, api_key=api_key.api_key, daily_limit=D("1"),

@@ -29,6 +29,23 @@ def test_unknown_or_wrong_keys_find_nothing(api_key):
 
 
 @pytest.mark.django_db
+def test_a_deactivated_users_keys_find_nothing_in_the_same_one_query(
+        api_key, django_assert_num_queries):
+    assert api_key_from_bearer(raw_key=api_key.key) is not None  # marks the key used
+    user = api_key.api_key.user
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+    with django_assert_num_queries(1):
+        assert api_key_from_bearer(raw_key=api_key.key) is None
+    assert not ApiKey.objects.usable().filter(pk=api_key.api_key.pk).exists()
+    user.is_active = True
+    user.save(update_fields=["is_active"])
+    with django_assert_num_queries(1):
+        assert api_key_from_bearer(raw_key=api_key.key) is not None
+    assert ApiKey.objects.usable().filter(pk=api_key.api_key.pk).exists()
+
+
+@pytest.mark.django_db
 def test_pg_array_literals_read_back_as_the_values():
     """The hot statements pass arrays as text literals; PostgreSQL must parse them back exactly."""
     from datetime import UTC, datetime

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from semcache import gateway
-from semcache.gateway import cache_feedback, cache_lookup, cache_store, wait_for_pending_writes
+from semcache.gateway import (
+    cache_feedback,
+    cache_hit_served,
+    cache_lookup,
+    cache_store,
+    wait_for_pending_writes,
+)
 from tests.unit.semcache.helpers import ANSWER, USAGE, make_ctx
 
 pytestmark = pytest.mark.usefixtures("transactional_db")
@@ -145,22 +151,63 @@ class TestLookup:
         assert await cache_lookup(make_ctx("Write a long poem.")) is None
 
 
+async def served(ctx, hit) -> None:
+    """What the pipeline does once a hit's ledger row is written."""
+    cache_hit_served(ctx, hit)
+    await wait_for_pending_writes()
+
+
 class TestFeedback:
     async def test_wrong_answer_is_evicted_and_threshold_tightens(self, memory_engine):
         await remember("What is the capital city of France?")
         ctx = make_ctx("What's the capital city of France?")
         hit = await cache_lookup(ctx)
         assert hit is not None
+        await served(ctx, hit)
         namespace = memory_engine.store.namespaces().popitem()[0]
-        assert await cache_feedback(request_id=ctx.request_id, correct=False)
+        assert await cache_feedback(team_id=1, request_id=ctx.request_id, correct=False)
         assert memory_engine.store.threshold_delta(namespace) > 0
         assert await cache_lookup(make_ctx("What is the capital city of France?")) is None
 
     async def test_feedback_on_a_stored_answer_and_unknown_request(self, memory_engine):
         ctx = await remember("Name three primary colors.")
-        assert await cache_feedback(request_id=ctx.request_id, correct=True)
+        assert await cache_feedback(team_id=1, request_id=ctx.request_id, correct=True)
         assert await cache_lookup(make_ctx("Name three primary colors.")) is not None
-        assert not await cache_feedback(request_id="nope", correct=False)
+        assert not await cache_feedback(team_id=1, request_id="nope", correct=False)
+
+    async def test_a_hit_counts_and_is_remembered_only_once_served(self, memory_engine):
+        await remember("Who discovered penicillin?")
+        ctx = make_ctx("Who discovered penicillin?")
+        hit = await cache_lookup(ctx)
+        namespace = hit.found.entry.namespace
+        # Looked up, not served (the gateway refused it): no trace.
+        assert memory_engine.store.stats(namespace)["hits"] == 0
+        assert not await cache_feedback(team_id=1, request_id=ctx.request_id, correct=False)
+        await served(ctx, hit)
+        stats = memory_engine.store.stats(namespace)
+        assert stats["hits"] == 1 and stats["saved_cost"] == Decimal("0.0042")
+        assert await cache_feedback(team_id=1, request_id=ctx.request_id, correct=True)
+
+    async def test_the_same_request_id_in_two_teams_reaches_each_teams_own_entry(
+            self, memory_engine):
+        """Request ids are the client's: team 2 using team 1's id neither sees nor evicts team
+        1's entry, nor tightens its threshold."""
+        await remember("What is the boiling point of water?", team_id=1)
+        await remember("What is the freezing point of water?", team_id=2)
+        mine = make_ctx("What is the boiling point of water?", team_id=1)
+        theirs = make_ctx("What is the freezing point of water?", team_id=2)
+        theirs.request_id = mine.request_id
+        hit_mine, hit_theirs = await cache_lookup(mine), await cache_lookup(theirs)
+        await served(mine, hit_mine)
+        await served(theirs, hit_theirs)
+        namespace = hit_mine.found.entry.namespace
+
+        assert await cache_feedback(team_id=2, request_id=mine.request_id, correct=False)
+        assert await cache_lookup(make_ctx("What is the freezing point of water?",
+                                           team_id=2)) is None
+        assert memory_engine.store.threshold_delta(namespace) == 0
+        again = await cache_lookup(make_ctx("What is the boiling point of water?", team_id=1))
+        assert again is not None and again.entry_id == hit_mine.entry_id
 
 
 class TestTeamPolicy:

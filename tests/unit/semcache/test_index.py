@@ -116,7 +116,7 @@ class TestRegistry:
 
     def test_put_remembers_the_request_in_the_same_call(self):
         from semcache.namespaces import build_scope
-        from semcache.services import CacheEngine
+        from semcache.services import CacheEngine, request_key
         from semcache.store import MemoryStore
 
         engine = CacheEngine(MemoryStore())
@@ -125,7 +125,10 @@ class TestRegistry:
         entry = engine.put(scope, vector=random_unit(np.random.default_rng(7), 1)[0],
                            message={}, finish_reason="stop", model="m", usage={}, cost=0,
                            ttl_seconds=60, request_id="req-1")
-        assert engine.store.entry_for_request("req-1") == entry.id
+        assert engine.feedback(team_id=1, request_id="req-1", correct=True)
+        assert engine.store.entry_for_request(
+            request_key(team_id=1, request_id="req-1")) == entry.id
+        assert not engine.feedback(team_id=2, request_id="req-1", correct=False)
 
     def test_feedback_threshold_is_seen_at_once_here_and_within_the_interval_elsewhere(
             self, monkeypatch):
@@ -146,7 +149,7 @@ class TestRegistry:
         here.put(scope, vector=random_unit(np.random.default_rng(8), 1)[0], message={},
                  finish_reason="stop", model="m", usage={}, cost=0, ttl_seconds=60,
                  request_id="req-wrong")
-        assert here.feedback(request_id="req-wrong", correct=False)
+        assert here.feedback(team_id=1, request_id="req-wrong", correct=False)
         tightened = here.threshold_for(scope.namespace, 0.9)
         assert tightened > 0.9  # this process: at once
         assert there.threshold_for(scope.namespace, 0.9) == 0.9  # not read yet
