@@ -4,7 +4,9 @@ It listens on 127.0.0.1 (ephemeral port) in a background thread running its own 
 so thousands of concurrent and slow connections cost little. Each request's behaviour comes from
 the server's FIFO queue (`server.enqueue(Behavior(...))`) or, when the queue is empty, from the
 upstream model name (`fake-error-429-ra-3`, `fake-slow-2000-pace-10`, `fake-cut-3`, ... see
-`behavior_for_model`). Every request is recorded with its keys redacted to a fingerprint.
+`behavior_for_model`) or, for a real model name, the same rules in an `X-Fake-Behavior` request
+header (`slow-2000-pace-10`; a profile sends it through its `extra_headers` option). Every
+request is recorded with its keys redacted to a fingerprint.
 
     with run_fake_provider() as server:
         server.enqueue(Behavior(status=500))
@@ -636,7 +638,7 @@ class FakeProvider:
         except ValueError:
             body = None
         fmt_class = _FORMATS.get(path.split("?")[0])
-        behavior = self._next_behavior(body)
+        behavior = self._next_behavior(body, headers)
         with self._lock:
             self.requests.append(RecordedRequest(method, path, _redact(headers),
                                                  body if isinstance(body, dict) else None,
@@ -696,10 +698,12 @@ class FakeProvider:
             await _send(writer, 200, fmt.completion())
         bill.delivered = True
 
-    def _next_behavior(self, body: object) -> Behavior:
+    def _next_behavior(self, body: object, headers: dict[str, str]) -> Behavior:
         with self._lock:
             if self._queue:
                 return self._queue.popleft()
+        if headers.get("x-fake-behavior"):
+            return behavior_for_model(f"fake-{headers['x-fake-behavior']}")
         model = body.get("model", "") if isinstance(body, dict) else ""
         return behavior_for_model(str(model))
 

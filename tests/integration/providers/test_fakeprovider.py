@@ -54,6 +54,13 @@ class TestServer:
         assert recorded[2].body["model"] == "m"
         assert third.json()["usage"]["total_tokens"] > 0
 
+    def test_rules_from_a_header_for_a_real_model_name(self, fake_provider):
+        response = httpx.post(f"{fake_provider.base_url}/chat/completions",
+                              headers={"X-Fake-Behavior": "error-503"},
+                              json={"model": "gpt-4o", "messages": []})
+        assert response.status_code == 503
+        assert fake_provider.last_request.behavior == Behavior(status=503)
+
     def test_unknown_route_and_bad_body(self, fake_provider):
         with httpx.Client() as client:
             assert client.get(f"{fake_provider.base_url}/models").status_code == 404
@@ -205,3 +212,28 @@ def _raw_chat(server, model: str, request_id: str, *, stream: bool,
                                 "stream_options": {"include_usage": True},
                                 "messages": [{"role": "user", "content": "one two three"}]})
     return response.text
+
+
+class TestBillingMeter:
+    def test_counts_as_a_provider_bills(self):
+        from tests.fakeprovider import run_fake_provider
+        from tests.toolkit.billing import billed_prompt_tokens, billed_text_tokens
+
+        tools = [{"type": "function", "function": {
+            "name": "search", "description": "Search the catalogue " * 20,
+            "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}}]
+        body = {"model": "gpt-4o", "max_tokens": 12, "tools": tools,
+                "messages": [{"role": "user", "content": "one two three"}]}
+        with run_fake_provider(billing=True) as server:
+            response = httpx.post(f"{server.base_url}/chat/completions", json=body,
+                                  headers={"X-Request-ID": "metered",
+                                           "X-Fake-Behavior": "words-40"})
+            line = server.invoice["metered"]
+        usage, text = response.json()["usage"], response.json()["choices"][0]["message"]["content"]
+        without_tools = billed_prompt_tokens({**body, "tools": []}, model="gpt-4o")
+        assert line.prompt_tokens == billed_prompt_tokens(body, model="gpt-4o") > without_tools + 60
+        # max_tokens bounds the answer in billed tokens, not in words.
+        assert line.completion_tokens == billed_text_tokens(text) <= 12
+        assert response.json()["choices"][0]["finish_reason"] == "length"
+        assert (usage["prompt_tokens"], usage["completion_tokens"]) == (
+            line.prompt_tokens, line.completion_tokens)
