@@ -160,11 +160,11 @@ def _openai_image(size: tuple[int, int] | None, model: str, detail: str) -> int:
 
 def _anthropic_image(size: tuple[int, int] | None, model: str) -> int:
     if _ANTHROPIC_PIXEL_RULE.match(model):
-        if size is None:
-            return 1600
-        w, h = size
-        scale = min(1.0, 1568 / max(w, h), math.sqrt(1_200_000 / (w * h)))
-        return min(1600, math.ceil(math.floor(w * scale) * math.floor(h * scale) / 750))
+        # Resized to fit 1568px and ~1,600 tokens; 784x1568 (1,640 tokens) is the largest size
+        # the vision docs list as kept as is.
+        w, h = size or (784, 1568)
+        scale = min(1.0, 1568 / max(w, h), math.sqrt(1_230_000 / (w * h)))
+        return math.ceil(math.floor(w * scale) * math.floor(h * scale) / 750)
     # Newer models: 28px patches, up to 2,576px on the long edge (Anthropic vision docs).
     w, h = _scale_to_fit(*(size or (2576, 2576)), 2576)
     return math.ceil(w / 28) * math.ceil(h / 28)
