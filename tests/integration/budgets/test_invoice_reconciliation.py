@@ -57,13 +57,13 @@ KILL_MIN_UPSTREAM = 4  # ... and at least this many of its requests are out at t
 # Each gateway process heartbeats and sweeps every HEARTBEAT_SECONDS; the reservations of a
 # process silent for HOLDER_TIMEOUT_SECONDS are released and charged by a survivor.
 HEARTBEAT_SECONDS = 1
-HOLDER_TIMEOUT_SECONDS = 3
+HOLDER_TIMEOUT_SECONDS = 5  # a loaded process must not look dead: 5 missed beats
 # A client that leaves mid-answer leaves tokens in flight: sent by the provider (and billed)
 # but not yet read by the gateway when it stops reading. Streams here are paced at PACE_MS per
 # one-word chunk and the provider stops at its next chunk once the gateway closes the upstream
 # connection, so what is in flight is what the gateway had not parsed when the client's
-# disconnect reached it, plus at most one chunk: 16 tokens is ~8 chunks, 200 ms of a stalled
-# gateway event loop on this loaded machine.
+# disconnect reached it, plus at most one chunk: 16 tokens is ~8 chunks, 200 ms of a gateway
+# event loop stalled by a loaded machine.
 PACE_MS = 25
 IN_FLIGHT_TOKENS = 16
 PROVIDER_KEY_ENV = "RECONCILE_PROVIDER_KEY"
@@ -371,6 +371,8 @@ class Books:
     problems: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     reservation_over: Category = field(default_factory=Category)
     in_flight: list[int] = field(default_factory=list)  # answer tokens billed, not charged
+    ledger_only_kinds: Counter = field(default_factory=Counter)  # status/error kind: rows
+    charged_unbilled: list[str] = field(default_factory=list)  # charged, never billed
     ledger_only: Category = field(default_factory=Category)
 
     def problem(self, check: str, detail: str) -> None:
@@ -425,6 +427,14 @@ def _reconcile(provider: FakeProvider, run: Run) -> Books:
     for request_id, rows in records.items():
         if request_id not in invoice:
             books.ledger_only.add(Decimal(0), sum(r.cost for r in rows), Decimal(0))
+            books.ledger_only_kinds.update(f"{r.status}/{r.error_kind or '-'}"
+                                           f"{'' if r.cost else ' (free)'}" for r in rows)
+            for row in rows:
+                if row.cost:
+                    books.charged_unbilled.append(
+                        f"{request_id} ({row.requested_model}, stream={row.stream}, "
+                        f"{row.status}/{row.error_kind or '-'}): charged ${row.cost} "
+                        f"({row.prompt_tokens}+{row.completion_tokens}), never billed")
 
     # (d) every 200 the client received has its ledger row.
     for sent in run.sent:
@@ -493,6 +503,9 @@ def _summary(run: Run, books: Books, invoice: dict[str, InvoiceLine]) -> str:
     lines.append(f"reservation below the bill: {over.requests} requests, billed "
                  f"${over.invoice:.6f} against ${over.ledger:.6f} reserved, worst "
                  f"${over.worst:.6f}")
+    if books.ledger_only_kinds:
+        lines.append(f"ledger rows without a provider call: {_counts(books.ledger_only_kinds)}"
+                     + "".join(f"; {line}" for line in books.charged_unbilled[:3]))
     if books.in_flight:
         gaps = sorted(books.in_flight)
         lines.append(f"client left: answer tokens billed but not charged: median "
