@@ -59,7 +59,7 @@ KILL_MIN_UPSTREAM = 4  # ... and at least this many of its requests are out at t
 HEARTBEAT_SECONDS = 1
 HOLDER_TIMEOUT_SECONDS = 5  # a loaded process must not look dead: 5 missed beats
 # A client that leaves mid-answer leaves tokens in flight: sent by the provider (and billed)
-# but not yet read by the gateway when it stops reading. Streams here are paced at PACE_MS per
+# but not yet read by the gateway when it stops reading. Answers here are paced at PACE_MS per
 # one-word chunk and the provider stops at its next chunk once the gateway closes the upstream
 # connection, so what is in flight is what the gateway had not parsed when the client's
 # disconnect reached it, plus at most one chunk: 16 tokens is ~8 chunks, 200 ms of a gateway
@@ -75,7 +75,8 @@ MODELS = {  # upstream model: (short name, provider, input and output USD per to
 BEHAVIOURS = {  # profile kind: the fake provider's rules for it (sent as X-Fake-Behavior)
     "plain": "words-24",
     "tool": "tool-words-6",
-    "wait": "slow-1500-words-24",  # the first byte after 1.5 s: clients leave before it
+    # the first byte after 1.5 s: clients leave before it
+    "wait": f"slow-1500-pace-{PACE_MS}-words-24",
     "paced": f"pace-{PACE_MS}-words-60",  # a 1.5 s stream: clients leave in the middle
     **{f"lie-{lie}": f"lie-{lie}-words-24" for lie in LIES},
 }
@@ -370,7 +371,8 @@ class Books:
                                  ("honest", "lied", "client left", "killed")})
     problems: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     reservation_over: Category = field(default_factory=Category)
-    in_flight: list[int] = field(default_factory=list)  # answer tokens billed, not charged
+    # (answer tokens billed but not charged, the request) of requests whose client left
+    in_flight: list[tuple[int, str]] = field(default_factory=list)
     ledger_only_kinds: Counter = field(default_factory=Counter)  # status/error kind: rows
     charged_unbilled: list[str] = field(default_factory=list)  # charged, never billed
     ledger_only: Category = field(default_factory=Category)
@@ -413,7 +415,9 @@ def _reconcile(provider: FakeProvider, run: Run) -> Books:
             continue
         row = rows[0]
         if category == "client left":
-            books.in_flight.append(line.completion_tokens - row.completion_tokens)
+            books.in_flight.append((line.completion_tokens - row.completion_tokens,
+                                    f"{what}, ledger ${row.cost} ({row.prompt_tokens}+"
+                                    f"{row.completion_tokens})"))
         if miss:
             books.problem(f"(c) ledger vs invoice: {category}",
                           f"{what}, ledger ${row.cost} ({row.prompt_tokens}+"
@@ -509,7 +513,8 @@ def _summary(run: Run, books: Books, invoice: dict[str, InvoiceLine]) -> str:
     if books.in_flight:
         gaps = sorted(books.in_flight)
         lines.append(f"client left: answer tokens billed but not charged: median "
-                     f"{gaps[len(gaps) // 2]}, max {gaps[-1]} (bound {IN_FLIGHT_TOKENS})")
+                     f"{gaps[len(gaps) // 2][0]}, max {gaps[-1][0]} (bound {IN_FLIGHT_TOKENS}), "
+                     f"{gaps[-1][1]}")
     for check, problems in sorted(books.problems.items()):
         lines.append(f"{check}: {len(problems)}, e.g. {problems[0]}")
     return "\n".join(lines)
