@@ -370,6 +370,8 @@ class Books:
         default_factory=lambda: {name: Category() for name in
                                  ("honest", "lied", "client left", "killed")})
     problems: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    # per check: how many problems each model profile had (where the problem is a request's)
+    problem_models: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
     reservation_over: Category = field(default_factory=Category)
     # (answer tokens billed but not charged, the request) of requests whose client left
     in_flight: list[tuple[int, str]] = field(default_factory=list)
@@ -377,8 +379,10 @@ class Books:
     charged_unbilled: list[str] = field(default_factory=list)  # charged, never billed
     ledger_only: Category = field(default_factory=Category)
 
-    def problem(self, check: str, detail: str) -> None:
+    def problem(self, check: str, detail: str, *, model: str = "") -> None:
         self.problems[check].append(detail)
+        if model:
+            self.problem_models[check][model] += 1
 
 
 def _reconcile(provider: FakeProvider, run: Run) -> Books:
@@ -411,7 +415,8 @@ def _reconcile(provider: FakeProvider, run: Run) -> Books:
                 f"stream={bool(sent.plan.body.get('stream'))}, {sent.plan.action}): invoice "
                 f"${billed} ({line.prompt_tokens}+{line.completion_tokens} tokens)")
         if len(rows) != 1:
-            books.problem("(c) one ledger row per invoiced request", f"{what}: {len(rows)} rows")
+            books.problem("(c) one ledger row per invoiced request", f"{what}: {len(rows)} rows",
+                          model=sent.plan.model)
             continue
         row = rows[0]
         if category == "client left":
@@ -421,12 +426,14 @@ def _reconcile(provider: FakeProvider, run: Run) -> Books:
         if miss:
             books.problem(f"(c) ledger vs invoice: {category}",
                           f"{what}, ledger ${row.cost} ({row.prompt_tokens}+"
-                          f"{row.completion_tokens}, {row.status}/{row.error_kind or '-'})")
+                          f"{row.completion_tokens}, {row.status}/{row.error_kind or '-'})",
+                          model=sent.plan.model)
         if billed > row.estimated_cost:
             books.reservation_over.add(billed, row.estimated_cost, row.estimated_cost - billed)
             books.problem("(e) the reservation bounds the bill",
                           f"{what}, reserved ${row.estimated_cost} "
-                          f"({row.estimated_prompt_tokens} prompt tokens estimated)")
+                          f"({row.estimated_prompt_tokens} prompt tokens estimated)",
+                          model=sent.plan.model)
 
     for request_id, rows in records.items():
         if request_id not in invoice:
@@ -447,7 +454,7 @@ def _reconcile(provider: FakeProvider, run: Run) -> Books:
                           f"{sent.request_id or '(no id)'} ({sent.plan.model}, "
                           f"{sent.plan.action}{', killed' if sent.killed else ''}"
                           f"{', broken off' if sent.broken else ''}): "
-                          f"{len(records.get(sent.request_id, []))} rows")
+                          f"{len(records.get(sent.request_id, []))} rows", model=sent.plan.model)
 
     # (a) counters within their limits and equal to the ledger; (b) nothing held.
     for counter in BudgetCounter.objects.select_related("budget"):
@@ -516,7 +523,9 @@ def _summary(run: Run, books: Books, invoice: dict[str, InvoiceLine]) -> str:
                      f"{gaps[len(gaps) // 2][0]}, max {gaps[-1][0]} (bound {IN_FLIGHT_TOKENS}), "
                      f"{gaps[-1][1]}")
     for check, problems in sorted(books.problems.items()):
-        lines.append(f"{check}: {len(problems)}, e.g. {problems[0]}")
+        models = books.problem_models.get(check)
+        lines.append(f"{check}: {len(problems)}" + (f" ({_counts(models)})" if models else "")
+                     + f", e.g. {problems[0]}")
     return "\n".join(lines)
 
 
