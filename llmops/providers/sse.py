@@ -219,7 +219,7 @@ class HTTPAdapterMixin:
     # --- Implemented once ----------------------------------------------------------------
     async def stream(self, call: ProviderCall) -> AsyncIterator[Delta]:
         """Yield the answer as `Delta`s; raise a `ProviderError` on failure."""
-        request = self.build_request(call, stream=True)
+        request = self._request(call, stream=True)
         first_timeout, idle_timeout, _ = _timeouts()
         label = self.label_for(call)
         decoder = self.stream_decoder(call)
@@ -295,7 +295,7 @@ class HTTPAdapterMixin:
 
     async def complete(self, call: ProviderCall) -> Completion:
         """Return the whole answer from one non-streamed request."""
-        request = self.build_request(call, stream=False)
+        request = self._request(call, stream=False)
         first_timeout, _, _ = _timeouts()
         label = self.label_for(call)
         # The read timeout covers the whole answer: a body trickling in forever is a timeout.
@@ -310,6 +310,14 @@ class HTTPAdapterMixin:
         except TimeoutError:
             raise errors.ProviderTimeout(f"{label} did not answer in {first_timeout:g}s") from None
         return self._completion(body, label)
+
+    def _request(self, call: ProviderCall, *, stream: bool) -> HTTPRequest:
+        request = self.build_request(call, stream=stream)
+        if call.request_id:
+            # The provider's logs and invoices can then name the gateway's request (the ledger
+            # row has the same id), which is how a bill is reconciled call by call.
+            request.headers.setdefault("X-Request-ID", call.request_id)
+        return request
 
     async def _send(self, request: HTTPRequest, label: str, *, deadline: float) -> httpx.Response:
         """Send `request`; return the open response, or raise the typed error for its status."""

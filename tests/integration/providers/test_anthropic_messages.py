@@ -41,6 +41,12 @@ class TestRequestTranslation:
             "metadata": {"user_id": "u-1"},
         }                                  # seed has no Anthropic equivalent: dropped
 
+    @pytest.mark.parametrize("stream", [False, True], ids=["complete", "stream"])
+    async def test_request_id_is_sent_upstream(self, fake_provider, stream):
+        call = make_call(fake_provider.base_url, "claude-test", request_id="req-anthropic-1")
+        await (drain(adapter, call) if stream else adapter.complete(call))
+        assert fake_provider.last_request.headers["x-request-id"] == "req-anthropic-1"
+
     async def test_tool_round_trip_request(self, fake_provider):
         call = make_call(fake_provider.base_url, "claude-test", params={
             "tools": TOOLS, "tool_choice": "required", "max_tokens": 100})

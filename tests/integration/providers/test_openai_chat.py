@@ -38,6 +38,14 @@ class TestComplete:
         assert sent.sent_key(API_KEY)
         assert API_KEY not in json.dumps(sent.headers)
 
+    @pytest.mark.parametrize("stream", [False, True], ids=["complete", "stream"])
+    async def test_request_id_is_sent_upstream(self, fake_provider, stream):
+        call = make_call(fake_provider.base_url, request_id="req-openai-1")
+        await (drain(adapter, call) if stream else adapter.complete(call))
+        assert fake_provider.last_request.headers["x-request-id"] == "req-openai-1"
+        await adapter.complete(make_call(fake_provider.base_url))
+        assert "x-request-id" not in fake_provider.last_request.headers
+
     async def test_cached_and_reasoning_tokens(self, fake_provider):
         completion = await adapter.complete(
             make_call(fake_provider.base_url, "fake-cached-12-reasoning-30"))
