@@ -138,14 +138,6 @@ class TorchBackend:
                         out["all_layer_embeddings"][layer].numpy(), mask)
         return vectors, layers
 
-    def token_vectors(self, texts: list[str]) -> list[np.ndarray]:
-        """Return each text's last-hidden-state token vectors, without [CLS], [SEP], padding."""
-        features = self._model.preprocess(texts)
-        with self._torch.inference_mode():
-            hidden = self._model[0](dict(features))["token_embeddings"].numpy()
-        lengths = features["attention_mask"].sum(dim=1).tolist()
-        return [np.array(hidden[i, 1:n - 1], dtype=np.float32) for i, n in enumerate(lengths)]
-
 
 def configured_precision() -> str:
     """Return SEMCACHE_EMBED_PRECISION, validated (fp32 when unset)."""
@@ -232,15 +224,6 @@ class Embedder:
                     np.zeros((0, len(self.layers), self.dimensions), dtype=np.float32))
         with self._lock:
             return self._backend.encode_layers(texts)
-
-    def embed_tokens_sync(self, texts: list[str]) -> list[np.ndarray]:
-        """Return per text a `(tokens, 384)` float32 array: the model's last hidden state for
-        each word piece (truncated at 256 tokens), without [CLS], [SEP] and padding."""
-        texts = list(texts)
-        if not texts:
-            return []
-        with self._lock:
-            return self._backend.token_vectors(texts)
 
     async def embed(self, text: str, *, batching: bool = True) -> np.ndarray:
         """Return the normalized embedding of `text`, computed off the event loop."""

@@ -18,7 +18,6 @@ import numpy as np
 from django.conf import settings
 
 from llmops.gateway.context import RequestContext
-from semcache.decision import configured_options
 from semcache.embedder import get_embedder
 from semcache.namespaces import Scope, build_scope
 from semcache.services import Found, get_engine
@@ -155,8 +154,7 @@ def _lookup_semantic(scope, vector, threshold, team_threshold, request_id):
     engine = get_engine()
     if team_threshold is not None:
         threshold = engine.threshold_for(scope.namespace, team_threshold)
-    found = engine.find_semantic(scope, vector, threshold=threshold,
-                                 **configured_options(get_embedder()))
+    found = engine.find_semantic(scope, vector, threshold=threshold)
     engine.record(found, scope.namespace, request_id=request_id)
     return found
 

