@@ -27,16 +27,15 @@ HOST = "127.0.0.1"
 
 def outcome_embeddings(rows: list) -> tuple:
     """Return, per outcome row (routing.evaluation.Outcome), its embedding `(n, d)` and
-    {layer: `(n, d)`} pooled states of the configured ROUTING_LEARNED_LAYERS, from the cache
+    {layer: `(n, d)`} pooled states of the gateway's layers (routing.learned.LAYERS), from the cache
     eval_router fills (bench/.cache/). The layers are empty when the embedder lacks any of them:
     the gateway then predicts from the final embedding only. Needs django.setup()."""
-    from django.conf import settings
-
+    from routing.learned import LAYERS
     from routing.management.commands.eval_router import _embeddings
 
     prompts = sorted({o.prompt for o in rows})
     vectors, layers = _embeddings(prompts, CACHE)
-    wanted = tuple(settings.ROUTING_LEARNED_LAYERS)
+    wanted = tuple(LAYERS)
     if not set(wanted) <= set(layers):
         wanted = ()
     row_of = {p: i for i, p in enumerate(prompts)}

@@ -37,6 +37,15 @@ NEAREST = 10  # the mean similarity of this many nearest neighbours is a feature
 # 5-10 ms per call (measured with bench/routing_predict.py). Batches up to this size run with
 # one BLAS thread.
 SINGLE_THREAD_ROWS = 8
+
+# The model the gateway fits (routing.selectors) and `eval_router` evaluates by default, each
+# value measured on router_outcomes_dev (docs/routing.md).
+MIN_EXAMPLES = 200   # labels a target (and a prompt format) needs for learned members
+K = 80               # neighbourhood scale: outcome rates at k/8, k/3, k and 4k neighbours
+LAYERS = (3, 5)      # intermediate MiniLM layers that get a neighbour member each
+TEMPERATURE = 1.5    # logit scale of the layered members
+FORMATS = True       # members of its own per prompt format (multiple-choice, open)
+MAX_TRAIN = 20_000   # most recent labels per target it trains on (bounds refit time and memory)
 _threadpools: ThreadpoolController | None = None
 
 

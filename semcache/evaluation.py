@@ -17,7 +17,7 @@ import numpy as np
 
 from semcache.decision import decide
 from semcache.namespaces import build_scope, normalize_text
-from semcache.services import CANDIDATES, CacheEngine, index_options
+from semcache.services import CANDIDATES, CacheEngine
 from semcache.store import MemoryStore
 
 PLAIN_THRESHOLDS = tuple(round(0.80 + 0.01 * i, 2) for i in range(18))  # 0.80 .. 0.97
@@ -118,7 +118,7 @@ def evaluate(pairs: list[Pair], *, embed: Callable[[list[str]], np.ndarray], thr
     started = time.perf_counter()
     components = components_of(pairs)
     engine = CacheEngine(MemoryStore(max_events=1),
-                         index_options=options if options is not None else index_options())
+                         index_options=options)
     team_id, model = 0, "eval"
 
     def scope_of(text):

