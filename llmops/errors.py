@@ -13,6 +13,8 @@ from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
 from rest_framework.response import Response
 
+from routing import errors as routing_errors
+
 logger = logging.getLogger("llmops.errors")
 
 
@@ -91,6 +93,20 @@ class ServiceUnavailable(GatewayError):
     error_type = "api_error"
 
 
+# Routing raises plain exceptions (routing/errors.py); they are rendered as these.
+_ROUTING_ERRORS: dict[type, type[GatewayError]] = {
+    routing_errors.InvalidRequest: InvalidRequest,
+    routing_errors.ModelNotFound: ModelNotFound,
+    routing_errors.ModelsUnavailable: ServiceUnavailable,
+}
+
+
+def from_routing_error(exc: routing_errors.RoutingError) -> GatewayError:
+    """Return the API error that renders a routing refusal (same message, code, param)."""
+    error = _ROUTING_ERRORS.get(type(exc), InvalidRequest)
+    return error(exc.message, code=exc.code, param=exc.param, retry_after=exc.retry_after)
+
+
 _DRF_TYPES = {
     401: ("authentication_error", "invalid_api_key"),
     403: ("permission_error", "permission_denied"),
@@ -126,7 +142,9 @@ def _first_validation_error(detail, path: str = "") -> tuple[str, str]:
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
     """Render any API error as an OpenAI-style error object (DRF's EXCEPTION_HANDLER)."""
-    if isinstance(exc, RequestDataTooBig):
+    if isinstance(exc, routing_errors.RoutingError):
+        exc = from_routing_error(exc)
+    elif isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge(
             f"Request body is larger than the {settings.LLMOPS_MAX_BODY_BYTES} bytes allowed.")
     elif isinstance(exc, DatabaseError):

@@ -13,11 +13,11 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any, Protocol
 
 import numpy as np
 from django.conf import settings
 
-from llmops.gateway.context import RequestContext
 from semcache.embedder import get_embedder
 from semcache.namespaces import Scope, build_scope
 from semcache.services import Found, get_engine
@@ -29,6 +29,43 @@ logger = logging.getLogger(__name__)
 COUNTERS: Counter = Counter()
 POLICY_TTL_SECONDS = 30.0
 _UNCACHEABLE_FINISH = {"length", "content_filter", "error"}
+
+
+class _Caller(Protocol):
+    @property
+    def team_id(self) -> int | None: ...
+
+
+class _CacheControl(Protocol):
+    @property
+    def no_cache(self) -> bool: ...
+
+    @property
+    def no_store(self) -> bool: ...
+
+
+class CacheRequest(Protocol):
+    """What the cache reads of a request, and the findings it writes back onto it; the
+    gateway's RequestContext is one (llmops/gateway/context.py)."""
+
+    request_id: str
+    principal: _Caller
+    messages: list[dict]
+    requested_model: str
+    metadata: dict
+    headers: dict[str, str]
+    cache_control: _CacheControl
+    timings: dict[str, float]       # written: "embed" and "cache_lookup", in seconds
+    # Written by `cache_lookup`: the outcome, the similarity of a semantic hit, and the prompt's
+    # embedding with its pooled intermediate layers (routing reuses both).
+    cache_status: str
+    cache_similarity: float | None
+    embedding: Any
+    embedding_layers: dict | None
+
+    def answer_params(self) -> dict:
+        """Return the generation parameters that change the answer."""
+        ...
 
 
 @dataclass
@@ -115,7 +152,7 @@ def clear_policy_cache() -> None:
     _policies.clear()
 
 
-def _scope(ctx: RequestContext, policy: _Policy) -> Scope:
+def _scope(ctx: CacheRequest, policy: _Policy) -> Scope:
     return build_scope(
         team_id=ctx.principal.team_id, messages=ctx.messages,
         requested_model=ctx.requested_model, answer_params=ctx.answer_params(),
@@ -123,7 +160,7 @@ def _scope(ctx: RequestContext, policy: _Policy) -> Scope:
     )
 
 
-def _request_threshold(ctx: RequestContext) -> float | None:
+def _request_threshold(ctx: CacheRequest) -> float | None:
     raw = (ctx.metadata or {}).get("cache_similarity_threshold")
     if raw is None:
         raw = (ctx.headers or {}).get("x-llmops-cache-threshold")
@@ -136,7 +173,7 @@ def _request_threshold(ctx: RequestContext) -> float | None:
     return min(max(value, 0.5), 1.0)
 
 
-def _set(ctx: RequestContext, status: str, similarity: float | None = None) -> None:
+def _set(ctx: CacheRequest, status: str, similarity: float | None = None) -> None:
     ctx.cache_status = status
     ctx.cache_similarity = similarity
     COUNTERS[status] += 1
@@ -177,7 +214,7 @@ async def embed_with_layers(embedder, text: str) -> tuple[np.ndarray, dict | Non
     return await embedder.embed(text), None
 
 
-async def cache_lookup(ctx: RequestContext) -> CacheHit | None:
+async def cache_lookup(ctx: CacheRequest) -> CacheHit | None:
     """Return a cached answer for the request, or None; set ctx.cache_status and friends."""
     global _in_progress
     started = time.perf_counter()
@@ -272,7 +309,7 @@ async def _store_behind(scope: Scope, vector, request_id: str, fields: dict,
         logger.exception("semcache: storing an answer failed")
 
 
-async def cache_store(ctx: RequestContext, *, message: dict, finish_reason: str, model: str,
+async def cache_store(ctx: CacheRequest, *, message: dict, finish_reason: str, model: str,
                       usage: dict, cost: Decimal) -> None:
     """Schedule storing the answer of a request (write-behind); never raises."""
     try:

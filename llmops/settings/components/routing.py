@@ -37,6 +37,12 @@ ROUTING_MAX_FALLBACKS = env.int("ROUTING_MAX_FALLBACKS", default=2)
 # The learned predictor's fitted constants (neighbourhood sizes, layers, temperature, label
 # counts) live beside it in routing/learned.py, routing/predictor.py and routing/selectors.py.
 
+# --- What routing asks of other rooms (routing/wiring.py) -------------------------------------
+# Named here so routing imports neither the providers nor budgets: whether a profile's provider
+# holds its key, and the caller's remaining budget.
+ROUTING_PROFILE_AVAILABLE = "llmops.providers.registry.profile_available"
+ROUTING_BUDGET_REMAINING = "budgets.selectors.budget_remaining"
+
 # --- Resilience -------------------------------------------------------------------------------
 ROUTING_MAX_RETRIES = env.int("ROUTING_MAX_RETRIES", default=2)
 ROUTING_BACKOFF_BASE_SECONDS = env.float("ROUTING_BACKOFF_BASE_SECONDS", default=0.25)

@@ -5,9 +5,9 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from llmops.errors import InvalidRequest, ModelNotFound, ServiceUnavailable
 from llmops.gateway.context import Principal, RequestContext
 from routing import learned, resilience, router
+from routing.errors import InvalidRequest, ModelNotFound, ModelsUnavailable
 from routing.models import ModelProfile, RouterAlias, RoutingExample
 from routing.selectors import invalidate_predictor, invalidate_snapshot, routing_predictor
 from routing.services import profiles_load_defaults
@@ -68,7 +68,7 @@ async def test_unknown_model():
 async def test_explicit_prompt_too_long_names_the_model(defaults):
     with pytest.raises(InvalidRequest) as caught:
         await router.route(ctx_for("simulated-efficient", content="word " * 200_000))
-    assert "simulated-efficient" in str(caught.value.detail)
+    assert "simulated-efficient" in str(caught.value)
     assert caught.value.code == "context_length_exceeded"
 
 
@@ -95,14 +95,14 @@ async def test_auto_prompt_beyond_every_context_window(defaults):
     invalidate_snapshot()
     with pytest.raises(InvalidRequest) as caught:
         await router.route(ctx_for(content="word " * 200_000))
-    assert "context window is 128000" in str(caught.value.detail)
+    assert "context window is 128000" in str(caught.value)
 
 
 async def test_auto_capability_missing_everywhere(defaults):
     with pytest.raises(InvalidRequest) as caught:
         await router.route(ctx_for(params={"tools": [{"type": "function",
                                                       "function": {"name": "f"}}]}))
-    assert "tools" in str(caught.value.detail)
+    assert "tools" in str(caught.value)
 
 
 async def test_auto_latency_hint(defaults):
@@ -122,7 +122,7 @@ async def test_auto_skips_cooling_profiles(defaults):
 async def test_everything_cooling_is_a_clear_503(defaults):
     for name in ("simulated-efficient", "simulated-standard", "simulated-premium"):
         await resilience.record_failure(name, kind="rate_limited", retry_after=30)
-    with pytest.raises(ServiceUnavailable):
+    with pytest.raises(ModelsUnavailable):
         await router.route(ctx_for())
 
 
@@ -145,9 +145,15 @@ async def test_budget_low_downgrades(defaults, monkeypatch):
 
 async def test_budget_lookup_never_raises(monkeypatch):
     monkeypatch.undo()
-    # Whether or not budgets.selectors.budget_remaining exists yet, routing gets a value or None.
+    # Through ROUTING_BUDGET_REMAINING (budgets.selectors), routing gets a value or None.
     remaining = await router.budget_remaining_for(ctx_for())
     assert remaining is None or isinstance(remaining, Decimal)
+
+
+async def test_a_failing_budget_lookup_routes_without_budget_awareness(monkeypatch, settings):
+    monkeypatch.undo()
+    settings.ROUTING_BUDGET_REMAINING = "routing.tests_do_not_exist.budget_remaining"
+    assert await router.budget_remaining_for(ctx_for()) is None
 
 
 async def test_learned_predictions_decide(defaults):
