@@ -1,9 +1,10 @@
 """The seam the gateway pipeline calls: lookup, write-behind store, feedback, warm-up.
 
-Nothing here raises into the pipeline: a cache that fails is a cache that is bypassed (DESIGN
-invariant 5). Redis work runs on worker threads, the embedding on the embedder's batching thread,
-so the event loop only awaits. After a Redis failure a circuit breaker skips Redis for
-SEMCACHE_REDIS_RETRY_SECONDS, so a dead Redis costs requests nothing, not a timeout each.
+Nothing here raises into the pipeline: a cache that fails is a cache that is bypassed
+(docs/architecture.md, invariant 5). Redis work runs on worker threads, the embedding on the
+embedder's batching thread, so the event loop only awaits. After a Redis failure a circuit breaker
+skips Redis for SEMCACHE_REDIS_RETRY_SECONDS, so a dead Redis costs requests nothing, not a
+timeout each.
 """
 
 import asyncio

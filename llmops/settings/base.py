@@ -109,7 +109,8 @@ if REDIS_URL:
                 "CLIENT_CLASS": "django_redis.client.DefaultClient",
                 "SOCKET_CONNECT_TIMEOUT": 0.5,
                 "SOCKET_TIMEOUT": 0.5,
-                # Redis down must never take requests down with it (DESIGN invariant 5).
+                # Redis down must never take requests down with it (docs/architecture.md,
+                # invariant 5).
                 "IGNORE_EXCEPTIONS": True,
             },
         }

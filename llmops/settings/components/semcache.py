@@ -2,7 +2,7 @@
 
 from llmops.settings.env import env
 
-# The seed's switches keep their names (DESIGN "Configuration").
+# The seed's switches keep their names (docs/architecture.md, "Configuration").
 ENABLE_SEMANTIC_CACHE = env.bool("ENABLE_SEMANTIC_CACHE", default=True)
 # Minimum cosine for a semantic hit (after the hard guards, semcache/decision.py): on the QQP dev
 # pairs, the highest hit rate whose precision stays >= 0.95 (`manage.py eval_cache`).
