@@ -224,9 +224,27 @@ class BudgetReservation(models.Model):
     team = models.ForeignKey("llmops.Team", null=True, blank=True, on_delete=models.SET_NULL,
                              related_name="+")
     requested_model = models.CharField(max_length=100, blank=True)
+    # The gateway process holding it (a `ReservationHolder`): while that process heartbeats,
+    # the sweep leaves the reservation alone however long its request runs; once it stops, the
+    # sweep releases it within seconds. Empty for reservations made outside a gateway process,
+    # which only age out (BUDGET_RESERVATION_TIMEOUT_SECONDS).
+    holder = models.CharField(max_length=64, blank=True, db_index=True)
 
     def __str__(self) -> str:
         return f"{self.request_id}: ${self.amount}"
+
+
+class ReservationHolder(models.Model):
+    """A gateway process that holds reservations, and when it last said it is alive."""
+
+    id = models.CharField(max_length=64, primary_key=True)
+    hostname = models.CharField(max_length=255, blank=True)
+    pid = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(default=timezone.now)
+    seen_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.hostname}:{self.pid} (seen {self.seen_at:%Y-%m-%d %H:%M:%S})"
 
 
 class BudgetAlertKind(models.TextChoices):

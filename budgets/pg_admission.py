@@ -67,7 +67,7 @@ def _sql() -> str:
     res = BudgetReservation._meta
     columns = ", ".join(qn(res.get_field(name).column) for name in (
         "request_id", "amount", "counter_ids", "created_at", "api_key", "user", "team",
-        "requested_model"))
+        "requested_model", "holder"))
     return f"""
 WITH applicable (id, lim, blocks) AS (
     SELECT * FROM unnest(%(ids)s::bigint[], %(limits)s::numeric[], %(blocks)s::boolean[])
@@ -88,7 +88,7 @@ WITH applicable (id, lim, blocks) AS (
 ), claim AS (
     INSERT INTO {reservation} ({columns})
     SELECT %(request_id)s, %(amount)s, %(counter_ids)s, %(now)s, %(api_key_id)s, %(user_id)s,
-           %(team_id)s, %(requested_model)s
+           %(team_id)s, %(requested_model)s, %(holder)s
     FROM verdict WHERE verdict.fits AND verdict.fresh
     RETURNING 1
 )
@@ -101,7 +101,7 @@ FROM verdict
 
 def reserve(*, request_id: str, amount: Decimal, limits: list[tuple[int, Decimal, bool]],
             now: datetime, api_key_id: int | None, user_id: int | None, team_id: int | None,
-            requested_model: str) -> Reservation:
+            requested_model: str, holder: str = "") -> Reservation:
     """Run the admission statement for `limits` ((counter id, USD limit, blocks) per applicable
     limit) and return what it found and did. Raises IntegrityError when the request id is
     already reserved (in flight)."""
@@ -112,7 +112,7 @@ def reserve(*, request_id: str, amount: Decimal, limits: list[tuple[int, Decimal
         "blocks": raw_rows.pg_array([b for _, _, b in limits]), "amount": amount,
         "request_id": request_id,
         "now": now, "api_key_id": api_key_id, "user_id": user_id, "team_id": team_id,
-        "requested_model": requested_model,
+        "requested_model": requested_model, "holder": holder,
         "counter_ids": BudgetReservation._meta.get_field("counter_ids").get_db_prep_save(
             counter_ids, connection),
     }

@@ -22,6 +22,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from budgets import pg_admission, pg_settlement, selectors
@@ -33,6 +34,7 @@ from budgets.models import (
     BudgetPeriod,
     BudgetReservation,
     BudgetScope,
+    ReservationHolder,
     UsageRecord,
     UsageStatus,
 )
@@ -200,9 +202,13 @@ class _Refusal(Exception):
 
 
 def request_admit(*, principal: Principal, request_id: str, estimated_cost: Decimal,
-                  requested_model: str = "", now: datetime | None = None) -> Admission:
+                  requested_model: str = "", holder: str = "",
+                  now: datetime | None = None) -> Admission:
     """Admit a request whose upper-bound cost is `estimated_cost`, reserving it on every budget
     that applies; raise `llmops.errors.BudgetExceeded` when one would be overspent.
+
+    `holder` names the gateway process that will settle it (`ReservationHolder`): the sweep
+    releases the reservation soon after that process stops heartbeating.
 
     Statements on the common path, however many budgets exist: budgets (1), then on PostgreSQL
     counters found (1) and the admission statement (1, autocommit); on SQLite counters locked
@@ -213,7 +219,7 @@ def request_admit(*, principal: Principal, request_id: str, estimated_cost: Deci
     for attempt in range(_RETRIES):
         try:
             return _admit(principal=principal, request_id=request_id, amount=amount, now=now,
-                          requested_model=requested_model)
+                          requested_model=requested_model, holder=holder)
         except OperationalError as exc:
             # PostgreSQL aborts one side of a rare lock cycle (new period rows created by two
             # requests at once); the transaction rolled back whole, so retrying is safe.
@@ -247,10 +253,11 @@ def _duplicate_request_id(request_id: str) -> InvalidRequest:
 
 
 def _admit(*, principal: Principal, request_id: str, amount: Decimal, now: datetime,
-           requested_model: str = "") -> Admission:
+           requested_model: str = "", holder: str = "") -> Admission:
     if connection.vendor == "postgresql":
         return _admit_in_one_statement(principal=principal, request_id=request_id,
-                                       amount=amount, now=now, requested_model=requested_model)
+                                       amount=amount, now=now, requested_model=requested_model,
+                                       holder=holder)
     try:
         with transaction.atomic():
             limits = _limits_for(principal, now=now)
@@ -272,7 +279,7 @@ def _admit(*, principal: Principal, request_id: str, amount: Decimal, now: datet
             _reservation_claim(
                 request_id=request_id, amount=amount, counter_ids=[c.pk for c in held],
                 created_at=now, api_key_id=principal.api_key_id, user_id=principal.user_id,
-                team_id=principal.team_id, requested_model=requested_model[:100])
+                team_id=principal.team_id, requested_model=requested_model[:100], holder=holder)
     except _Refusal as refusal:
         _limit_alert_on_refusal(refusal, now=now)
         raise _budget_exceeded(refusal, amount) from None
@@ -283,7 +290,7 @@ def _admit(*, principal: Principal, request_id: str, amount: Decimal, now: datet
 
 
 def _admit_in_one_statement(*, principal: Principal, request_id: str, amount: Decimal,
-                            now: datetime, requested_model: str) -> Admission:
+                            now: datetime, requested_model: str, holder: str) -> Admission:
     """PostgreSQL: find (or create) the counters without locking them, then lock, check,
     reserve and claim in one statement (budgets/pg_admission.py), so that the counters of a
     busy key stay locked for one statement instead of a whole transaction."""
@@ -302,7 +309,7 @@ def _admit_in_one_statement(*, principal: Principal, request_id: str, amount: De
                 limits=[(counters[limit.key].pk, limit.limit, limit.budget.blocks)
                         for limit in limits],
                 now=now, api_key_id=principal.api_key_id, user_id=principal.user_id,
-                team_id=principal.team_id, requested_model=requested_model[:100])
+                team_id=principal.team_id, requested_model=requested_model[:100], holder=holder)
     except IntegrityError:
         raise _duplicate_request_id(request_id) from None
     if not result.fresh:
@@ -387,17 +394,23 @@ def request_settle(*, admission: Admission | None, entry: UsageEntry) -> UsageRe
             # if it got there first. First, so that a concurrent duplicate settle waits here on
             # the row lock, then finds it gone and fails on the ledger insert below.
             released = admission is not None and _reservation_delete(admission)
+            uncharge = ZERO
             if admission is not None and not released:
                 # A request the sweep presumed dead (its process looked gone) settles after
-                # all: the sweep's provisional row gives way to the real one. This is the only
-                # ledger row that is ever replaced, and only by the request it stands for.
-                # (The sweep deletes the reservation and writes that row in one transaction,
-                # so a settle that found its reservation has no such row to replace.)
-                UsageRecord.objects.filter(request_id=entry.request_id,
-                                           error_kind=ABANDONED).delete()
+                # all: the sweep's provisional row, and the reservation it charged, give way
+                # to the real row and cost. This is the only ledger row that is ever replaced,
+                # and only by the request it stands for. (The sweep deletes the reservation
+                # and writes that row in one transaction, so a settle that found its
+                # reservation has no such row to replace.)
+                abandoned = UsageRecord.objects.filter(request_id=entry.request_id,
+                                                       error_kind=ABANDONED).first()
+                if abandoned is not None:
+                    uncharge = abandoned.cost
+                    abandoned.delete()
             record = _ledger_row(entry, created_at=admission.admitted_at if admission else now)
             record.save(force_insert=True)
-            _charge(admission=admission, entry=entry, released=released, now=now)
+            _charge(admission=admission, entry=entry, released=released, now=now,
+                    uncharge=uncharge)
     except IntegrityError:
         existing = UsageRecord.objects.filter(request_id=entry.request_id).first()
         if existing is None:
@@ -491,11 +504,12 @@ def _ledger_row(entry: UsageEntry, *, created_at: datetime) -> UsageRecord:
 
 
 def _charge(*, admission: Admission | None, entry: UsageEntry, released: bool,
-            now: datetime) -> None:
+            now: datetime, uncharge: Decimal = ZERO) -> None:
     """Move the admission's reservation into spent at `entry.cost`, on the same counter rows
     (`released`: this settle deleted the reservation, so its amount leaves `reserved`; when the
-    sweep got there first, it already did that and only the cost is charged here)."""
-    cost = _usd(max(entry.cost, ZERO))
+    sweep got there first, it already did that and charged the reservation as the abandoned
+    request's cost, which `uncharge` takes back)."""
+    cost = _usd(max(entry.cost, ZERO)) - uncharge
     release = ZERO
     if admission is not None:
         counter_ids = admission.counter_ids
@@ -516,7 +530,7 @@ def _charge(*, admission: Admission | None, entry: UsageEntry, released: bool,
     alerts = []
     for counter in counters:
         counter.reserved = max(counter.reserved - release, ZERO)
-        counter.spent += cost
+        counter.spent = max(counter.spent + cost, ZERO)
         counter.updated_at = now
         alerts.extend(_alerts_due(counter, now=now))
     _counters_write(
@@ -643,23 +657,57 @@ def alert_payload(*, alert: BudgetAlert) -> dict:
     }
 
 
-# --- Sweep --------------------------------------------------------------------------------------
+# --- Sweep ---------------------------------------------------------------------------------------
 
 
-def reservations_release_stale(*, older_than_seconds: int | None = None,
-                               now: datetime | None = None, batch_size: int = 500) -> int:
-    """Release reservations older than the timeout whose request never settled; return how many.
+def reservation_holder_heartbeat(*, holder_id: str, hostname: str = "", pid: int = 0,
+                                 now: datetime | None = None) -> None:
+    """Say that gateway process `holder_id` is alive (one upsert): while it keeps saying so,
+    the sweep leaves its reservations alone, however long its requests run."""
+    now = now or timezone.now()
+    ReservationHolder.objects.bulk_create(
+        [ReservationHolder(id=holder_id, hostname=hostname[:255], pid=pid, started_at=now,
+                           seen_at=now)],
+        update_conflicts=True, unique_fields=["id"], update_fields=["seen_at"],
+    )
 
-    Each is released in its own short transaction, so the sweep never holds counters long.
-    """
+
+def reservations_stale(*, older_than_seconds: int | None = None,
+                       holder_timeout_seconds: float | None = None,
+                       now: datetime | None = None):
+    """Return the reservations whose request can no longer settle them: those whose holder
+    process stopped heartbeating `holder_timeout_seconds` ago, and those made outside a gateway
+    process (no holder) older than `older_than_seconds`."""
     now = now or timezone.now()
     if older_than_seconds is None:
         older_than_seconds = settings.BUDGET_RESERVATION_TIMEOUT_SECONDS
-    cutoff = now - timedelta(seconds=older_than_seconds)
+    if holder_timeout_seconds is None:
+        holder_timeout_seconds = settings.BUDGET_HOLDER_TIMEOUT_SECONDS
+    holder_cutoff = now - timedelta(seconds=holder_timeout_seconds)
+    alive = ReservationHolder.objects.filter(seen_at__gte=holder_cutoff).values("pk")
+    return BudgetReservation.objects.filter(
+        Q(holder="", created_at__lt=now - timedelta(seconds=older_than_seconds))
+        | (~Q(holder="") & Q(created_at__lt=holder_cutoff) & ~Q(holder__in=alive)))
+
+
+def reservations_release_stale(*, older_than_seconds: int | None = None,
+                               holder_timeout_seconds: float | None = None,
+                               now: datetime | None = None, batch_size: int = 500) -> int:
+    """Release the reservations whose request died without settling (`reservations_stale`);
+    return how many. Run by every gateway process (llmops.gateway.holder) and by Celery beat.
+
+    Each dead request is charged its reservation, the most it could have cost: whether its
+    call reached the provider, and what the provider billed, died with the process, and the
+    ledger must never under-state a bill. If the request settles after all, the real cost
+    replaces that charge. Each is released in its own short transaction, so the sweep never
+    holds counters long.
+    """
+    now = now or timezone.now()
+    stale = reservations_stale(older_than_seconds=older_than_seconds,
+                               holder_timeout_seconds=holder_timeout_seconds, now=now)
     released = 0
     while True:
-        ids = list(BudgetReservation.objects.filter(created_at__lt=cutoff)
-                   .order_by("created_at").values_list("pk", flat=True)[:batch_size])
+        ids = list(stale.order_by("created_at").values_list("pk", flat=True)[:batch_size])
         for pk in ids:
             with transaction.atomic():
                 reservation = BudgetReservation.objects.select_for_update().filter(pk=pk).first()
@@ -667,17 +715,27 @@ def reservations_release_stale(*, older_than_seconds: int | None = None,
                     continue  # settled meanwhile
                 reservation.delete()
                 _record_abandoned(reservation)
-                counters = list(BudgetCounter.objects.select_for_update()
+                counters = list(BudgetCounter.objects.select_for_update(of=("self",))
+                                .select_related("budget")
                                 .filter(pk__in=reservation.counter_ids).order_by("pk"))
+                alerts = []
                 for counter in counters:
                     counter.reserved = max(counter.reserved - reservation.amount, ZERO)
+                    counter.spent += reservation.amount
                     counter.updated_at = now
-                _counters_write(counters, ["reserved", "updated_at"])
+                    alerts.extend(_alerts_due(counter, now=now))
+                _counters_write(counters, ["reserved", "spent", "updated_at",
+                                           "threshold_alerted_at", "limit_alerted_at"])
+                _alerts_create(alerts)
                 released += 1
                 logger.warning("released stale reservation", extra={
-                    "request_id": reservation.request_id, "amount": str(reservation.amount)})
+                    "request_id": reservation.request_id, "amount": str(reservation.amount),
+                    "holder": reservation.holder})
         if len(ids) < batch_size:
-            return released
+            break
+    # Holders gone for a day have no reservations left to vouch for.
+    ReservationHolder.objects.filter(seen_at__lt=now - timedelta(days=1)).delete()
+    return released
 
 
 ABANDONED = "abandoned"  # error_kind of the sweep's provisional row for a request that died
@@ -685,15 +743,15 @@ ABANDONED = "abandoned"  # error_kind of the sweep's provisional row for a reque
 
 def _record_abandoned(reservation: BudgetReservation) -> None:
     """Write the ledger row of a request that was admitted but never settled (its process died):
-    every admitted request has exactly one row. Nothing is charged: what the provider did with a
-    call cut off by a crash is unknown, and the reserved upper bound is shown as the estimate."""
+    every admitted request has exactly one row, charged the reservation (see
+    `reservations_release_stale`)."""
     UsageRecord.objects.get_or_create(
         request_id=reservation.request_id,
         defaults=dict(
             created_at=reservation.created_at, api_key_id=reservation.api_key_id,
             user_id=reservation.user_id, team_id=reservation.team_id,
             requested_model=reservation.requested_model, estimated_cost=reservation.amount,
-            cost=ZERO, status=UsageStatus.GATEWAY_ERROR, error_kind=ABANDONED,
+            cost=reservation.amount, status=UsageStatus.GATEWAY_ERROR, error_kind=ABANDONED,
             http_status=500,
         ),
     )

@@ -57,6 +57,12 @@ cost_saved_total = Counter(
 upstream_errors_total = Counter(
     "llm_upstream_errors_total", "Provider call failures.", ["model", "kind"]
 )
+# Usage a provider reported that could not be billed as is (negative, non-integer, absurd or
+# missing): the request was charged the gateway's own count instead.
+usage_rejected_total = Counter(
+    "llm_provider_usage_rejected_total",
+    "Provider usage reports replaced by the gateway's own count.", ["model", "reason"]
+)
 fallbacks_total = Counter(
     "llm_fallbacks_total", "Requests served by a fallback model.", ["from_model", "to_model"]
 )
@@ -101,19 +107,20 @@ def observe_request(
     request_duration.labels(model=model, cached=cached).observe(duration_s)
     if cached == "true":
         cache_hits_total.labels(similarity_range=similarity_range(similarity)).inc()
-        cost_saved_total.labels(source="cache").inc(cost_saved)
+        cost_saved_total.labels(source="cache").inc(max(cost_saved, 0.0))
     elif cache_status == "miss":
         cache_misses_total.inc()
     elif cache_status == "error":
         cache_errors_total.inc()
+    cost = max(cost, 0.0)  # counters only go up; a refund is the ledger's business
     if cost:
         cost_total.labels(model=model, team=team or "unknown", tier=tier or "unknown").inc(cost)
     if routing_saved > 0:
         cost_saved_total.labels(source="routing").inc(routing_saved)
     cost_per_request.labels(model=model).observe(cost)
-    if prompt_tokens:
+    if prompt_tokens > 0:
         tokens_total.labels(model=model, direction="input").inc(prompt_tokens)
-    if completion_tokens:
+    if completion_tokens > 0:
         tokens_total.labels(model=model, direction="output").inc(completion_tokens)
     if upstream_s is not None:
         upstream_duration.labels(model=model).observe(upstream_s)
@@ -146,3 +153,8 @@ def observe_quality(
     feedback_total.labels(source=source, verdict=verdict).inc()
     if hallucination:
         hallucination_flags_total.labels(model=model, task_type=task_type).inc()
+
+
+def observe_usage_rejected(*, model: str, reason: str) -> None:
+    """Record a provider usage report the gateway replaced with its own count."""
+    usage_rejected_total.labels(model=model or "none", reason=reason).inc()

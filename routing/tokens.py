@@ -100,3 +100,15 @@ def estimate_prompt_tokens(messages: list[dict], *, provider: str | None = None)
     """
     return TOKENS_PER_REPLY + sum(
         estimate_message_tokens(m, provider=provider) for m in messages)
+
+
+def estimate_text_tokens(text: str, *, provider: str | None = None) -> int:
+    """Return an upper bound on the tokens `text` is billed as on `provider` (an answer's text,
+    when the provider's own count is missing or cannot be trusted)."""
+    if not text:
+        return 0
+    byte_bound = len(text.encode("utf-8", "surrogatepass"))
+    counted = tokenizer_count(text)
+    if counted is None:
+        return byte_bound
+    return min(byte_bound, math.ceil(counted * (1 + _margin(provider))))

@@ -68,6 +68,12 @@ class RequestContext:
     cache_similarity: float | None = None
     route: Any = None  # routing.router.RouteDecision
     estimated_prompt_tokens: int = 0
+    # {profile name: upper bound on the prompt tokens it bills}: the reservation's basis, and
+    # the local count when a provider's usage is missing, invalid or cut off.
+    prompt_bounds: dict[str, int] = field(default_factory=dict)
+    # Output-token limit lowered to what the remaining budget covers, for a request that set
+    # no max_tokens and would otherwise be refused (sent upstream as max_tokens).
+    output_clamp: int | None = None
     estimated_cost: Decimal = Decimal(0)
     timings: dict[str, float] = field(default_factory=dict)
 

@@ -17,11 +17,12 @@ from django.db import DatabaseError
 from budgets.services import Admission, UsageEntry, request_admit, request_settle
 from llmops import metrics
 from llmops.db import run_db
-from llmops.errors import GatewayError, ServiceUnavailable
-from llmops.gateway import upstream
+from llmops.errors import BudgetExceeded, GatewayError, ServiceUnavailable
+from llmops.gateway import holder, upstream
 from llmops.gateway.background import spawn
 from llmops.gateway.context import RequestContext
 from llmops.gateway.responses import completion_body, usage_body
+from llmops.gateway.usage import billed_usage
 from llmops.observability.judge import judge_sample_maybe_async
 from llmops.observability.logs import log_request
 from llmops.observability.savings import routing_saved_usd
@@ -29,13 +30,7 @@ from llmops.providers.base import Completion, Usage
 from routing.models import ModelProfile
 from routing.pricing import max_cost, usage_cost
 from routing.router import route
-from routing.tokens import (
-    TOKENS_PER_MESSAGE,
-    TOKENS_PER_REPLY,
-    count_text_tokens,
-    estimate_prompt_tokens,
-    message_text,
-)
+from routing.tokens import estimate_prompt_tokens
 
 logger = logging.getLogger("llmops.gateway")
 
@@ -100,14 +95,6 @@ class StreamResult:
     events: AsyncIterator[bytes]
 
 
-def fallback_usage(ctx: RequestContext, completion_text: str) -> Usage:
-    """Return usage counted locally, for a provider that reported none (or a cut stream)."""
-    prompt = TOKENS_PER_REPLY + sum(
-        TOKENS_PER_MESSAGE + count_text_tokens(message_text(m)) for m in ctx.messages
-    )
-    return Usage(prompt_tokens=prompt, completion_tokens=count_text_tokens(completion_text))
-
-
 # --- Steps ------------------------------------------------------------------------------------
 
 
@@ -148,23 +135,89 @@ async def _prepare(ctx: RequestContext) -> Prepared:
     ctx.timings["route"] = time.perf_counter() - started
     metrics.observe_model_selection(model=decision.profile.name, reason=decision.reason)
 
-    # One bound per provider in the chain (tokenizers differ); reserve for the dearest model
-    # the request may end up on, so a fallback can never overspend.
-    estimates = {p.provider: 0 for p in chain}
-    for provider in estimates:
-        estimates[provider] = estimate_prompt_tokens(ctx.messages, provider=provider)
-    ctx.estimated_prompt_tokens = max(estimates.values())
-    ctx.estimated_cost = max(
-        max_cost(p, prompt_tokens=estimates[p.provider],
-                 max_output_tokens=upstream.output_limit(ctx, p))
-        for p in chain
-    )
+    # One bound per profile in the chain (tokenizers and billing rules differ); reserve for the
+    # dearest model the request may end up on, so a fallback can never overspend.
+    ctx.prompt_bounds = {p.name: estimate_prompt_tokens(ctx.messages, provider=p.provider)
+                         for p in chain}
+    ctx.estimated_prompt_tokens = max(ctx.prompt_bounds.values())
     started = time.perf_counter()
-    admission = await _db(request_admit, principal=ctx.principal, request_id=ctx.request_id,
-                          estimated_cost=ctx.estimated_cost,
-                          requested_model=ctx.requested_model)
+    admission = await _admit(ctx, chain)
     ctx.timings["admission"] = time.perf_counter() - started
     return Prepared(ctx=ctx, chain=chain, admission=admission, reason=decision.reason)
+
+
+# A request that named no max_tokens is answered with fewer output tokens rather than refused,
+# down to this many: below it, an answer would be too short to be worth paying for.
+MIN_CLAMPED_OUTPUT_TOKENS = 16
+
+
+async def _admit(ctx: RequestContext, chain: list[ModelProfile]) -> Admission:
+    """Reserve the request's upper-bound cost. When it does not fit and the client set no
+    max_tokens, lower the output limit to what the remaining budget covers and try again
+    (at most twice: another budget may be the tighter one); the hard limit is never moved."""
+    refusal: BudgetExceeded | None = None
+    for _ in range(3):
+        ctx.estimated_cost = max(
+            max_cost(p, prompt_tokens=ctx.prompt_bounds[p.name],
+                     max_output_tokens=upstream.output_limit(ctx, p))
+            for p in chain
+        )
+        try:
+            return await _admit_once(ctx)
+        except BudgetExceeded as exc:
+            refusal = exc
+            clamp = _affordable_output_tokens(ctx, chain, exc)
+            if clamp is None:
+                raise
+            ctx.output_clamp = clamp
+    raise refusal
+
+
+def _affordable_output_tokens(ctx: RequestContext, chain: list[ModelProfile],
+                              refusal: BudgetExceeded) -> int | None:
+    """Return the output limit the refusing budget's remainder covers on every profile of the
+    chain, or None when the client chose max_tokens itself or too little would remain."""
+    if ctx.max_output_tokens or "remaining" not in refusal.extra:
+        return None
+    remaining = Decimal(refusal.extra["remaining"])
+    affordable = []
+    for profile in chain:
+        prompt_cost = max_cost(profile, prompt_tokens=ctx.prompt_bounds[profile.name],
+                               max_output_tokens=0)
+        per_token = max_cost(profile, prompt_tokens=0, max_output_tokens=1)
+        if per_token <= 0:
+            return None
+        affordable.append(int((remaining - prompt_cost) / per_token))
+    tokens = min(affordable)
+    current = min(upstream.output_limit(ctx, p) for p in chain)
+    if tokens < MIN_CLAMPED_OUTPUT_TOKENS or tokens >= current:
+        return None
+    return tokens
+
+
+async def _admit_once(ctx: RequestContext) -> Admission:
+    """Run admission so that a client leaving while it is in flight cannot leak it: admission
+    runs on to its end in its own task, and an admission that went through is released (one
+    ledger row, nothing charged: no model was called)."""
+    holder.heartbeat_ensure_running()
+    task = _spawn(_db(request_admit, principal=ctx.principal, request_id=ctx.request_id,
+                      estimated_cost=ctx.estimated_cost, requested_model=ctx.requested_model,
+                      holder=holder.holder_id()))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        _spawn(_release_unused(ctx, task))
+        raise
+
+
+async def _release_unused(ctx: RequestContext, admitting: asyncio.Task) -> None:
+    try:
+        admission = await admitting
+    except Exception:
+        return  # refused or failed: nothing was reserved
+    outcome = Outcome(reason=ctx.route.reason if ctx.route else "")
+    outcome.fail(*DISCONNECTED)
+    await _settle(ctx, admission, outcome)
 
 
 async def _settle(ctx: RequestContext, admission: Admission | None, outcome: Outcome,
@@ -299,24 +352,69 @@ def _store_in_cache(ctx: RequestContext, completion: Completion, profile: ModelP
     _spawn(store())
 
 
-async def _call_upstream(ctx: RequestContext, prepared: Prepared, outcome: Outcome, call):
-    """Run `call(ctx, chain, outcome)`; whatever ends it early, settle the admission once."""
+async def _call_upstream(ctx: RequestContext, prepared: Prepared, outcome: Outcome, call,
+                         *, client_gone):
+    """Run `call(ctx, chain, outcome)` in a task of its own; whatever ends it early, settle the
+    admission once. If the client leaves meanwhile, `client_gone(task)` takes over the call
+    (detached from the request) and settles it with what the provider bills."""
+    task = _spawn(call(ctx, prepared.chain, outcome))
     try:
-        return await call(ctx, prepared.chain, outcome)
+        return await asyncio.shield(task)
     except GatewayError as exc:
         outcome.fail("timeout" if exc.status_code == 504 else "upstream_error",
                      outcome.error_kind, exc.status_code)
         await _settle(ctx, prepared.admission, outcome)
         raise
-    except BaseException as exc:
-        # Cancelled means the client went away; anything else is our own failure. Either way
-        # the settlement must outlive this (possibly cancelled) task.
-        if isinstance(exc, asyncio.CancelledError):
-            outcome.fail(*DISCONNECTED)
-        else:
-            outcome.fail("gateway_error", "internal", 500)
+    except asyncio.CancelledError:
+        _spawn(client_gone(ctx, prepared, outcome, task))
+        raise
+    except BaseException:
+        # Our own failure: the settlement must still happen, whatever happens to this task.
+        outcome.fail("gateway_error", "internal", 500)
         await asyncio.shield(_spawn(_settle(ctx, prepared.admission, outcome)))
         raise
+
+
+async def _finish_detached(ctx: RequestContext, prepared: Prepared, outcome: Outcome,
+                           calling: asyncio.Task) -> None:
+    """The client of a non-streamed request left: let the call finish (the provider bills it
+    either way), settle at what it reports, and keep the answer in the cache."""
+    try:
+        completion = await calling
+    except BaseException as exc:
+        kind = getattr(exc, "code", None) or outcome.error_kind or "internal"
+        outcome.fail(DISCONNECTED[0], str(kind)[:40], DISCONNECTED[2])
+        await _settle(ctx, prepared.admission, outcome)
+        return
+    text = str(completion.message.get("content") or "")
+    outcome.usage = billed_usage(ctx, outcome.profile, completion.usage, text)
+    outcome.fail(*DISCONNECTED)
+    entry = await _settle(ctx, prepared.admission, outcome)
+    await _after_answer(ctx, completion, outcome.profile, outcome.usage, entry.cost)
+
+
+async def _close_opening(ctx: RequestContext, prepared: Prepared, outcome: Outcome,
+                         opening: asyncio.Task) -> None:
+    """The client of a stream left before its first token: close the upstream stream now (no
+    more tokens are generated for nobody) and charge the prompt the provider already took in,
+    plus whatever it had sent."""
+    opening.cancel()
+    try:
+        opened = await opening
+    except BaseException:
+        opened = None
+    text = ""
+    if opened is not None:
+        text = opened.first.content or ""
+        await opened.aclose()
+    elif outcome.profile is None and outcome.attempted:
+        # Cut while a profile was being tried: that one holds the prompt.
+        outcome.profile = next((p for p in prepared.chain if p.name == outcome.attempted[-1]),
+                               None)
+    outcome.fail(*DISCONNECTED)
+    if outcome.profile is not None:
+        outcome.usage = billed_usage(ctx, outcome.profile, None, text)
+    await _settle(ctx, prepared.admission, outcome)
 
 
 # --- Non-streamed ----------------------------------------------------------------------------
@@ -330,9 +428,11 @@ async def chat_completion_create(ctx: RequestContext) -> CompletionResult:
 
     prepared = await _prepare(ctx)
     outcome = Outcome(reason=prepared.reason)
-    completion = await _call_upstream(ctx, prepared, outcome, upstream.complete_with_fallbacks)
+    completion = await _call_upstream(ctx, prepared, outcome, upstream.complete_with_fallbacks,
+                                      client_gone=_finish_detached)
 
-    usage = completion.usage or fallback_usage(ctx, str(completion.message.get("content") or ""))
+    usage = billed_usage(ctx, outcome.profile, completion.usage,
+                         str(completion.message.get("content") or ""))
     outcome.usage = usage
     entry = await _settle(ctx, prepared.admission, outcome)
     await _after_answer(ctx, completion, outcome.profile, usage, entry.cost)
@@ -392,73 +492,112 @@ async def chat_completion_stream(ctx: RequestContext) -> StreamResult:
 
     prepared = await _prepare(ctx)
     outcome = Outcome(reason=prepared.reason)
-    opened = await _call_upstream(ctx, prepared, outcome, upstream.open_stream_with_fallbacks)
-    headers = _headers(ctx, model=outcome.profile.name)
-    return StreamResult(headers=headers,
-                        events=_relay(ctx, prepared, outcome, opened))
+    opened = await _call_upstream(ctx, prepared, outcome, upstream.open_stream_with_fallbacks,
+                                  client_gone=_close_opening)
+    relay = _Relay(ctx, prepared, outcome, opened)
+    # The server may never start iterating (the client left between the headers and the first
+    # chunk): an iterator never started never runs its `finally`, so when the task serving this
+    # request ends, whatever the relay did not settle is settled here.
+    serving = asyncio.current_task()
+    if serving is not None:
+        serving.add_done_callback(relay.settle_if_never_started)
+    return StreamResult(headers=_headers(ctx, model=outcome.profile.name), events=relay.events())
 
 
-async def _relay(ctx: RequestContext, prepared: Prepared, outcome: Outcome,
-                 opened: "upstream.OpenedStream") -> AsyncIterator[bytes]:
-    from llmops.gateway.responses import chunk_body
-    from llmops.providers.errors import ProviderError
+class _Relay:
+    """Relays one upstream stream to the client and settles it exactly once, however it ends."""
 
-    model = outcome.profile.name
-    text_parts: list[str] = []
-    tool_calls: dict[int, dict] = {}
-    finish_reason: str | None = None
-    reported: Usage | None = None
-    settled = False
-    try:
-        async for delta in opened.deltas():
-            if delta.usage is not None:
-                reported = delta.usage
-            piece: dict = {}
-            if delta.role:
-                piece["role"] = delta.role
-            if delta.content:
-                piece["content"] = delta.content
-                text_parts.append(delta.content)
-            if delta.tool_calls:
-                piece["tool_calls"] = delta.tool_calls
-                upstream.merge_tool_call_deltas(tool_calls, delta.tool_calls)
-            if delta.finish_reason:
-                finish_reason = delta.finish_reason
-            if piece or delta.finish_reason:
-                yield _sse(chunk_body(ctx, model=model, delta=piece,
-                                      finish_reason=delta.finish_reason))
-        outcome.usage = reported or fallback_usage(ctx, "".join(text_parts))
-        entry = await _settle(ctx, prepared.admission, outcome)
-        settled = True
-        if ctx.include_usage:
-            yield _sse(chunk_body(ctx, model=model, usage=usage_body(ctx, outcome.usage, entry)))
-        yield _sse("[DONE]")
-        message: dict = {"role": "assistant", "content": "".join(text_parts)}
-        if tool_calls:
-            message["tool_calls"] = [tool_calls[i] for i in sorted(tool_calls)]
-            message["content"] = message["content"] or None
-        await _after_answer(ctx, Completion(message=message, finish_reason=finish_reason or "stop",
-                                            usage=outcome.usage), outcome.profile, outcome.usage,
-                            entry.cost)
-    except ProviderError as exc:
-        # The stream broke after bytes were relayed: never retried (the client has them). Charge
-        # what was relayed, tell the client in-band, and end the stream properly.
-        metrics.observe_upstream_error(model=model, kind=exc.kind)
-        outcome.fail("upstream_error", exc.kind, 502)
-        outcome.usage = reported or fallback_usage(ctx, "".join(text_parts))
-        await _settle(ctx, prepared.admission, outcome)
-        settled = True
-        yield _sse({"error": {"message": "The model provider's stream broke mid-way.",
-                              "type": "api_error", "code": exc.kind, "param": None}})
-        yield _sse("[DONE]")
-    finally:
-        await opened.aclose()
-        if not settled:
-            # The client went away (task cancelled / generator closed): charge what was relayed.
-            outcome.fail(*DISCONNECTED)
-            outcome.usage = reported or fallback_usage(ctx, "".join(text_parts))
-            task = _spawn(_settle(ctx, prepared.admission, outcome))
-            try:
-                await asyncio.shield(task)
-            except (asyncio.CancelledError, GeneratorExit):
-                pass  # the settle task runs on; `spawn` keeps it alive
+    def __init__(self, ctx: RequestContext, prepared: Prepared, outcome: Outcome,
+                 opened: "upstream.OpenedStream"):
+        self.ctx, self.prepared, self.outcome, self.opened = ctx, prepared, outcome, opened
+        self.started = False
+        self.settled = False
+        self.text_parts: list[str] = []
+        self.reported: Usage | None = None
+
+    def _usage(self) -> Usage:
+        return billed_usage(self.ctx, self.outcome.profile, self.reported,
+                            "".join(self.text_parts))
+
+    async def _settle(self) -> UsageEntry:
+        self.settled = True
+        return await _settle(self.ctx, self.prepared.admission, self.outcome)
+
+    def settle_if_never_started(self, _task: asyncio.Task | None = None) -> None:
+        if self.started or self.settled:
+            return
+        self.settled = True
+        _spawn(self._close_unstarted())
+
+    async def _close_unstarted(self) -> None:
+        await self.opened.aclose()
+        self.text_parts.append(self.opened.first.content or "")
+        self.outcome.fail(*DISCONNECTED)
+        self.outcome.usage = self._usage()
+        await _settle(self.ctx, self.prepared.admission, self.outcome)
+
+    async def events(self) -> AsyncIterator[bytes]:
+        from llmops.gateway.responses import chunk_body
+        from llmops.providers.errors import ProviderError
+
+        if self.settled:
+            return  # settled as abandoned before the server asked for the first chunk
+        self.started = True
+        ctx, outcome = self.ctx, self.outcome
+        model = outcome.profile.name
+        tool_calls: dict[int, dict] = {}
+        finish_reason: str | None = None
+        try:
+            async for delta in self.opened.deltas():
+                if delta.usage is not None:
+                    self.reported = delta.usage
+                piece: dict = {}
+                if delta.role:
+                    piece["role"] = delta.role
+                if delta.content:
+                    piece["content"] = delta.content
+                    self.text_parts.append(delta.content)
+                if delta.tool_calls:
+                    piece["tool_calls"] = delta.tool_calls
+                    upstream.merge_tool_call_deltas(tool_calls, delta.tool_calls)
+                if delta.finish_reason:
+                    finish_reason = delta.finish_reason
+                if piece or delta.finish_reason:
+                    yield _sse(chunk_body(ctx, model=model, delta=piece,
+                                          finish_reason=delta.finish_reason))
+            outcome.usage = self._usage()
+            entry = await self._settle()
+            if ctx.include_usage:
+                yield _sse(chunk_body(ctx, model=model,
+                                      usage=usage_body(ctx, outcome.usage, entry)))
+            yield _sse("[DONE]")
+            message: dict = {"role": "assistant", "content": "".join(self.text_parts)}
+            if tool_calls:
+                message["tool_calls"] = [tool_calls[i] for i in sorted(tool_calls)]
+                message["content"] = message["content"] or None
+            await _after_answer(ctx, Completion(message=message,
+                                                finish_reason=finish_reason or "stop",
+                                                usage=outcome.usage),
+                                outcome.profile, outcome.usage, entry.cost)
+        except ProviderError as exc:
+            # The stream broke after bytes were relayed: never retried (the client has them).
+            # Charge what was relayed, tell the client in-band, and end the stream properly.
+            metrics.observe_upstream_error(model=model, kind=exc.kind)
+            outcome.fail("upstream_error", exc.kind, 502)
+            outcome.usage = self._usage()
+            await self._settle()
+            yield _sse({"error": {"message": "The model provider's stream broke mid-way.",
+                                  "type": "api_error", "code": exc.kind, "param": None}})
+            yield _sse("[DONE]")
+        finally:
+            await self.opened.aclose()
+            if not self.settled:
+                # The client went away (task cancelled / generator closed): the upstream stream
+                # is closed above, so the provider bills the prompt and what it had sent.
+                outcome.fail(*DISCONNECTED)
+                outcome.usage = self._usage()
+                task = _spawn(self._settle())
+                try:
+                    await asyncio.shield(task)
+                except (asyncio.CancelledError, GeneratorExit):
+                    pass  # the settle task runs on; `spawn` keeps it alive

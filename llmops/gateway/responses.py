@@ -26,6 +26,9 @@ def usage_body(ctx: RequestContext, usage: Usage, entry) -> dict:
             "estimated_cost": float(entry.estimated_cost),
             "cost": float(entry.cost),
             "cost_saved": float(entry.cost_saved),
+            # Set when the request named no max_tokens and the remaining budget covered only
+            # this many output tokens: sent upstream as max_tokens instead of refusing.
+            "max_tokens_clamped": ctx.output_clamp,
         },
     }
 

@@ -24,8 +24,9 @@ from routing.models import ModelProfile
 
 def output_limit(ctx: RequestContext, profile: ModelProfile) -> int:
     """Return the most output tokens this request may produce on `profile`."""
-    return policy.output_limit(profile, requested=ctx.max_output_tokens,
-                               default=ctx.default_max_tokens)
+    limit = policy.output_limit(profile, requested=ctx.max_output_tokens,
+                                default=ctx.default_max_tokens)
+    return limit if ctx.output_clamp is None else min(limit, ctx.output_clamp)
 
 
 def build_call(ctx: RequestContext, profile: ModelProfile) -> ProviderCall:
@@ -33,8 +34,8 @@ def build_call(ctx: RequestContext, profile: ModelProfile) -> ProviderCall:
     adapter = get_adapter(profile.provider)
     params = dict(ctx.params)
     limit = output_limit(ctx, profile)
-    if (ctx.max_output_tokens or ctx.default_max_tokens or "max_tokens" in params
-            or "max_completion_tokens" in params):
+    if (ctx.max_output_tokens or ctx.default_max_tokens or ctx.output_clamp
+            or "max_tokens" in params or "max_completion_tokens" in params):
         params.pop("max_completion_tokens", None)
         params["max_tokens"] = limit
     api_key = adapter.api_key_for(profile.api_key_env)

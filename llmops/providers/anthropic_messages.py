@@ -67,10 +67,13 @@ def usage_from_anthropic(raw: object) -> Usage | None:
     if not isinstance(raw, dict):
         return None
     fresh, output = raw.get("input_tokens"), raw.get("output_tokens")
-    if not isinstance(fresh, int) or not isinstance(output, int):
+    if not isinstance(fresh, int | float) or not isinstance(output, int | float):
         return None
-    cache_read = int(raw.get("cache_read_input_tokens") or 0)
-    cache_write = int(raw.get("cache_creation_input_tokens") or 0)
+    # Passed on as sent: the gateway checks every count before billing it.
+    cache_read = raw.get("cache_read_input_tokens") or 0
+    cache_write = raw.get("cache_creation_input_tokens") or 0
+    if not isinstance(cache_read, int | float) or not isinstance(cache_write, int | float):
+        return None
     return Usage(prompt_tokens=fresh + cache_read + cache_write, completion_tokens=output,
                  cached_tokens=cache_read)
 

@@ -68,18 +68,25 @@ def usage_from_openai(raw: object) -> Usage | None:
     if not isinstance(raw, dict):
         return None
     prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
-    if not isinstance(prompt, int) or not isinstance(completion, int):
-        # Some compatible servers send `usage: {}` or nulls; the gateway estimates instead.
+    if not isinstance(prompt, int | float) or not isinstance(completion, int | float):
+        # Some compatible servers send `usage: {}` or nulls; the gateway counts instead.
         logger.warning("provider usage without token counts: %s", sorted(raw))
         return None
-    prompt_details = raw.get("prompt_tokens_details") or {}
-    completion_details = raw.get("completion_tokens_details") or {}
+    prompt_details = raw.get("prompt_tokens_details")
+    completion_details = raw.get("completion_tokens_details")
+    # Passed on as sent: the gateway checks every count before billing it
+    # (llmops/gateway/usage.py), so a non-integer or negative one is caught there.
     return Usage(
         prompt_tokens=prompt,
         completion_tokens=completion,
-        cached_tokens=int(prompt_details.get("cached_tokens") or 0),
-        reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
+        cached_tokens=_detail(prompt_details, "cached_tokens"),
+        reasoning_tokens=_detail(completion_details, "reasoning_tokens"),
     )
+
+
+def _detail(details: object, name: str) -> int | float:
+    value = details.get(name) if isinstance(details, dict) else None
+    return value if isinstance(value, int | float) else 0
 
 
 def merge_tool_call_deltas(fragments: list[dict]) -> list[dict]:

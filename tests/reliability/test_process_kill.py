@@ -1,5 +1,6 @@
-"""A gateway process SIGKILLed mid-request: its reservation is released by the sweep, nothing is
-charged twice, and the other gateway process keeps serving throughout."""
+"""A gateway process SIGKILLed mid-request: its reservation is released by the sweep and charged
+(the most the call could have cost), nothing is charged twice, and the other gateway process
+keeps serving throughout."""
 
 import threading
 import uuid
@@ -67,26 +68,32 @@ def test_sigkill_mid_request_releases_the_reservation(live_gateway, fault_profil
     assert response.status_code == 200, response.text
     assert BudgetReservation.objects.filter(request_id=doomed_id).exists()
 
-    # The sweep (Celery beat in production) releases what the dead process held.
+    # While the dead process still counts as alive (its last heartbeat is recent), the sweep
+    # leaves its reservation alone; once its heartbeats stop for the holder timeout (here 0 s),
+    # the sweep (every gateway process's heartbeat loop, and Celery beat) releases it.
     from django.test import override_settings
 
     from budgets.tasks import reservations_release_stale
 
-    with override_settings(BUDGET_RESERVATION_TIMEOUT_SECONDS=0):
+    held = BudgetReservation.objects.get(request_id=doomed_id)
+    assert held.holder
+    assert reservations_release_stale.delay().get(timeout=30) == 0
+    with override_settings(BUDGET_HOLDER_TIMEOUT_SECONDS=0):
         released = reservations_release_stale.delay().get(timeout=30)
     assert released == 1
     assert not BudgetReservation.objects.exists()
-    # No double charge: spend is exactly the survivor's row; the dead request charged nothing.
-    # The dead request keeps its one ledger row (written by the sweep), charged nothing.
+    # The dead request keeps its one ledger row (written by the sweep), charged its
+    # reservation: whether the provider billed the call died with the process, and the ledger
+    # never under-states a bill. Nothing is charged twice.
     abandoned = UsageRecord.objects.get(request_id=doomed_id)
-    assert abandoned.error_kind == "abandoned" and abandoned.cost == 0
+    assert abandoned.error_kind == "abandoned" and abandoned.cost == held.amount
     rows = list(UsageRecord.objects.exclude(request_id=doomed_id))
     assert [r.request_id for r in rows] == [response.headers["x-request-id"]]
     for counter in BudgetCounter.objects.all():
-        assert counter.spent == rows[0].cost and counter.reserved == Decimal(0)
+        assert counter.spent == rows[0].cost + held.amount and counter.reserved == Decimal(0)
     assert_books_straight()
     # Running the sweep again finds nothing: releasing is idempotent.
-    with override_settings(BUDGET_RESERVATION_TIMEOUT_SECONDS=0):
+    with override_settings(BUDGET_HOLDER_TIMEOUT_SECONDS=0):
         assert reservations_release_stale.delay().get(timeout=30) == 0
 
 
@@ -98,7 +105,7 @@ def test_sweep_records_the_abandoned_request_in_the_ledger(transactional_db, fau
     from budgets.tasks import reservations_release_stale
 
     doomed_id = _kill_mid_request(api_key, fake_provider, stream=False)
-    with override_settings(BUDGET_RESERVATION_TIMEOUT_SECONDS=0):
+    with override_settings(BUDGET_HOLDER_TIMEOUT_SECONDS=0):
         assert reservations_release_stale.delay().get(timeout=30) == 1
     assert UsageRecord.objects.filter(request_id=doomed_id).count() == 1
     assert_books_straight()

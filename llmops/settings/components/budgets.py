@@ -17,8 +17,16 @@ def _usd(name: str) -> Decimal | None:
 DEFAULT_DAILY_BUDGET = _usd("DEFAULT_DAILY_BUDGET")
 DEFAULT_MONTHLY_BUDGET = _usd("DEFAULT_MONTHLY_BUDGET")
 
-# A reservation older than this whose request never settled (process killed) is released by the
-# sweep. Must exceed the longest request the gateway serves, streams included.
+# Every gateway process says it is alive every BUDGET_HEARTBEAT_SECONDS and, on the same beat,
+# sweeps: a reservation whose process stopped heartbeating BUDGET_HOLDER_TIMEOUT_SECONDS ago
+# (killed, frozen) is released and charged, so a dead process's money is back within about
+# timeout + heartbeat seconds, while a live process keeps its reservations however long its
+# requests (streams) run. Three missed beats make a process dead.
+BUDGET_HEARTBEAT_SECONDS = env.float("BUDGET_HEARTBEAT_SECONDS", default=10.0)
+BUDGET_HOLDER_TIMEOUT_SECONDS = env.float("BUDGET_HOLDER_TIMEOUT_SECONDS",
+                                          default=3 * BUDGET_HEARTBEAT_SECONDS)
+# Reservations made outside a gateway process (scripts, direct service calls) have no holder to
+# vouch for them: they are released once this old.
 BUDGET_RESERVATION_TIMEOUT_SECONDS = env.int("BUDGET_RESERVATION_TIMEOUT_SECONDS", default=900)
 
 # Alert delivery: webhook timeout, retries of the Celery task, the sender of alert emails.

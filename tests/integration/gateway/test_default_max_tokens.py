@@ -95,17 +95,38 @@ def test_default_above_the_model_max_output_is_clamped_not_refused(client, team,
     assert record.estimated_cost == _reserved_for(profile, 1000)
 
 
-def test_a_small_budget_admits_what_the_default_bounds(client, team, profile, fake_provider):
+def test_a_small_budget_answers_with_the_output_it_covers(client, team, profile, fake_provider):
     # $0.001 a day: less than the $0.002 the model's max output would reserve, far more than
-    # the question costs.
+    # the question costs. With no max_tokens of its own, the request is answered with the output
+    # the budget covers (sent upstream, and said in usage.llmops) instead of being refused.
     budget_set(scope="team", team=team, daily_limit=Decimal("0.001"))
+    raw = client.chat.completions.with_raw_response.create(model="m-default-limit",
+                                                           messages=MESSAGES)
+    clamp = raw.parse().usage.model_extra["llmops"]["max_tokens_clamped"]
+    sent = fake_provider.requests[-1].body["max_tokens"]
+    assert sent == clamp and 16 <= clamp < 1000
+    record = UsageRecord.objects.get(request_id=raw.headers["x-request-id"])
+    assert record.status == "ok"
+    assert record.estimated_cost == _reserved_for(profile, clamp) <= Decimal("0.001")
+
+    # A request that chose its own max_tokens is never changed: it is refused.
     with pytest.raises(openai.APIStatusError) as refused:
-        _call(client)
+        client.chat.completions.create(
+            model="m-default-limit", max_tokens=1000,
+            messages=[{"role": "user", "content": "And the capital of Italy?"}])
     assert refused.value.status_code == 402
     assert refused.value.body["code"] == "budget_exceeded"
 
-    team.default_max_tokens = 100
-    team.save()
-    record = _call(client)
-    assert record.status == "ok"
-    assert record.estimated_cost < Decimal("0.001")
+
+def test_without_a_clamp_usage_says_none(client, profile):
+    raw = client.chat.completions.with_raw_response.create(model="m-default-limit",
+                                                           messages=MESSAGES)
+    assert raw.parse().usage.model_extra["llmops"]["max_tokens_clamped"] is None
+
+
+def test_a_budget_too_small_for_a_useful_answer_is_still_refused(client, team, profile):
+    # The prompt alone costs ~$0.00002; $0.00003 leaves output for fewer than 16 tokens.
+    budget_set(scope="team", team=team, daily_limit=Decimal("0.00003"))
+    with pytest.raises(openai.APIStatusError) as refused:
+        _call(client)
+    assert refused.value.status_code == 402
