@@ -37,14 +37,6 @@ class _Caller(Protocol):
     def team_id(self) -> int | None: ...
 
 
-class _CacheControl(Protocol):
-    @property
-    def no_cache(self) -> bool: ...
-
-    @property
-    def no_store(self) -> bool: ...
-
-
 class CacheRequest(Protocol):
     """What the cache reads of a request, and the findings it writes back onto it; the
     gateway's RequestContext is one (llmops/gateway/context.py)."""
@@ -55,7 +47,7 @@ class CacheRequest(Protocol):
     requested_model: str
     metadata: dict
     headers: dict[str, str]
-    cache_control: _CacheControl
+    cache_control: Any              # the client's Cache-Control: `.no_cache`, `.no_store`
     timings: dict[str, float]       # written: "embed" and "cache_lookup", in seconds
     # Written by `cache_lookup`: the outcome, the similarity of a semantic hit, and the prompt's
     # embedding with its pooled intermediate layers (routing reuses both).
