@@ -60,6 +60,7 @@ test: install ## The whole suite (SQLite by default; set DATABASE_URL for Postgr
 
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 worker: install ## Celery worker (needs CELERY_BROKER_URL)
 	$(VENV)/bin/celery -A llmops worker --loglevel=INFO

@@ -1,8 +1,7 @@
 """A/B: llmops as is vs llmops with one proposed change (settings-level), same mock, interleaved.
 
 A variant is a set of environment overrides read by bench/ab_settings.py, e.g.
-``BENCH_AB_SWAP_MIDDLEWARE=Name=dotted.path`` (bench/ab_settings.py) or ``BENCH_AB_PATCHES=name``
-(bench/ab_patches.py).
+``BENCH_AB_SWAP_MIDDLEWARE=Name=dotted.path`` or ``BENCH_AB_SET='{"NAME": value}'``.
 Runs A, B, A, B... and prints req/s, p50 and server CPU per request for each.
 
 Usage: python -m bench.ab --variant KEY=VALUE [...] [--concurrency 1 16] [--rounds 2]

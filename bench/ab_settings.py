@@ -2,7 +2,8 @@
 
 Reads llmops' own settings, then applies the variant named in the environment:
 BENCH_AB_DROP_MIDDLEWARE=Name[,Name] removes middleware classes by class name, and
-BENCH_AB_SWAP_MIDDLEWARE=Name=dotted.path replaces one by another; see also the end.
+BENCH_AB_SWAP_MIDDLEWARE=Name=dotted.path replaces one by another; BENCH_AB_SET and
+BENCH_AB_DATABASE_SET override settings (below).
 """
 
 import os
@@ -29,8 +30,3 @@ if os.environ.get("BENCH_AB_DATABASE_SET"):
 
     DATABASES["default"].update(json.loads(os.environ["BENCH_AB_DATABASE_SET"]))
 
-# BENCH_AB_PATCHES=name[,name]: code candidates from bench/ab_patches.py, applied at startup.
-if os.environ.get("BENCH_AB_PATCHES"):
-    from llmops.settings.base import INSTALLED_APPS
-
-    INSTALLED_APPS = [*INSTALLED_APPS, "bench.ab_patches.AbPatchesConfig"]

@@ -52,8 +52,8 @@ def _measure(engine: str, requests: int, threads: int) -> None:
 
     from budgets.models import BudgetScope
     from budgets.services import UsageEntry, budget_set, request_admit, request_settle
-    from llmops.gateway.context import Principal
     from llmops.models import ApiKey
+    from llmops.principal import Principal
     from llmops.services import api_key_create
 
     def principal_for(team: str, user: str) -> Principal:

@@ -25,36 +25,17 @@ PYTHON = str(ROOT / ".venv" / "bin" / "python")
 HOST = "127.0.0.1"
 
 
-def offline_django_env(settings_module: str = "llmops.settings.base") -> None:
-    """Set what a bench script run as a file needs before django.setup(): the settings module,
-    DEBUG (no SECRET_KEY needed) and offline model loading (no hub). Values already set win."""
-    for key, value in (("DJANGO_SETTINGS_MODULE", settings_module), ("DEBUG", "1"),
-                       ("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1")):
-        os.environ.setdefault(key, value)
-
-
-def add_cv_arguments(parser, *, repeats: int) -> None:
-    """Add the routing benches' outcomes file (default: the shared dev file) and their repeated
-    K-fold options (--folds, --seed, --repeats) to `parser`."""
-    parser.add_argument("file", nargs="?",
-                        default=str(ROOT.parent / "shared/data/router_outcomes_dev.jsonl"))
-    parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--repeats", type=int, default=repeats)
-
-
 def outcome_embeddings(rows: list) -> tuple:
     """Return, per outcome row (routing.evaluation.Outcome), its embedding `(n, d)` and
-    {layer: `(n, d)`} pooled states of the configured ROUTING_LEARNED_LAYERS, from the cache
+    {layer: `(n, d)`} pooled states of the gateway's layers (routing.learned.LAYERS), from the cache
     eval_router fills (bench/.cache/). The layers are empty when the embedder lacks any of them:
     the gateway then predicts from the final embedding only. Needs django.setup()."""
-    from django.conf import settings
-
+    from routing.learned import LAYERS
     from routing.management.commands.eval_router import _embeddings
 
     prompts = sorted({o.prompt for o in rows})
     vectors, layers = _embeddings(prompts, CACHE)
-    wanted = tuple(settings.ROUTING_LEARNED_LAYERS)
+    wanted = tuple(LAYERS)
     if not set(wanted) <= set(layers):
         wanted = ()
     row_of = {p: i for i, p in enumerate(prompts)}

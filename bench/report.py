@@ -66,7 +66,7 @@ def _failed(*rows: dict) -> str:
 
 
 def targets_summary(index: dict) -> str:
-    """Return the issue's targets, each with met / not met and the numbers behind it.
+    """Return the performance targets, each with met / not met and the numbers behind it.
 
     A target whose llmops cells had any failed request is not met, whatever the timings."""
     lines = []

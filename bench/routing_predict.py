@@ -34,9 +34,9 @@ def main() -> None:
 
     django.setup()
     import numpy as np
-    from django.conf import settings
 
     from bench.common import outcome_embeddings
+    from routing import learned as config
     from routing.evaluation import load_outcomes
     from routing.learned import OutcomeModel
     from routing.models import ModelProfile
@@ -59,10 +59,8 @@ def main() -> None:
     for tier, field_name in (("efficient", "weak_correct"), ("premium", "strong_correct")):
         started = time.perf_counter()
         learned[(TIER, tier)] = OutcomeModel(
-            k=settings.ROUTING_LEARNED_K, layers=wanted,
-            temperature=settings.ROUTING_LEARNED_TEMPERATURE,
-            formats=settings.ROUTING_LEARNED_FORMATS,
-            min_format_examples=settings.ROUTING_LEARNED_MIN_EXAMPLES,
+            k=config.K, layers=wanted, temperature=config.TEMPERATURE, formats=config.FORMATS,
+            min_format_examples=config.MIN_EXAMPLES,
         ).fit(train_texts, vectors[at],
               np.array([getattr(o, field_name) for o in train], dtype=float),
               layers={x: all_layers[x][at] for x in wanted})

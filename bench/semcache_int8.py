@@ -1,4 +1,4 @@
-"""What dynamic int8 quantization of the embedder would cost and buy (issues #4 and #7).
+"""What dynamic int8 quantization of the embedder costs and buys.
 
     DEBUG=1 .venv/bin/python bench/semcache_int8.py [PAIRS.jsonl] [--pairs 8000] [--speed-texts 256]
 
@@ -7,7 +7,7 @@ int8 weights per channel, next to the fp32 export) beside the fp32 one, the defa
 questions of the first `--pairs` pairs:
 - drift: cosine between each text's fp32 and int8 embedding, and how much each pair's cosine
   moves (what every threshold was fitted on);
-- eval_cache's protocol on those pairs (lexical decision, no token pass) for both, at the
+- eval_cache's protocol on those pairs (the guards decision) for both, at the
   configured threshold and the plain thresholds;
 - speed: one text at a time, and per text in batches of 32, one intra-op thread each.
 Results and what switching takes: docs/semantic-cache.md, "int8 embedder".
@@ -100,7 +100,7 @@ def main() -> None:
         plain = {round(t["threshold"], 2): t for t in result["thresholds"]}
         cells = "  ".join(f"{t}: {plain[t]['hit_rate']:.3f}@{plain[t]['precision']:.3f}"
                           for t in (0.93, 0.95, 0.96, 0.97) if t in plain)
-        print(f"{name}: lexical decision at {threshold}: hit rate {result['hit_rate']:.3f} "
+        print(f"{name}: guards decision at {threshold}: hit rate {result['hit_rate']:.3f} "
               f"precision {result['precision']:.3f}; plain {cells}")
 
     speed_texts = texts[: args.speed_texts]

@@ -211,9 +211,9 @@ def main():
                         help="Largest size the full Redis path is measured at.")
     parser.add_argument("--ann-min", type=int, default=20_000)
     parser.add_argument("--connectivity", type=int, default=0,
-                        help="HNSW M (default: SEMCACHE_ANN_CONNECTIVITY).")
+                        help="HNSW M (default: semcache.index.ANN_CONNECTIVITY).")
     parser.add_argument("--expansion-add", type=int, default=0,
-                        help="HNSW build ef (default: SEMCACHE_ANN_EXPANSION_ADD).")
+                        help="HNSW build ef (default: semcache.index.ANN_EXPANSION_ADD).")
     parser.add_argument("--ef", default="64,128,256,512",
                         help="expansion_search values to sweep on each HNSW index.")
     parser.add_argument("--build-threads", type=int, default=2,
@@ -225,14 +225,14 @@ def main():
     import django
 
     django.setup()
-    from django.conf import settings
+    from semcache import index as semcache_index
 
     url = os.environ.get("SEMCACHE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/3")
     base = base_vectors(np.random.default_rng(0), Path(args.texts))
     print(f"base vectors: {len(base)} ({'real embeddings' if len(base) != 50_000 else 'random'})")
-    params = {"connectivity": args.connectivity or settings.SEMCACHE_ANN_CONNECTIVITY,
-              "expansion_add": args.expansion_add or settings.SEMCACHE_ANN_EXPANSION_ADD,
-              "expansion_search": settings.SEMCACHE_ANN_EXPANSION_SEARCH}
+    params = {"connectivity": args.connectivity or semcache_index.ANN_CONNECTIVITY,
+              "expansion_add": args.expansion_add or semcache_index.ANN_EXPANSION_ADD,
+              "expansion_search": semcache_index.ANN_EXPANSION_SEARCH}
     print(f"HNSW parameters: {params}")
     header = (f"{'entries':>9} {'mode':>6} {'build s':>8} {'index p50':>10} {'index p99':>10} "
               f"{'agree':>6} {'all':>6} {'full p50':>9} {'full p99':>9} {'seed p50':>9} "

@@ -40,7 +40,8 @@ async def soak(*, seconds: float, clients: int, prompts: list[str], popular: lis
                on_sample) -> int:
     from decimal import Decimal
 
-    from llmops.gateway.context import CacheControl, Principal, RequestContext
+    from llmops.gateway.context import CacheControl, RequestContext
+    from llmops.principal import Principal
     from semcache.gateway import cache_lookup, cache_store
 
     principal = Principal(api_key_id=1, key_prefix="sk-bench", user_id=1, team_id=1,

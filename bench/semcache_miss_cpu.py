@@ -56,7 +56,6 @@ def main() -> None:
     django.setup()
     from django.conf import settings
 
-    from semcache.decision import configured_options
     from semcache.embedder import get_embedder
     from semcache.namespaces import build_scope
     from semcache.services import CacheEngine
@@ -68,7 +67,6 @@ def main() -> None:
     engine = CacheEngine(store, min_sync_interval=settings.SEMCACHE_SYNC_INTERVAL_MS / 1000)
     embedder = get_embedder()
     embedder.warm_up()
-    decision = configured_options(embedder)  # the gateway's decision (SEMCACHE_DECISION)
     texts = questions(Path(args.pairs), args.warm + args.misses)
     cpu = dict.fromkeys(STEPS, 0.0)
 
@@ -93,8 +91,7 @@ def main() -> None:
             vectors, _ = timed("embedding", embedder.embed_layers_sync, batch)
             for scope, vector in zip(scopes, vectors, strict=True):
                 found = timed("semantic lookup", engine.find_semantic, scope, vector,
-                              threshold=settings.CACHE_SIMILARITY_THRESHOLD,
-                              **decision)
+                              threshold=settings.CACHE_SIMILARITY_THRESHOLD)
                 timed("semantic lookup", engine.record, found, scope.namespace)
                 timed("store", engine.put, scope, vector=vector, message=ANSWER,
                       finish_reason="stop", model="bench", usage={"prompt_tokens": 12,

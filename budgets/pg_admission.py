@@ -31,7 +31,7 @@ from budgets.models import (
 )
 from budgets.periods import period_start
 from llmops import raw_rows
-from llmops.gateway.context import Principal
+from llmops.principal import Principal
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from budgets.models import (
     UsageRecord,
 )
 from budgets.periods import period_end, period_start
-from llmops.gateway.context import Principal
+from llmops.principal import Principal
 
 ZERO = Decimal(0)
 USD = Decimal("0.000000000001")  # ledger precision

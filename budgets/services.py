@@ -27,6 +27,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from budgets import pg_admission, pg_settlement, selectors
+from budgets.errors import BudgetExceeded, DuplicateRequestId
 from budgets.models import (
     Budget,
     BudgetAlert,
@@ -42,9 +43,8 @@ from budgets.models import (
 from budgets.money import format_usd
 from budgets.periods import period_start
 from budgets.selectors import PeriodLimit
-from llmops.errors import BudgetExceeded, InvalidRequest
-from llmops.gateway.context import Principal
 from llmops.observability.refusals import BUDGET, refusal_report
+from llmops.principal import Principal
 
 logger = logging.getLogger("llmops.budgets")
 
@@ -211,7 +211,7 @@ def request_admit(*, principal: Principal, request_id: str, estimated_cost: Deci
                   requested_model: str = "", holder: str = "",
                   now: datetime | None = None) -> Admission:
     """Admit a request whose upper-bound cost is `estimated_cost`, reserving it on every budget
-    that applies; raise `llmops.errors.BudgetExceeded` when one would be overspent.
+    that applies; raise `budgets.errors.BudgetExceeded` when one would be overspent.
 
     `holder` names the gateway process that will settle it (`ReservationHolder`): the sweep
     releases the reservation soon after that process stops heartbeating.
@@ -251,11 +251,9 @@ def _limits_for(principal: Principal, *, now: datetime,
     return selectors.period_limits(budgets=budgets, at=now)
 
 
-def _duplicate_request_id(request_id: str) -> InvalidRequest:
-    return InvalidRequest(
-        f"Request id {request_id!r} was already used; send a new X-Request-ID.",
-        code="duplicate_request_id",
-    )
+def _duplicate_request_id(request_id: str) -> DuplicateRequestId:
+    return DuplicateRequestId(
+        f"Request id {request_id!r} was already used; send a new X-Request-ID.")
 
 
 def _admit(*, principal: Principal, request_id: str, amount: Decimal, now: datetime,

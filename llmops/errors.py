@@ -13,6 +13,9 @@ from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
 from rest_framework.response import Response
 
+from budgets import errors as budget_errors
+from routing import errors as routing_errors
+
 logger = logging.getLogger("llmops.errors")
 
 
@@ -91,6 +94,27 @@ class ServiceUnavailable(GatewayError):
     error_type = "api_error"
 
 
+# Routing and budgets raise plain exceptions (routing/errors.py, budgets/errors.py): they know
+# nothing of HTTP. Each is rendered as the API error below, with its message, code and details.
+_DOMAIN_ERRORS: dict[type, type[GatewayError]] = {
+    routing_errors.InvalidRequest: InvalidRequest,
+    routing_errors.ModelNotFound: ModelNotFound,
+    routing_errors.ModelsUnavailable: ServiceUnavailable,
+    budget_errors.BudgetExceeded: BudgetExceeded,
+    budget_errors.DuplicateRequestId: InvalidRequest,
+}
+DOMAIN_ERRORS = (routing_errors.RoutingError, budget_errors.BudgetError)
+
+
+def from_domain_error(exc: Exception) -> GatewayError:
+    """Return the API error that renders a routing or budgets refusal."""
+    error = next((_DOMAIN_ERRORS[cls] for cls in type(exc).__mro__ if cls in _DOMAIN_ERRORS),
+                 InvalidRequest)
+    return error(exc.message, code=exc.code, param=getattr(exc, "param", None),
+                 retry_after=getattr(exc, "retry_after", None),
+                 extra=getattr(exc, "extra", None))
+
+
 _DRF_TYPES = {
     401: ("authentication_error", "invalid_api_key"),
     403: ("permission_error", "permission_denied"),
@@ -126,7 +150,9 @@ def _first_validation_error(detail, path: str = "") -> tuple[str, str]:
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
     """Render any API error as an OpenAI-style error object (DRF's EXCEPTION_HANDLER)."""
-    if isinstance(exc, RequestDataTooBig):
+    if isinstance(exc, DOMAIN_ERRORS):
+        exc = from_domain_error(exc)
+    elif isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge(
             f"Request body is larger than the {settings.LLMOPS_MAX_BODY_BYTES} bytes allowed.")
     elif isinstance(exc, DatabaseError):

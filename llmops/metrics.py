@@ -1,4 +1,4 @@
-"""Prometheus metrics: the names and labels are a contract with monitoring/ (DESIGN.md).
+"""Prometheus metrics: the names and labels are a contract with monitoring/ (docs/architecture.md).
 
 Label values are bounded (model, status, reason, similarity range, kind, scope) — never a user,
 key or request id, which would create one series per caller.

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from llmops.errors import InvalidRequest
+from routing.errors import InvalidRequest
 
 # metadata key → header name (headers reach routing lower-cased).
 HINT_HEADERS = {

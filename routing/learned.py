@@ -37,6 +37,15 @@ NEAREST = 10  # the mean similarity of this many nearest neighbours is a feature
 # 5-10 ms per call (measured with bench/routing_predict.py). Batches up to this size run with
 # one BLAS thread.
 SINGLE_THREAD_ROWS = 8
+
+# The model the gateway fits (routing.selectors) and `eval_router` evaluates by default, each
+# value measured on router_outcomes_dev (docs/routing.md).
+MIN_EXAMPLES = 200   # labels a target (and a prompt format) needs for learned members
+K = 80               # neighbourhood scale: outcome rates at k/8, k/3, k and 4k neighbours
+LAYERS = (3, 5)      # intermediate MiniLM layers that get a neighbour member each
+TEMPERATURE = 1.5    # logit scale of the layered members
+FORMATS = True       # members of its own per prompt format (multiple-choice, open)
+MAX_TRAIN = 20_000   # most recent labels per target it trains on (bounds refit time and memory)
 _threadpools: ThreadpoolController | None = None
 
 
@@ -230,14 +239,12 @@ class OutcomeModel:
 
     def __init__(self, *, k: int = 80, text_c: float = 1.0, stack_c: float = 0.1,
                  layers: tuple[int, ...] = (), temperature: float = 1.0,
-                 final_member: bool = False, formats: bool = True,
-                 min_format_examples: int = 200):
+                 formats: bool = True, min_format_examples: int = 200):
         self.k = k
         self.text_c = text_c
         self.stack_c = stack_c
         self.layers = tuple(layers)
         self.temperature = temperature
-        self.final_member = final_member  # the final-embedding member in the layered score too
         self.formats = formats
         self.min_format_examples = min_format_examples
 
@@ -307,7 +314,7 @@ class OutcomeModel:
             return np.zeros(0)
         features = feature_matrix(texts) if features is None else features
         if self.uses_layers(layers):
-            logits = self.layered_members(texts, layers, vectors=vectors, features=features)
+            logits = self.layered_members(texts, layers, features=features)
             t = self.temperature
         else:
             logits = self.member_logits(texts, vectors, features=features)
@@ -335,8 +342,7 @@ class OutcomeModel:
     def member_logits(self, texts: list[str], vectors: np.ndarray, *,
                       features: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Return the two logits of the prediction without layers (words, neighbour rates in
-        the final embedding) per prompt: `predict` averages their probabilities;
-        bench/routing_layers.py recombines them."""
+        the final embedding) per prompt: `predict` averages their probabilities."""
         features = feature_matrix(texts) if features is None else features
         vectors = np.asarray(vectors).reshape(len(texts), -1)
         words, final = self._per_format(features, 2, lambda members, rows: [
@@ -345,21 +351,17 @@ class OutcomeModel:
         return words, final
 
     def layered_members(self, texts: list[str], layers: dict[int, np.ndarray], *,
-                        vectors: np.ndarray | None = None,
                         features: np.ndarray | None = None) -> list[np.ndarray]:
-        """Return the logits of the layered prediction per prompt: words, then (with
-        `final_member`) the final-embedding member, then one member per layer."""
+        """Return the logits of the layered prediction per prompt: words, then one member per
+        layer."""
         features = feature_matrix(texts) if features is None else features
 
         def logits(members: _Members, rows: np.ndarray) -> list[np.ndarray]:
             out = [members.word_logits([texts[i] for i in rows], features[rows])]
-            if self.final_member:
-                out.append(members.final_logits(
-                    np.asarray(vectors).reshape(len(texts), -1)[rows], features[rows]))
             out.extend(members.layer_members[x].logits(
                 np.asarray(layers[x]).reshape(len(texts), -1)[rows], features[rows])
                 for x in self.layers)
             return out
 
-        count = 1 + int(self.final_member) + len(self.layers)
+        count = 1 + len(self.layers)
         return self._per_format(features, count, logits)

@@ -104,13 +104,11 @@ class ModelProfile(models.Model):
         return self.observed_latency_p95_ms or self.typical_latency_ms
 
     def is_available(self) -> bool:
-        """Return whether the gateway holds what it needs to call this model (its key)."""
-        from llmops.providers.registry import get_adapter
+        """Return whether the gateway holds what it needs to call this model (its key): the
+        providers answer, through ROUTING_PROFILE_AVAILABLE (routing/wiring.py)."""
+        from routing.wiring import profile_available
 
-        adapter = get_adapter(self.provider)
-        return not adapter.needs_key or bool(adapter.api_key_for(self.api_key_env)) or (
-            self.provider == Provider.OPENAI_COMPATIBLE
-        )
+        return profile_available(self)
 
 
 class RoutingExample(models.Model):

@@ -4,14 +4,14 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any, Protocol
 
 import numpy as np
 from django.conf import settings
 
 from llmops.db import run_db
-from llmops.errors import InvalidRequest, ModelNotFound, ServiceUnavailable
-from llmops.gateway.context import RequestContext
-from routing import policy
+from routing import policy, wiring
+from routing.errors import InvalidRequest, ModelNotFound, ModelsUnavailable
 from routing.hints import Hints, parse_hints
 from routing.models import ModelProfile
 from routing.resilience import cooldown_active
@@ -21,6 +21,33 @@ from routing.tokens import estimate_prompt_tokens, image_parts, message_text
 logger = logging.getLogger("llmops.routing")
 
 AUTO = "auto"
+
+
+class Caller(Protocol):
+    """Who is asking, as routing needs it."""
+
+    @property
+    def team_id(self) -> int: ...
+
+    @property
+    def tier(self) -> str: ...
+
+
+class RouteRequest(Protocol):
+    """What routing reads of a request; the gateway's RequestContext is one
+    (llmops/gateway/context.py). Routing never writes to it."""
+
+    principal: Caller
+    messages: list[dict]
+    requested_model: str
+    params: dict
+    max_output_tokens: int | None
+    default_max_tokens: int | None
+    stream: bool
+    metadata: dict
+    headers: dict[str, str]
+    embedding: Any                 # the semantic cache's prompt embedding, when it ran
+    embedding_layers: dict | None  # ... and its pooled intermediate layers
 
 
 @dataclass
@@ -35,7 +62,7 @@ class RouteDecision:
     rejected: dict[str, str] = field(default_factory=dict)  # candidate → why it was dropped
 
 
-async def route(ctx: RequestContext) -> RouteDecision:
+async def route(ctx: RouteRequest) -> RouteDecision:
     """Return the routing decision for `ctx`.
 
     Raise ModelNotFound for an unknown model and InvalidRequest for a request no candidate can
@@ -58,7 +85,7 @@ async def route(ctx: RequestContext) -> RouteDecision:
     return await _route_auto(ctx, needs)
 
 
-def request_needs(ctx: RequestContext) -> policy.Needs:
+def request_needs(ctx: RouteRequest) -> policy.Needs:
     """Return what the request requires: prompt size per tokenizer family and capabilities."""
     response_format = ctx.params.get("response_format") or {}
     return policy.Needs(
@@ -124,7 +151,7 @@ def _latency_limit(hints: Hints, alias_latency: int | None) -> int | None:
     return min(limits) if limits else None
 
 
-async def _route_auto(ctx: RequestContext, needs: policy.Needs, *, names: list[str] | None = None,
+async def _route_auto(ctx: RouteRequest, needs: policy.Needs, *, names: list[str] | None = None,
                       alias_quality: float | None = None,
                       alias_latency: int | None = None) -> RouteDecision:
     hints = parse_hints(ctx.metadata, ctx.headers,
@@ -174,16 +201,16 @@ def _raise_unroutable(rejected: dict[str, str], needs: policy.Needs, profiles: l
             + "; ".join(f"{n}: {r.split(':', 1)[1]}" for n, r in rejected.items()),
             param="messages", code="context_length_exceeded")
     if all(r == "cooldown" for r in reasons):
-        raise ServiceUnavailable("Every candidate model is cooling down after upstream failures.",
-                                 code="models_cooling_down",
-                                 retry_after=settings.ROUTING_COOLDOWN_SECONDS)
+        raise ModelsUnavailable("Every candidate model is cooling down after upstream failures.",
+                                code="models_cooling_down",
+                                retry_after=settings.ROUTING_COOLDOWN_SECONDS)
     raise InvalidRequest(
         "No model meets the request's limits: "
         + "; ".join(f"{name}: {reason}" for name, reason in rejected.items()),
         param="metadata", code="no_model_within_limits")
 
 
-async def _predict(ctx: RequestContext, candidates: list) -> dict[str, float]:
+async def _predict(ctx: RouteRequest, candidates: list) -> dict[str, float]:
     """Return predicted quality per candidate (learned when examples exist, else the prior)."""
     predictor = await routing_predictor()
     vector = layers = None
@@ -203,7 +230,7 @@ def routing_text(messages: list[dict]) -> str:
     return message_text(messages[-1]) if messages else ""
 
 
-async def prompt_embedding(ctx: RequestContext) -> tuple[np.ndarray | None, dict | None]:
+async def prompt_embedding(ctx: RouteRequest) -> tuple[np.ndarray | None, dict | None]:
     """Return the prompt's embedding and its pooled intermediate layers ({layer: vector}, or
     None when the embedder gave none): the semantic cache's when set, else computed once."""
     if ctx.embedding is not None:
@@ -224,14 +251,10 @@ async def prompt_embedding(ctx: RequestContext) -> tuple[np.ndarray | None, dict
         return None, None
 
 
-async def budget_remaining_for(ctx: RequestContext) -> Decimal | None:
+async def budget_remaining_for(ctx: RouteRequest) -> Decimal | None:
     """Return the caller's remaining budget in USD (None: unlimited or unknown)."""
     try:
-        from budgets.selectors import budget_remaining
-    except (ImportError, AttributeError):
-        return None
-    try:
-        return await run_db(budget_remaining, principal=ctx.principal)
+        return await run_db(wiring.budget_remaining, principal=ctx.principal)
     except Exception:  # budgets enforce themselves at reservation; routing only leans on them
         logger.exception("budget_remaining failed; routing without budget awareness")
         return None

@@ -4,7 +4,6 @@ import asyncio
 import time
 
 import numpy as np
-from django.conf import settings
 from django.db.models import Count, Max, Q
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
@@ -13,6 +12,10 @@ from llmops.db import run_db
 from routing.models import ModelProfile, RouterAlias, RoutingExample
 from routing.predictor import MODEL, TIER, KnnPredictor, RoutingPredictor
 
+# Seconds a process keeps its fitted predictor before checking the RoutingExample table again,
+# and the most examples it holds (most recent first).
+EXAMPLES_REFRESH_SECONDS = 60.0
+EXAMPLES_MAX = 200_000
 # Profiles change rarely (admin edits, price sync); a few seconds of staleness across processes is
 # acceptable, and saves in this process invalidate at once.
 SNAPSHOT_SECONDS = 5.0
@@ -109,19 +112,20 @@ def routing_examples_fingerprint() -> tuple:
 def routing_examples_load(*, limit: int | None = None) -> RoutingPredictor:
     """Build the predictor from the most recent RoutingExample rows (sync; CPU-heavy refit).
 
-    Targets with at least ROUTING_LEARNED_MIN_EXAMPLES labels (both outcomes present) get the
-    learned model on their most recent ROUTING_LEARNED_MAX_TRAIN labels; every target also gets
-    the kNN vote, used when it has too few labels for the learned model.
+    Targets with at least `learned.MIN_EXAMPLES` labels (both outcomes present) get the learned
+    model on their most recent `learned.MAX_TRAIN` labels; every target also gets the kNN vote,
+    used when it has too few labels for the learned model.
     """
+    from routing import learned as config
     from routing.learned import OutcomeModel
 
-    limit = limit or settings.ROUTING_EXAMPLES_MAX
-    wanted = tuple(settings.ROUTING_LEARNED_LAYERS)
+    limit = limit or EXAMPLES_MAX
+    wanted = tuple(config.LAYERS)
     rows = list(RoutingExample.objects.filter(~Q(embedding=b""))
                 .order_by("-id")
                 .values_list("model_name", "tier", "score", "embedding", "prompt",
                              "layer_embeddings", "layers")[:limit])
-    knn = KnnPredictor(k=settings.ROUTING_KNN_K, prior_weight=settings.ROUTING_PRIOR_WEIGHT)
+    knn = KnnPredictor()
     if not rows:
         return RoutingPredictor(knn)
     targets = [(MODEL, m) if m else (TIER, t) for m, t, *_ in rows]
@@ -131,9 +135,8 @@ def routing_examples_load(*, limit: int | None = None) -> RoutingPredictor:
     learned = {}
     for target in sorted(set(targets)):
         index = [i for i, t in enumerate(targets) if t == target]
-        index = index[:settings.ROUTING_LEARNED_MAX_TRAIN]
-        if not OutcomeModel.can_fit(scores[index],
-                                    min_examples=settings.ROUTING_LEARNED_MIN_EXAMPLES):
+        index = index[:config.MAX_TRAIN]
+        if not OutcomeModel.can_fit(scores[index], min_examples=config.MIN_EXAMPLES):
             continue
         # Layer members only when every training example has the layers (older rows, made
         # before the embedder returned them, have none): else the model is the final-only one.
@@ -142,10 +145,8 @@ def routing_examples_load(*, limit: int | None = None) -> RoutingPredictor:
         if wanted and all(s is not None for s in states):
             layers = {x: np.stack([s[x] for s in states]) for x in wanted}
         learned[target] = OutcomeModel(
-            k=settings.ROUTING_LEARNED_K, layers=wanted,
-            temperature=settings.ROUTING_LEARNED_TEMPERATURE,
-            formats=settings.ROUTING_LEARNED_FORMATS,
-            min_format_examples=settings.ROUTING_LEARNED_MIN_EXAMPLES,
+            k=config.K, layers=wanted, temperature=config.TEMPERATURE, formats=config.FORMATS,
+            min_format_examples=config.MIN_EXAMPLES,
         ).fit([rows[i][4] for i in index], vectors[index], scores[index], layers=layers)
     return RoutingPredictor(knn, learned)
 
@@ -175,7 +176,7 @@ async def routing_predictor(*, wait: bool = False) -> RoutingPredictor:
     the previous predictor (priors at first) instead of waiting for a refit. `wait` awaits it."""
     global _refresh_task
     due = _predictor is None or (
-        time.monotonic() - _predictor[0] > settings.ROUTING_EXAMPLES_REFRESH_SECONDS)
+        time.monotonic() - _predictor[0] > EXAMPLES_REFRESH_SECONDS)
     if due and (_refresh_task is None or _refresh_task.done()):
         _refresh_task = asyncio.ensure_future(_refresh())
     if wait and _refresh_task is not None and not _refresh_task.done():

@@ -17,7 +17,7 @@ the way to the last layer, they cost only their pooling, and routing predicts fr
 
 `await embed(text)` never runs the model on the event loop: requests go to one worker thread,
 which encodes everything that queued up while it was busy as one batch (continuous micro-batching:
-no added wait at low load, batches of up to SEMCACHE_EMBED_MAX_BATCH under load, where a batch of
+no added wait at low load, batches of up to MAX_BATCH under load, where a batch of
 32 costs far less than 32 single encodes on CPU).
 """
 
@@ -38,6 +38,14 @@ from llmops import metrics
 from semcache.onnx_export import checked_precision
 
 DIMENSIONS = 384
+# Largest micro-batch the embedder thread encodes at once.
+MAX_BATCH = 64
+# With at least BUSY_AT cache lookups in progress, the embedder waits up to BATCH_WAIT_SECONDS
+# for BATCH_TARGET texts: fewer, larger encodes (docs/performance.md: at concurrency 64 the mean
+# batch went from 1-3 texts to ~10, +9% req/s, -8% CPU per request).
+BATCH_WAIT_SECONDS = 0.05
+BUSY_AT = 16
+BATCH_TARGET = 8
 logger = logging.getLogger(__name__)
 
 
@@ -138,14 +146,6 @@ class TorchBackend:
                         out["all_layer_embeddings"][layer].numpy(), mask)
         return vectors, layers
 
-    def token_vectors(self, texts: list[str]) -> list[np.ndarray]:
-        """Return each text's last-hidden-state token vectors, without [CLS], [SEP], padding."""
-        features = self._model.preprocess(texts)
-        with self._torch.inference_mode():
-            hidden = self._model[0](dict(features))["token_embeddings"].numpy()
-        lengths = features["attention_mask"].sum(dim=1).tolist()
-        return [np.array(hidden[i, 1:n - 1], dtype=np.float32) for i, n in enumerate(lengths)]
-
 
 def configured_precision() -> str:
     """Return SEMCACHE_EMBED_PRECISION, validated (fp32 when unset)."""
@@ -187,10 +187,10 @@ class Embedder:
         self._backend = _load_backend(Path(path or model_path()), choice,
                                       threads or embed_threads(), precision)
         self._lock = threading.Lock()
-        self.max_batch = max_batch or getattr(settings, "SEMCACHE_EMBED_MAX_BATCH", 64)
-        self.max_wait = getattr(settings, "SEMCACHE_EMBED_BATCH_WAIT_MS", 0) / 1000
-        self.busy_at = getattr(settings, "SEMCACHE_EMBED_BUSY_AT", 16)
-        self.batch_target = getattr(settings, "SEMCACHE_EMBED_BATCH_TARGET", 8)
+        self.max_batch = max_batch or MAX_BATCH
+        self.max_wait = BATCH_WAIT_SECONDS
+        self.busy_at = BUSY_AT
+        self.batch_target = BATCH_TARGET
         # Set by the caller (semcache.gateway): how busy the process is, as the number of cache
         # lookups in progress. None: never wait for a batch to fill.
         self.load: Callable[[], int] | None = None
@@ -233,15 +233,6 @@ class Embedder:
         with self._lock:
             return self._backend.encode_layers(texts)
 
-    def embed_tokens_sync(self, texts: list[str]) -> list[np.ndarray]:
-        """Return per text a `(tokens, 384)` float32 array: the model's last hidden state for
-        each word piece (truncated at 256 tokens), without [CLS], [SEP] and padding."""
-        texts = list(texts)
-        if not texts:
-            return []
-        with self._lock:
-            return self._backend.token_vectors(texts)
-
     async def embed(self, text: str, *, batching: bool = True) -> np.ndarray:
         """Return the normalized embedding of `text`, computed off the event loop."""
         if not batching:
@@ -273,13 +264,13 @@ class Embedder:
                 self._worker.start()
 
     def _fill(self, batch: list) -> None:
-        """When the process is busy, wait up to SEMCACHE_EMBED_BATCH_WAIT_MS for the batch to
-        reach SEMCACHE_EMBED_BATCH_TARGET texts.
+        """When the process is busy, wait up to BATCH_WAIT_SECONDS for the batch to reach
+        BATCH_TARGET texts.
 
         A busy gateway sends texts one at a time from one event loop, so without a wait its
         micro-batches hold 1-3 texts and each pays a lone query's CPU; a batch of 8 costs far
         less per text (small matrix products run well below the core's peak). Below
-        SEMCACHE_EMBED_BUSY_AT lookups in progress (light load, a lone request) it never waits:
+        BUSY_AT lookups in progress (light load, a lone request) it never waits:
         there, latency matters and CPU is spare.
         """
         if not self.max_wait or self.load is None or len(batch) >= self.batch_target:

@@ -15,10 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from semcache.alignment import TokenEmbedder
 from semcache.decision import decide
 from semcache.namespaces import build_scope, normalize_text
-from semcache.services import CANDIDATES, CacheEngine, index_options
+from semcache.services import CANDIDATES, CacheEngine
 from semcache.store import MemoryStore
 
 PLAIN_THRESHOLDS = tuple(round(0.80 + 0.01 * i, 2) for i in range(18))  # 0.80 .. 0.97
@@ -111,35 +110,15 @@ def _ms(seconds: float) -> float:
     return round(1000 * float(seconds), 3)
 
 
-class _TimedTokens:
-    """A token embedder that records how long each forward pass took."""
-
-    def __init__(self, inner: TokenEmbedder):
-        self.inner = inner
-        self.times: list[float] = []
-
-    def embed_tokens_sync(self, texts: list[str]) -> list[np.ndarray]:
-        started = time.perf_counter()
-        try:
-            return self.inner.embed_tokens_sync(texts)
-        finally:
-            self.times.append(time.perf_counter() - started)
-
-
 def evaluate(pairs: list[Pair], *, embed: Callable[[list[str]], np.ndarray], threshold: float,
              thresholds=PLAIN_THRESHOLDS, progress: Callable | None = None,
-             options: dict | None = None, penalties: bool = True,
-             token_embedder: TokenEmbedder | None = None) -> dict:
-    """Run the protocol; return the configured decision's numbers plus plain thresholds'.
-
-    Without `penalties` the guards decision runs (semcache.decision.decide); with them,
-    `token_embedder` (as the gateway passes it) enables the token-alignment decision, and
-    without it the lexical-only decision runs.
-    """
+             options: dict | None = None) -> dict:
+    """Run the protocol; return the decision's numbers (semcache.decision.decide at
+    `threshold`) plus those of plain cosine thresholds."""
     started = time.perf_counter()
     components = components_of(pairs)
     engine = CacheEngine(MemoryStore(max_events=1),
-                         index_options=options if options is not None else index_options())
+                         index_options=options)
     team_id, model = 0, "eval"
 
     def scope_of(text):
@@ -162,8 +141,6 @@ def evaluate(pairs: list[Pair], *, embed: Callable[[list[str]], np.ndarray], thr
     duplicates = sum(p.label for p in pairs)
     decision_times: list[float] = []
     gray_zone_times: list[float] = []
-    if token_embedder is not None:
-        token_embedder = _TimedTokens(token_embedder)
     now = time.time()
     for i, (pair, vector) in enumerate(zip(pairs, query_vectors, strict=True)):
         scope = scope_of(pair.text_b)
@@ -183,8 +160,7 @@ def evaluate(pairs: list[Pair], *, embed: Callable[[list[str]], np.ndarray], thr
                 tally.add(True, ok, duplicate)
         else:
             gray = any(c.similarity >= threshold for c in candidates)
-            verdict = decide(scope.query_text, candidates, threshold=threshold,
-                             penalties=penalties, token_embedder=token_embedder)
+            verdict = decide(scope.query_text, candidates, threshold=threshold)
             elapsed = time.perf_counter() - t0
             decision_times.append(elapsed)
             if gray:
@@ -205,23 +181,15 @@ def evaluate(pairs: list[Pair], *, embed: Callable[[list[str]], np.ndarray], thr
         "duplicate_queries": duplicates,
         "stored_entries": len(index),
         "index_mode": index.mode,
-        "decision": ("guards" if not penalties
-                     else "alignment" if token_embedder is not None else "lexical"),
+        "decision": "guards",
         # Index search + decision per semantic lookup (embedding of the query excluded); the
-        # gray-zone ones (a candidate at or above the threshold) pay the token forward pass.
+        # gray-zone ones have a candidate at or above the threshold for the guards to judge.
         "lookup_ms_mean": _ms(np.mean(decision_times) if decision_times else 0.0),
         "lookup_ms_p50": _ms(np.percentile(decision_times, 50) if decision_times else 0.0),
         "lookup_ms_p99": _ms(np.percentile(decision_times, 99) if decision_times else 0.0),
         "gray_zone_lookups": len(gray_zone_times),
         "gray_zone_ms_p50": _ms(np.percentile(gray_zone_times, 50) if gray_zone_times else 0.0),
         "gray_zone_ms_p99": _ms(np.percentile(gray_zone_times, 99) if gray_zone_times else 0.0),
-        # Lookups whose candidates the lexical penalties could not settle: one forward pass of
-        # the query and those candidates (timed alone, alignment included).
-        "token_passes": len(token_embedder.times) if token_embedder is not None else 0,
-        "token_pass_ms_p50": _ms(np.percentile(token_embedder.times, 50))
-        if token_embedder is not None and token_embedder.times else 0.0,
-        "token_pass_ms_p99": _ms(np.percentile(token_embedder.times, 99))
-        if token_embedder is not None and token_embedder.times else 0.0,
         "seconds": round(time.perf_counter() - started, 1),
         "store_seconds": round(stored_at - started, 1),
         "thresholds": [{"threshold": t, **plain[t].report(len(pairs), duplicates)}

@@ -1,9 +1,10 @@
 """The seam the gateway pipeline calls: lookup, served-hit count, store, feedback, warm-up.
 
-Nothing here raises into the pipeline: a cache that fails is a cache that is bypassed (DESIGN
-invariant 5). Redis work runs on worker threads, the embedding on the embedder's batching thread,
-so the event loop only awaits. After a Redis failure a circuit breaker skips Redis for
-SEMCACHE_REDIS_RETRY_SECONDS, so a dead Redis costs requests nothing, not a timeout each.
+Nothing here raises into the pipeline: a cache that fails is a cache that is bypassed
+(docs/architecture.md, invariant 5). Redis work runs on worker threads, the embedding on the
+embedder's batching thread, so the event loop only awaits. After a Redis failure a circuit breaker
+skips Redis for SEMCACHE_REDIS_RETRY_SECONDS, so a dead Redis costs requests nothing, not a
+timeout each.
 """
 
 import asyncio
@@ -13,12 +14,11 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any, Protocol
 
 import numpy as np
 from django.conf import settings
 
-from llmops.gateway.context import RequestContext
-from semcache.decision import configured_options
 from semcache.embedder import get_embedder
 from semcache.namespaces import Scope, build_scope
 from semcache.services import Found, get_engine
@@ -30,6 +30,35 @@ logger = logging.getLogger(__name__)
 COUNTERS: Counter = Counter()
 POLICY_TTL_SECONDS = 30.0
 _UNCACHEABLE_FINISH = {"length", "content_filter", "error"}
+
+
+class _Caller(Protocol):
+    @property
+    def team_id(self) -> int | None: ...
+
+
+class CacheRequest(Protocol):
+    """What the cache reads of a request, and the findings it writes back onto it; the
+    gateway's RequestContext is one (llmops/gateway/context.py)."""
+
+    request_id: str
+    principal: _Caller
+    messages: list[dict]
+    requested_model: str
+    metadata: dict
+    headers: dict[str, str]
+    cache_control: Any              # the client's Cache-Control: `.no_cache`, `.no_store`
+    timings: dict[str, float]       # written: "embed" and "cache_lookup", in seconds
+    # Written by `cache_lookup`: the outcome, the similarity of a semantic hit, and the prompt's
+    # embedding with its pooled intermediate layers (routing reuses both).
+    cache_status: str
+    cache_similarity: float | None
+    embedding: Any
+    embedding_layers: dict | None
+
+    def answer_params(self) -> dict:
+        """Return the generation parameters that change the answer."""
+        ...
 
 
 @dataclass
@@ -117,7 +146,7 @@ def clear_policy_cache() -> None:
     _policies.clear()
 
 
-def _scope(ctx: RequestContext, policy: _Policy) -> Scope:
+def _scope(ctx: CacheRequest, policy: _Policy) -> Scope:
     return build_scope(
         team_id=ctx.principal.team_id, messages=ctx.messages,
         requested_model=ctx.requested_model, answer_params=ctx.answer_params(),
@@ -125,7 +154,7 @@ def _scope(ctx: RequestContext, policy: _Policy) -> Scope:
     )
 
 
-def _request_threshold(ctx: RequestContext) -> float | None:
+def _request_threshold(ctx: CacheRequest) -> float | None:
     raw = (ctx.metadata or {}).get("cache_similarity_threshold")
     if raw is None:
         raw = (ctx.headers or {}).get("x-llmops-cache-threshold")
@@ -138,7 +167,7 @@ def _request_threshold(ctx: RequestContext) -> float | None:
     return min(max(value, 0.5), 1.0)
 
 
-def _set(ctx: RequestContext, status: str, similarity: float | None = None) -> None:
+def _set(ctx: CacheRequest, status: str, similarity: float | None = None) -> None:
     ctx.cache_status = status
     ctx.cache_similarity = similarity
     COUNTERS[status] += 1
@@ -160,8 +189,7 @@ def _lookup_semantic(scope, vector, threshold, team_threshold):
     engine = get_engine()
     if team_threshold is not None:
         threshold = engine.threshold_for(scope.namespace, team_threshold)
-    found = engine.find_semantic(scope, vector, threshold=threshold,
-                                 **configured_options(get_embedder()))
+    found = engine.find_semantic(scope, vector, threshold=threshold)
     if found is None:
         engine.record(None, scope.namespace)
     return found
@@ -183,7 +211,7 @@ async def embed_with_layers(embedder, text: str) -> tuple[np.ndarray, dict | Non
     return await embedder.embed(text), None
 
 
-async def cache_lookup(ctx: RequestContext) -> CacheHit | None:
+async def cache_lookup(ctx: CacheRequest) -> CacheHit | None:
     """Return a cached answer for the request, or None; set ctx.cache_status and friends."""
     global _in_progress
     started = time.perf_counter()
@@ -257,7 +285,7 @@ async def _record_hit_behind(hit: CacheHit, team_id: int | None, request_id: str
         logger.exception("semcache: counting a hit failed")
 
 
-def cache_hit_served(ctx: RequestContext, hit: CacheHit) -> None:
+def cache_hit_served(ctx: CacheRequest, hit: CacheHit) -> None:
     """Count a hit the gateway served (its ledger row written) with its saving, and remember
     which entry answered the request, for feedback; off the request path, never raises."""
     if hit.found is None:
@@ -301,7 +329,7 @@ async def _store_behind(scope: Scope, vector, request_id: str, fields: dict,
         logger.exception("semcache: storing an answer failed")
 
 
-async def cache_store(ctx: RequestContext, *, message: dict, finish_reason: str, model: str,
+async def cache_store(ctx: CacheRequest, *, message: dict, finish_reason: str, model: str,
                       usage: dict, cost: Decimal) -> None:
     """Schedule storing the answer of a request (write-behind); never raises."""
     try:
@@ -344,7 +372,7 @@ async def cache_feedback(*, team_id: int | None, request_id: str, correct: bool)
     was found (another team's request of the same id is never reached).
 
     A cached answer marked wrong is evicted, and its namespace's threshold tightens by
-    SEMCACHE_FEEDBACK_STEP.
+    semcache.services.FEEDBACK_STEP.
     """
     try:
         return await asyncio.to_thread(get_engine().feedback, team_id=team_id,

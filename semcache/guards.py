@@ -2,9 +2,8 @@
 
 Embeddings place "How do I learn Python?" next to "How do I learn Java?", and "Is 7 prime?" next
 to "Is 9 prime?": a cosine threshold alone serves wrong answers for such pairs. These guards look
-at the words. Hard guards refuse outright; soft features (content words present on one side only)
-lower the adjusted similarity in semcache/decision.py. Everything here is plain string work on two
-short texts: microseconds per candidate.
+at the words: a guard that fires refuses the candidate outright (semcache/decision.py). Everything
+here is plain string work on two short texts: microseconds per candidate.
 """
 
 import re
@@ -44,8 +43,6 @@ _STOPWORDS = set(
     good better great top list one ones s t ever still even now like need want use used using
     possible actually exactly ok okay e g etc vs via per""".split()
 )
-# Questions starting with one of these words ask for a different kind of answer.
-_WH_WORDS = {"what", "why", "how", "when", "where", "who", "which", "whom", "whose"}
 
 
 def _stem(word: str) -> str:
@@ -114,22 +111,6 @@ class PairFeatures:
     """How a query and a stored prompt differ, word-wise."""
 
     refused: str | None     # name of the hard guard that refused, or None
-    query_only: int         # content stems only in the query
-    stored_only: int        # content stems only in the stored prompt
-    jaccard: float          # overlap of content stems
-    entity_only: int        # entities present on one side only
-    wh_differs: bool        # they open with different question words
-
-    def vector(self) -> list[float]:
-        """Return the soft features in the order of decision_params.json "lexical_names"."""
-        return [
-            min(self.query_only, 4) / 4,
-            min(self.stored_only, 4) / 4,
-            1.0 - self.jaccard,
-            float(self.query_only > 0 and self.stored_only > 0),
-            min(self.entity_only, 2) / 2,
-            float(self.wh_differs),
-        ]
 
 
 # Words that make the order of the things around them matter.
@@ -141,11 +122,6 @@ _DIRECTED = {"before", "after", "than", "to", "from", "into", "over", "under", "
 def _order(sequence: tuple) -> tuple:
     """Return the sequence without repeats (first occurrence order)."""
     return tuple(dict.fromkeys(sequence))
-
-
-def _wh(text: str) -> str | None:
-    words = _WORD.findall(text[:40].lower())
-    return words[0] if words and words[0] in _WH_WORDS else None
 
 
 def compare(query: str, stored: str) -> PairFeatures:
@@ -165,13 +141,4 @@ def compare(query: str, stored: str) -> PairFeatures:
             (q.words | s.words) & _DIRECTED
         ):
             refused = "order"  # "Python before Java" is not "Java before Python"
-    q_only = q.content - s.content
-    s_only = s.content - q.content
-    union = q.content | s.content
-    jaccard = len(q.content & s.content) / len(union) if union else 1.0
-    entity_only = len({e for e in q.entities ^ s.entities if e not in (q.content & s.content)})
-    wh_q, wh_s = _wh(query), _wh(stored)
-    return PairFeatures(
-        refused=refused, query_only=len(q_only), stored_only=len(s_only), jaccard=jaccard,
-        entity_only=entity_only, wh_differs=bool(wh_q and wh_s and wh_q != wh_s),
-    )
+    return PairFeatures(refused=refused)

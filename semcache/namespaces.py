@@ -1,10 +1,10 @@
 """Cache scope of a request: its namespace, its exact key and the text that gets embedded.
 
 A namespace is (tenant, model scope, answer-changing parameters, system prompt, earlier turns of
-the conversation): an entry is only visible inside its own namespace (DESIGN invariant 3). The
-tenant is the team, or "shared" for teams that opted in to cross-tenant sharing. Only the last user
-message is compared semantically; everything before it must match exactly, so a multi-turn
-conversation is keyed on the whole conversation.
+the conversation): an entry is only visible inside its own namespace (docs/architecture.md,
+invariant 3). The tenant is the team, or "shared" for teams that opted in to cross-tenant sharing.
+Only the last user message is compared semantically; everything before it must match exactly,
+so a multi-turn conversation is keyed on the whole conversation.
 """
 
 import hashlib

@@ -120,12 +120,3 @@ class OnnxBackend:
             for column, state in enumerate(states):
                 layers[positions, column] = mean_pool(state, mask)
         return vectors, layers
-
-    def token_vectors(self, texts: list[str]) -> list[np.ndarray]:
-        """Return each text's last-hidden-state token vectors, without [CLS], [SEP], padding."""
-        out: list[np.ndarray] = [np.empty(0)] * len(texts)
-        for positions, (hidden,), mask in self._chunks(texts):
-            for row, (i, n) in enumerate(zip(positions, mask.sum(axis=1).tolist(),
-                                             strict=True)):
-                out[i] = np.array(hidden[row, 1:n - 1], dtype=np.float32)
-        return out

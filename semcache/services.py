@@ -24,6 +24,9 @@ from semcache.store import BaseStore, Entry, MemoryStore, RedisStore
 
 CANDIDATES = 4  # neighbours the decision looks at
 MAX_CACHED_DELTAS = 10_000  # namespaces whose feedback delta a process remembers at once
+# An answer marked wrong tightens its namespace's threshold by this much, up to the ceiling.
+FEEDBACK_STEP = 0.01
+FEEDBACK_MAX_THRESHOLD = 0.99
 
 
 def request_key(*, team_id: int | None, request_id: str) -> str:
@@ -66,21 +69,15 @@ class CacheEngine:
         return Found(entry=entry, kind="exact", similarity=None, score=None)
 
     def find_semantic(self, scope: Scope, vector: np.ndarray, *, threshold: float,
-                      guards: bool = True, penalties: bool = True, now: float | None = None,
-                      token_embedder=None) -> Found | None:
-        """Return the best entry of the namespace that the decision accepts for this query.
-
-        Without `penalties`, the guarded cosine decides (semcache.decision.decide). With them,
-        `token_embedder` (see semcache.alignment.token_embedder_for) enables the decision's
-        token-alignment model; without it the lexical-only model decides.
-        """
+                      guards: bool = True, now: float | None = None) -> Found | None:
+        """Return the best entry of the namespace that the decision (semcache.decision.decide)
+        accepts for this query."""
         now = now or time.time()
         index = self.registry.index_for(scope.namespace, now=now)
         candidates = index.search(vector, CANDIDATES, now=now)
         while candidates:
             verdict: Verdict | None = decide(
-                scope.query_text, candidates, threshold=threshold, guards=guards,
-                penalties=penalties, token_embedder=token_embedder)
+                scope.query_text, candidates, threshold=threshold, guards=guards)
             if verdict is None:
                 return None
             entry = self.store.get(verdict.candidate.entry_id)
@@ -106,7 +103,7 @@ class CacheEngine:
                 self._deltas[namespace] = (delta, now)
         if not delta:
             return base
-        return max(base, min(base + delta, settings.SEMCACHE_FEEDBACK_MAX_THRESHOLD))
+        return max(base, min(base + delta, FEEDBACK_MAX_THRESHOLD))
 
     # --- writes -------------------------------------------------------------------------
     def put(self, scope: Scope, *, vector: np.ndarray | None, message: dict, finish_reason: str,
@@ -158,7 +155,7 @@ class CacheEngine:
         self.store.delete([entry_id])
         if entry is not None:
             self.registry.discard(entry.namespace, entry_id)
-            delta = self.store.tighten(entry.namespace, step=settings.SEMCACHE_FEEDBACK_STEP,
+            delta = self.store.tighten(entry.namespace, step=FEEDBACK_STEP,
                                        ceiling=1.0)
             self._deltas[entry.namespace] = (delta, time.monotonic())
         return True
@@ -202,18 +199,7 @@ class CacheEngine:
         return count
 
 
-def index_options() -> dict:
-    """Return the vector index parameters from settings."""
-    return {
-        "ann_min_entries": settings.SEMCACHE_ANN_MIN_ENTRIES,
-        "connectivity": settings.SEMCACHE_ANN_CONNECTIVITY,
-        "expansion_add": settings.SEMCACHE_ANN_EXPANSION_ADD,
-        "expansion_search": settings.SEMCACHE_ANN_EXPANSION_SEARCH,
-    }
-
-
 def _build_engine() -> CacheEngine:
-    options = index_options()
     if settings.SEMCACHE_REDIS_URL:
         store = RedisStore(
             url=settings.SEMCACHE_REDIS_URL, prefix=settings.SEMCACHE_KEY_PREFIX,
@@ -223,8 +209,7 @@ def _build_engine() -> CacheEngine:
         )
     else:
         store = MemoryStore(max_events=settings.SEMCACHE_EVENT_STREAM_MAXLEN)
-    return CacheEngine(store, index_options=options,
-                       min_sync_interval=settings.SEMCACHE_SYNC_INTERVAL_MS / 1000)
+    return CacheEngine(store, min_sync_interval=settings.SEMCACHE_SYNC_INTERVAL_MS / 1000)
 
 
 @cache

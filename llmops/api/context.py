@@ -3,7 +3,8 @@
 from django.conf import settings
 
 from llmops.api.serializers import FORWARDED_PARAMS
-from llmops.gateway.context import CacheControl, Principal, RequestContext
+from llmops.gateway.context import CacheControl, RequestContext
+from llmops.principal import Principal
 
 # Request headers steps may read (cache threshold overrides, routing hints).
 _FORWARDED_HEADER_PREFIX = "x-llmops-"

@@ -1,1 +1,1 @@
-"""The gateway pipeline: one request, end to end (see DESIGN.md)."""
+"""The gateway pipeline: one request, end to end (docs/architecture.md)."""

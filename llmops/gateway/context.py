@@ -5,17 +5,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: the key, its user and team (tenant), and the key's tier."""
-
-    api_key_id: int
-    key_prefix: str
-    user_id: int
-    team_id: int
-    team_name: str
-    tier: str
+from llmops.principal import Principal
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,11 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import DatabaseError
 
+from budgets.errors import BudgetExceeded, DuplicateRequestId
 from budgets.services import Admission, UsageEntry, request_admit, request_settle
 from llmops import metrics
 from llmops.db import run_db
-from llmops.errors import BudgetExceeded, GatewayError, InvalidRequest, ServiceUnavailable
+from llmops.errors import GatewayError, ServiceUnavailable
 from llmops.gateway import holder, upstream
 from llmops.gateway.background import spawn
 from llmops.gateway.context import RequestContext
@@ -27,7 +28,6 @@ from llmops.observability.judge import judge_sample_maybe_async
 from llmops.observability.logs import log_request
 from llmops.observability.savings import routing_saved_usd
 from llmops.providers.base import Completion, Usage
-from routing.errors import UnboundedInput
 from routing.models import ModelProfile
 from routing.pricing import max_cost, usage_cost
 from routing.router import route
@@ -138,12 +138,10 @@ async def _prepare(ctx: RequestContext) -> Prepared:
 
     # One bound per model in the chain (tokenizers, tool prompts and image rules differ);
     # reserve for the dearest model the request may end up on, so a fallback never overspends.
-    try:
-        ctx.prompt_bounds = {p.name: estimate_request_prompt_tokens(
-            messages=ctx.messages, params=ctx.params, provider=p.provider,
-            upstream_model=p.upstream_model, context_window=p.context_window) for p in chain}
-    except UnboundedInput as exc:
-        raise InvalidRequest(str(exc), code="unbounded_input", param=exc.param) from exc
+    # A part that cannot be bounded raises routing.errors.UnboundedInput: a 400, nothing reserved.
+    ctx.prompt_bounds = {p.name: estimate_request_prompt_tokens(
+        messages=ctx.messages, params=ctx.params, provider=p.provider,
+        upstream_model=p.upstream_model, context_window=p.context_window) for p in chain}
     ctx.estimated_prompt_tokens = max(ctx.prompt_bounds.values())
     started = time.perf_counter()
     admission = await _admit(ctx, chain)
@@ -307,7 +305,7 @@ async def _settle_eventually(admission: Admission | None, entry: UsageEntry) -> 
             return
         except DatabaseError:
             delay = min(delay * 2, 5.0)
-        except InvalidRequest:
+        except DuplicateRequestId:
             # A cache hit's id turned out to be taken in its team (the answer was already
             # served while the database was down): that row stands, this one is not written.
             logger.error("ledger write refused: request id already used",

@@ -17,6 +17,16 @@ def get_adapter(provider: str) -> ProviderAdapter:
     return import_string(path)()
 
 
+def profile_available(profile) -> bool:
+    """Return whether a ModelProfile can be called: its provider needs no key, or the key (the
+    profile's own `api_key_env`, else the provider's setting) is set. Routing asks this through
+    ROUTING_PROFILE_AVAILABLE."""
+    adapter = get_adapter(profile.provider)
+    return not adapter.needs_key or bool(adapter.api_key_for(profile.api_key_env)) or (
+        profile.provider == "openai_compatible"
+    )
+
+
 @receiver(setting_changed)
 def _reset_adapters(*, setting: str, **kwargs) -> None:
     if setting == "LLMOPS_PROVIDER_ADAPTERS":

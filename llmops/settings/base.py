@@ -109,7 +109,8 @@ if REDIS_URL:
                 "CLIENT_CLASS": "django_redis.client.DefaultClient",
                 "SOCKET_CONNECT_TIMEOUT": 0.5,
                 "SOCKET_TIMEOUT": 0.5,
-                # Redis down must never take requests down with it (DESIGN invariant 5).
+                # Redis down must never take requests down with it (docs/architecture.md,
+                # invariant 5).
                 "IGNORE_EXCEPTIONS": True,
             },
         }
@@ -207,13 +208,6 @@ PROVIDER_READ_TIMEOUT_SECONDS = env.float("PROVIDER_READ_TIMEOUT_SECONDS", defau
 PROVIDER_STREAM_IDLE_TIMEOUT_SECONDS = env.float("PROVIDER_STREAM_IDLE_TIMEOUT_SECONDS",
                                                  default=60.0)
 PROVIDER_MAX_CONNECTIONS = env.int("PROVIDER_MAX_CONNECTIONS", default=1000)
-# "aiohttp": provider calls through aiohttp's connection pool (httpx's API on top, via
-# httpx-aiohttp), measured cheaper per request under concurrency; "httpx": httpx's own pool.
-PROVIDER_HTTP_TRANSPORT = env("PROVIDER_HTTP_TRANSPORT", default="aiohttp")
-# The interpreter's GIL switch interval in each server worker (Python's default is 5 ms). A
-# database thread whose reply arrived waits up to this long for the GIL while the event loop
-# runs; shorter keeps those waits (and the budget-counter locks held across them) short.
-GIL_SWITCH_INTERVAL_MS = env.float("GIL_SWITCH_INTERVAL_MS", default=0.5)
 
 # --- Logging: one JSON line per request (llmops.request) --------------------------------------
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")

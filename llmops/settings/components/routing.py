@@ -34,29 +34,14 @@ ROUTING_BUDGET_QUALITY_DISCOUNT = env.float("ROUTING_BUDGET_QUALITY_DISCOUNT", d
 # Fallbacks appended after a profile's own list for auto routing (cheapest qualifying first).
 ROUTING_MAX_FALLBACKS = env.int("ROUTING_MAX_FALLBACKS", default=2)
 
-# --- Learned predictor (k nearest labeled examples over the prompt embedding) ----------------
-ROUTING_KNN_K = env.int("ROUTING_KNN_K", default=40)
-# Weight of the profile's prior quality score, in pseudo-examples (shrinks sparse neighbourhoods).
-ROUTING_PRIOR_WEIGHT = env.float("ROUTING_PRIOR_WEIGHT", default=4.0)
-# A target (model or tier) with at least this many labels gets the learned model
-# (routing/learned.py: TF-IDF + structural features + neighbour rates); fewer: the kNN vote.
-ROUTING_LEARNED_MIN_EXAMPLES = env.int("ROUTING_LEARNED_MIN_EXAMPLES", default=200)
-ROUTING_LEARNED_K = env.int("ROUTING_LEARNED_K", default=80)
-# Intermediate MiniLM layers whose mean-pooled states (the embedder returns them from the
-# embedding's own pass) get a neighbour member each, used for requests that carry them; empty:
-# the final embedding only. The layered members' logits are scaled by the temperature before
-# their sigmoids (docs/routing.md, "Intermediate layers").
-ROUTING_LEARNED_LAYERS = tuple(env.list("ROUTING_LEARNED_LAYERS", cast=int, default=[3, 5]))
-ROUTING_LEARNED_TEMPERATURE = env.float("ROUTING_LEARNED_TEMPERATURE", default=1.5)
-# Members of its own for each prompt format (multiple-choice, open) with at least
-# ROUTING_LEARNED_MIN_EXAMPLES labels of the target; off: one set of members for all prompts.
-ROUTING_LEARNED_FORMATS = env.bool("ROUTING_LEARNED_FORMATS", default=True)
-# Most recent labels per target the learned model trains on (bounds refit time and memory).
-ROUTING_LEARNED_MAX_TRAIN = env.int("ROUTING_LEARNED_MAX_TRAIN", default=20000)
-# Seconds a process keeps its in-memory copy of the RoutingExample table.
-ROUTING_EXAMPLES_REFRESH_SECONDS = env.float("ROUTING_EXAMPLES_REFRESH_SECONDS", default=60.0)
-# Upper bound on examples held in memory per process (most recent first).
-ROUTING_EXAMPLES_MAX = env.int("ROUTING_EXAMPLES_MAX", default=200_000)
+# The learned predictor's fitted constants (neighbourhood sizes, layers, temperature, label
+# counts) live beside it in routing/learned.py, routing/predictor.py and routing/selectors.py.
+
+# --- What routing asks of other rooms (routing/wiring.py) -------------------------------------
+# Named here so routing imports neither the providers nor budgets: whether a profile's provider
+# holds its key, and the caller's remaining budget.
+ROUTING_PROFILE_AVAILABLE = "llmops.providers.registry.profile_available"
+ROUTING_BUDGET_REMAINING = "budgets.selectors.budget_remaining"
 
 # --- Resilience -------------------------------------------------------------------------------
 ROUTING_MAX_RETRIES = env.int("ROUTING_MAX_RETRIES", default=2)

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
-from routing import evaluation
+from routing import evaluation, learned
 from routing.defaults import all_default_profiles
 from routing.models import ModelProfile
 from routing.pricing import max_cost
@@ -33,7 +33,7 @@ class Command(BaseCommand):
                             help="Cross-validate on FILE with this many folds (e.g. 5).")
         parser.add_argument("--k", type=int, default=None,
                             help="Neighbourhood scale k of the learned model: rates at k/8, k/3, k "
-                                 "and 4k neighbours (default ROUTING_LEARNED_K).")
+                                 f"and 4k neighbours (default {learned.K}, the gateway's).")
         parser.add_argument("--weak-model", default="gpt-4o-mini",
                             help="Profile whose prices stand for the weak model.")
         parser.add_argument("--strong-model", default="gpt-4o",
@@ -57,20 +57,21 @@ class Command(BaseCommand):
                                  "beside the rule off (the bar alone).")
         parser.add_argument("--layers", default=None,
                             help="Comma-separated intermediate MiniLM layers the learned model "
-                                 "predicts from (default ROUTING_LEARNED_LAYERS); 'none': the "
-                                 "final embedding only, as for a request without them.")
+                                 "predicts from (default "
+                                 f"{','.join(map(str, learned.LAYERS))}, the gateway's); 'none': "
+                                 "the final embedding only, as for a request without them.")
         parser.add_argument("--temperature", type=float, default=None,
                             help="Logit scale of the layered prediction "
-                                 "(default ROUTING_LEARNED_TEMPERATURE).")
+                                 f"(default {learned.TEMPERATURE}, the gateway's).")
         parser.add_argument("--formats", choices=("on", "off"), default=None,
                             help="Members of its own per prompt format (multiple-choice, open) "
-                                 "(default ROUTING_LEARNED_FORMATS).")
+                                 "(default on, as the gateway).")
         parser.add_argument("--json", action="store_true",
                             help="Print one JSON object (apgr, cpt50, cpt80 of the learned "
                                  "router, plus baselines).")
 
     def handle(self, *args, **opts):
-        k = opts["k"] or settings.ROUTING_LEARNED_K
+        k = opts["k"] or learned.K
         names, splits = self._splits(opts)
         bars = _policy_bars(opts["min_quality"])
         margins = _operating_margins(opts["margin"])
@@ -92,7 +93,7 @@ class Command(BaseCommand):
         prompts = sorted({o.prompt for train, test in splits for o in train + test})
         all_vectors, all_layers = _embeddings(prompts, cache_dir)
         layers, temperature = _layer_options(opts, all_layers)
-        formats = (settings.ROUTING_LEARNED_FORMATS if opts["formats"] is None
+        formats = (learned.FORMATS if opts["formats"] is None
                    else opts["formats"] == "on")
         row_of = {prompt: i for i, prompt in enumerate(prompts)}
         for index, (train, test) in enumerate(splits):
@@ -107,7 +108,7 @@ class Command(BaseCommand):
                 train_layers={x: all_layers[x][train_rows] for x in layers},
                 test_layers={x: all_layers[x][test_rows] for x in layers},
                 layers=layers, temperature=temperature, formats=formats,
-                min_format_examples=settings.ROUTING_LEARNED_MIN_EXAMPLES)
+                min_format_examples=learned.MIN_EXAMPLES)
             scores = {
                 "learned": p_strong - p_weak,
                 # The same predictions, ranked by P(weak correct) alone: a quality threshold on
@@ -270,7 +271,7 @@ def _embeddings(texts: list[str], cache_dir: Path) -> tuple[np.ndarray, dict[int
 def _layer_options(opts, available: dict[int, np.ndarray]) -> tuple[tuple[int, ...], float]:
     """Return the layers (validated against the embedder's) and temperature to evaluate."""
     if opts["layers"] is None:
-        layers = tuple(settings.ROUTING_LEARNED_LAYERS)
+        layers = tuple(learned.LAYERS)
         if not set(layers) <= set(available):  # as the gateway: without them, final only
             layers = ()
     elif opts["layers"].strip().lower() in ("none", ""):
@@ -285,7 +286,7 @@ def _layer_options(opts, available: dict[int, np.ndarray]) -> tuple[tuple[int, .
         raise CommandError(f"The embedder has no pooled layer(s) {missing} "
                            f"(it has {sorted(available)}).")
     temperature = (opts["temperature"] if opts["temperature"] is not None
-                   else settings.ROUTING_LEARNED_TEMPERATURE)
+                   else learned.TEMPERATURE)
     return layers, temperature
 
 

@@ -11,24 +11,16 @@ from semcache.management.base import SemcacheCommand
 
 class Command(SemcacheCommand):
     help = (
-        "Store every text_a of PAIRS.jsonl, query every text_b, and report the configured "
-        "decision's hit rate on duplicates, precision of hits and false hits per 1,000 queries, "
-        "beside plain cosine thresholds 0.80-0.97."
+        "Store every text_a of PAIRS.jsonl, query every text_b, and report the decision's "
+        "(the cosine after the hard guards) hit rate on duplicates, precision of hits and false "
+        "hits per 1,000 queries, beside plain cosine thresholds 0.80-0.97."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("pairs", type=Path, help="JSONL with text_a, text_b, label (1 = dup).")
         parser.add_argument("--threshold", type=float,
-                            help="Decision threshold (default: CACHE_SIMILARITY_THRESHOLD for the "
-                                 "gateway's decision, else the decision's operating point).")
+                            help="Decision threshold (default: CACHE_SIMILARITY_THRESHOLD).")
         parser.add_argument("--limit", type=int, help="Only the first N pairs.")
-        parser.add_argument(
-            "--decision", choices=("guards", "alignment", "lexical"),
-            default=settings.SEMCACHE_DECISION,
-            help="guards: the cosine after the hard guards; alignment: lexical + token-alignment "
-                 "penalties; lexical: alignment's fallback when no token vectors are available "
-                 "(default: SEMCACHE_DECISION, the gateway's).",
-        )
         parser.add_argument(
             "--cache-dir", type=Path, default=settings.BASE_DIR / "bench" / ".cache",
             help="Folder for cached embeddings (git-ignored); 'none' to disable.",
@@ -36,7 +28,6 @@ class Command(SemcacheCommand):
         self.add_json_argument(parser)
 
     def handle(self, *args, **options):
-        from semcache.decision import decision_options
         from semcache.embedder import get_embedder, model_path, precision_tag
         from semcache.evaluation import cached_embed, evaluate, load_pairs
 
@@ -46,10 +37,7 @@ class Command(SemcacheCommand):
         if not pairs:
             raise CommandError("No pairs in the file.")
         cache_dir = None if str(options["cache_dir"]).lower() == "none" else options["cache_dir"]
-        decision = options["decision"]
-        threshold = options["threshold"] or (
-            settings.CACHE_SIMILARITY_THRESHOLD if decision == settings.SEMCACHE_DECISION
-            else settings.SEMCACHE_DECISION_THRESHOLDS[decision])
+        threshold = options["threshold"] or settings.CACHE_SIMILARITY_THRESHOLD
         quiet = options["json"]
         embedder = get_embedder()
 
@@ -80,8 +68,7 @@ class Command(SemcacheCommand):
             bar.update(i - last[0])
             last[0] = i
 
-        result = evaluate(pairs, embed=embed, threshold=threshold, progress=progress,
-                          **decision_options(decision, embedder))
+        result = evaluate(pairs, embed=embed, threshold=threshold, progress=progress)
         bar.update(len(pairs) - last[0])
         bar.close()
         if options["json"]:
@@ -90,17 +77,13 @@ class Command(SemcacheCommand):
         w = self.stdout.write
         w(f"{result['queries']} queries ({result['duplicate_queries']} duplicates), "
           f"{result['stored_entries']} entries stored ({result['index_mode']} index)")
-        score = "cosine" if decision == "guards" else "adjusted similarity"
-        w(f"configured decision ({result['decision']}, {score} >= {threshold}, "
-          f"guards on): hit rate {result['hit_rate']:.3f}  precision {result['precision']:.3f}  "
+        w(f"decision (cosine >= {threshold} after the hard guards): hit rate "
+          f"{result['hit_rate']:.3f}  precision {result['precision']:.3f}  "
           f"false hits/1k {result['false_hits_per_1k']:.1f}")
         w(f"search + decision per lookup: p50 {result['lookup_ms_p50']:.2f} ms, p99 "
           f"{result['lookup_ms_p99']:.2f} ms; {result['gray_zone_lookups']} lookups with a "
           f"candidate at or above the threshold: p50 {result['gray_zone_ms_p50']:.2f} ms, p99 "
           f"{result['gray_zone_ms_p99']:.2f} ms")
-        w(f"token forward passes (lookups the lexical penalties could not settle): "
-          f"{result['token_passes']}, p50 {result['token_pass_ms_p50']:.2f} ms, p99 "
-          f"{result['token_pass_ms_p99']:.2f} ms")
         w("plain cosine thresholds:")
         w("  threshold  hit_rate  precision  false_hits/1k")
         for row in result["thresholds"]:

@@ -67,7 +67,7 @@ class Monitor(threading.Thread):
 
 def assert_no_overspend_and_one_row_each(budgets: dict, admitted: list, refused: list) -> None:
     assert admitted and refused, "the load must both fill the budget and be refused"
-    assert all(status == 402 for _, status in refused)
+    assert all(code == "budget_exceeded" for _, code in refused)
     admitted_ids = {rid for rid, _ in admitted}
     refused_ids = {rid for rid, _ in refused}
     assert not admitted_ids & refused_ids

@@ -31,8 +31,8 @@ def run_requests(*, principal, request_ids: list[str], reserve: Decimal, threads
     """Run the requests on `threads` threads; return {"admitted": [...], "refused": [...]}."""
     from django.db import connection
 
+    from budgets.errors import BudgetExceeded
     from budgets.services import UsageEntry, request_admit, request_settle
-    from llmops.errors import BudgetExceeded
 
     admitted, refused, errors = [], [], []
     lock = threading.Lock()
@@ -48,7 +48,7 @@ def run_requests(*, principal, request_ids: list[str], reserve: Decimal, threads
                                           estimated_cost=reserve)
             except BudgetExceeded as exc:
                 with lock:
-                    refused.append((request_id, exc.status_code))
+                    refused.append((request_id, exc.code))
                 return
             time.sleep(provider_seconds * rng.uniform(0.5, 1.5))  # the slow provider
             failed = rng.random() < 0.1
@@ -84,8 +84,8 @@ def process_die_after_admit(db_name: str, principal, request_ids: list[str], res
                             admitted) -> None:
     """Admit some requests, then die without settling them (a killed gateway process)."""
     _setup_django(db_name)
+    from budgets.errors import BudgetExceeded
     from budgets.services import request_admit
-    from llmops.errors import BudgetExceeded
 
     for request_id in request_ids:
         try:

@@ -8,9 +8,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from budgets.errors import BudgetExceeded
 from budgets.models import BudgetScope
 from budgets.services import budget_set, request_admit
-from llmops.errors import BudgetExceeded
 from llmops.models import RateLimitRefusal
 from llmops.observability import refusals, selectors
 from tests.unit.budgets.factories import principal_of

@@ -2,7 +2,7 @@
 
 import pytest
 
-from llmops.gateway.context import Principal
+from llmops.principal import Principal
 from tests.unit.budgets.factories import principal_of
 
 

@@ -3,7 +3,7 @@
 from decimal import Decimal
 
 from budgets.services import UsageEntry, request_admit, request_settle
-from llmops.gateway.context import Principal
+from llmops.principal import Principal
 
 
 def principal_of(api_key) -> Principal:

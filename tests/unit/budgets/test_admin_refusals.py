@@ -7,9 +7,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from budgets.errors import BudgetExceeded
 from budgets.models import BudgetScope
 from budgets.services import budget_set, request_admit
-from llmops.errors import BudgetExceeded
 from llmops.models import RateLimitRefusal
 
 pytestmark = pytest.mark.django_db

@@ -16,11 +16,11 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
+from budgets.errors import BudgetExceeded, DuplicateRequestId
 from budgets.models import BudgetAction, BudgetCounter, BudgetScope
 from budgets.periods import period_start
 from budgets.selectors import refusals_by_budget
 from budgets.services import budget_set, request_admit
-from llmops.errors import BudgetExceeded, InvalidRequest
 from llmops.logging import JsonFormatter
 from tests.unit.budgets.factories import spend
 
@@ -158,7 +158,7 @@ def test_on_postgresql_the_admission_statement_counts_the_refusal_itself(api_key
 def test_on_postgresql_a_reused_request_id_is_not_counted_as_a_refusal(api_key, principal):
     b = budget_set(scope=BudgetScope.KEY, api_key=api_key.api_key, daily_limit=D("1"))
     spend(principal, "used", "0.5", "0.5")
-    with pytest.raises(InvalidRequest):  # the duplicate wins: no 402, nothing counted
+    with pytest.raises(DuplicateRequestId):  # the duplicate wins: no 402, nothing counted
         request_admit(principal=principal, request_id="used", estimated_cost=D("2"))
     assert counter(b).refused == 0
 

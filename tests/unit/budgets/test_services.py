@@ -10,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from budgets import selectors
+from budgets.errors import BudgetExceeded, DuplicateRequestId
 from budgets.models import (
     Budget,
     BudgetAction,
@@ -28,7 +29,6 @@ from budgets.services import (
     request_settle,
     reservations_release_stale,
 )
-from llmops.errors import BudgetExceeded, InvalidRequest
 from tests.unit.budgets.factories import principal_of, spend
 
 pytestmark = pytest.mark.django_db
@@ -76,9 +76,9 @@ class TestAdmission:
         with pytest.raises(BudgetExceeded) as exc:
             request_admit(principal=principal, request_id="r2", estimated_cost=D("0.5"))
         err = exc.value
-        assert err.status_code == 402
-        assert "team team-a" in str(err.detail) and "daily" in str(err.detail)
-        assert "$1.000000" in str(err.detail) and "$0.400000" in str(err.detail)
+        assert err.code == "budget_exceeded"  # rendered as HTTP 402 by llmops.errors
+        assert "team team-a" in err.message and "daily" in err.message
+        assert "$1.000000" in err.message and "$0.400000" in err.message
         assert err.extra["period"] == "day"
         assert err.extra["limit"] == "1.000000000000"
         assert D(err.extra["remaining"]) == D("0.4")
@@ -94,7 +94,7 @@ class TestAdmission:
         request_admit(principal=principal, request_id="r1", estimated_cost=D("0.0000002"))
         with pytest.raises(BudgetExceeded) as exc:
             request_admit(principal=principal, request_id="r2", estimated_cost=D("0.0000004"))
-        message = str(exc.value.detail)
+        message = exc.value.message
         assert "limit of $0.0000005 has $0.0000003 remaining" in message
         assert "maximum cost of $0.0000004." in message
 
@@ -133,10 +133,10 @@ class TestAdmission:
 
     def test_reused_request_id_is_refused(self, principal):
         spend(principal, "same", "0.1", "0.1")
-        with pytest.raises(InvalidRequest):
+        with pytest.raises(DuplicateRequestId):
             request_admit(principal=principal, request_id="same", estimated_cost=D("0.1"))
         request_admit(principal=principal, request_id="inflight", estimated_cost=D("0.1"))
-        with pytest.raises(InvalidRequest):
+        with pytest.raises(DuplicateRequestId):
             request_admit(principal=principal, request_id="inflight", estimated_cost=D("0.1"))
 
     def test_request_ids_are_per_team(self, make_api_key, principal):
@@ -153,7 +153,7 @@ class TestAdmission:
         assert rows == {principal.team_id: D("0.1"), other.team_id: D("0.05")}
         # Within a team the id stays taken, for both of them.
         for who in (principal, other):
-            with pytest.raises(InvalidRequest) as refused:
+            with pytest.raises(DuplicateRequestId) as refused:
                 request_admit(principal=who, request_id="shared-id", estimated_cost=D("0.1"))
             assert refused.value.code == "duplicate_request_id"
 
@@ -329,7 +329,7 @@ class TestSettlement:
         else:
             request_admit(principal=principal, request_id="dup", estimated_cost=D("0.1"))
         before = list(UsageRecord.objects.values_list("pk", "cost", "cache_status"))
-        with pytest.raises(InvalidRequest) as refused:
+        with pytest.raises(DuplicateRequestId) as refused:
             request_settle(admission=None, entry=entry(principal, "dup", cache_status="hit_exact",
                                                        cost_saved=D("0.5")))
         assert refused.value.code == "duplicate_request_id"

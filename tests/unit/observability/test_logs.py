@@ -5,9 +5,9 @@ import logging
 from decimal import Decimal
 
 from budgets.models import UsageRecord
-from llmops.gateway.context import Principal
 from llmops.logging import JsonFormatter
 from llmops.observability.logs import log_request
+from llmops.principal import Principal
 
 
 def test_one_json_line_with_request_id_principal_model_cache_cost_latency(caplog):

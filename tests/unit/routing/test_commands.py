@@ -151,7 +151,7 @@ def test_eval_router_json(tmp_path, fake_embedder):
     assert result["apgr"] > result["baselines"]["random"]["apgr"]
     assert set(result["baselines"]) == {"weak-only", "random", "keyword"}
     assert [s["name"] for s in result["splits"]] == ["s0f0", "s0f1", "s0f2"]
-    assert result["formats"] is True  # ROUTING_LEARNED_FORMATS, as the gateway
+    assert result["formats"] is True  # routing.learned.FORMATS, as the gateway
     off = json.loads(run("eval_router", "--folds", "3", str(path), "--json", "--cache-dir",
                          str(tmp_path / "cache"), "--formats", "off"))
     assert off["formats"] is False

@@ -183,7 +183,6 @@ class TestFiles:
             file_token_bound({"file_id": "file-abc"}, context_window=128_000,
                              param="messages[1].content[2].file")
         assert raised.value.param == "messages[1].content[2].file.file_id"
-        assert isinstance(raised.value, ValueError)
 
     def test_file_data_without_a_context_window_cannot_be_bounded(self):
         with pytest.raises(UnboundedInput):

@@ -292,7 +292,7 @@ class TestHints:
                                           {"max_latency_ms": -1}, {"max_cost": "nan"},
                                           {"complexity": "hard"}])
     def test_malformed_hints_are_invalid_requests(self, metadata):
-        from llmops.errors import InvalidRequest
+        from routing.errors import InvalidRequest
 
         with pytest.raises(InvalidRequest):
             parse_hints(metadata, {}, complexity_levels=LEVELS)

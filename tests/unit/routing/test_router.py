@@ -5,9 +5,10 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from llmops.errors import InvalidRequest, ModelNotFound, ServiceUnavailable
-from llmops.gateway.context import Principal, RequestContext
-from routing import resilience, router
+from llmops.gateway.context import RequestContext
+from llmops.principal import Principal
+from routing import learned, resilience, router
+from routing.errors import InvalidRequest, ModelNotFound, ModelsUnavailable
 from routing.models import ModelProfile, RouterAlias, RoutingExample
 from routing.selectors import invalidate_predictor, invalidate_snapshot, routing_predictor
 from routing.services import profiles_load_defaults
@@ -68,7 +69,7 @@ async def test_unknown_model():
 async def test_explicit_prompt_too_long_names_the_model(defaults):
     with pytest.raises(InvalidRequest) as caught:
         await router.route(ctx_for("simulated-efficient", content="word " * 200_000))
-    assert "simulated-efficient" in str(caught.value.detail)
+    assert "simulated-efficient" in str(caught.value)
     assert caught.value.code == "context_length_exceeded"
 
 
@@ -95,14 +96,14 @@ async def test_auto_prompt_beyond_every_context_window(defaults):
     invalidate_snapshot()
     with pytest.raises(InvalidRequest) as caught:
         await router.route(ctx_for(content="word " * 200_000))
-    assert "context window is 128000" in str(caught.value.detail)
+    assert "context window is 128000" in str(caught.value)
 
 
 async def test_auto_capability_missing_everywhere(defaults):
     with pytest.raises(InvalidRequest) as caught:
         await router.route(ctx_for(params={"tools": [{"type": "function",
                                                       "function": {"name": "f"}}]}))
-    assert "tools" in str(caught.value.detail)
+    assert "tools" in str(caught.value)
 
 
 async def test_auto_latency_hint(defaults):
@@ -122,7 +123,7 @@ async def test_auto_skips_cooling_profiles(defaults):
 async def test_everything_cooling_is_a_clear_503(defaults):
     for name in ("simulated-efficient", "simulated-standard", "simulated-premium"):
         await resilience.record_failure(name, kind="rate_limited", retry_after=30)
-    with pytest.raises(ServiceUnavailable):
+    with pytest.raises(ModelsUnavailable):
         await router.route(ctx_for())
 
 
@@ -145,9 +146,15 @@ async def test_budget_low_downgrades(defaults, monkeypatch):
 
 async def test_budget_lookup_never_raises(monkeypatch):
     monkeypatch.undo()
-    # Whether or not budgets.selectors.budget_remaining exists yet, routing gets a value or None.
+    # Through ROUTING_BUDGET_REMAINING (budgets.selectors), routing gets a value or None.
     remaining = await router.budget_remaining_for(ctx_for())
     assert remaining is None or isinstance(remaining, Decimal)
+
+
+async def test_a_failing_budget_lookup_routes_without_budget_awareness(monkeypatch, settings):
+    monkeypatch.undo()
+    settings.ROUTING_BUDGET_REMAINING = "routing.tests_do_not_exist.budget_remaining"
+    assert await router.budget_remaining_for(ctx_for()) is None
 
 
 async def test_learned_predictions_decide(defaults):
@@ -189,9 +196,9 @@ async def test_disabled_profiles_are_not_candidates(defaults):
     assert decision.profile.name == "simulated-premium"
 
 
-async def test_well_labeled_targets_get_the_learned_model(defaults, settings):
-    settings.ROUTING_LEARNED_MIN_EXAMPLES = 30
-    settings.ROUTING_LEARNED_K = 5
+async def test_well_labeled_targets_get_the_learned_model(defaults, monkeypatch):
+    monkeypatch.setattr(learned, "MIN_EXAMPLES", 30)
+    monkeypatch.setattr(learned, "K", 5)
     dims = 8
     hard, easy = np.eye(dims, dtype=np.float32)[0], np.eye(dims, dtype=np.float32)[1]
     rows = []
@@ -229,10 +236,10 @@ async def test_escalation_margin_comes_from_settings(defaults, settings):
 
 
 async def test_learned_model_uses_the_requests_layers_and_routes_without_them(defaults,
-                                                                              settings):
-    settings.ROUTING_LEARNED_MIN_EXAMPLES = 30
-    settings.ROUTING_LEARNED_K = 5
-    settings.ROUTING_LEARNED_LAYERS = (3, 5)
+                                                                              monkeypatch):
+    monkeypatch.setattr(learned, "MIN_EXAMPLES", 30)
+    monkeypatch.setattr(learned, "K", 5)
+    monkeypatch.setattr(learned, "LAYERS", (3, 5))
     dims = 8
     eye = np.eye(dims, dtype=np.float32)
     # The final embedding cannot tell the outcomes apart; layers 3 and 5 can.
@@ -270,10 +277,10 @@ async def test_learned_model_uses_the_requests_layers_and_routes_without_them(de
     assert predictor.predict(efficient, text, same).quality == pytest.approx(expected)
 
 
-async def test_examples_without_layers_train_the_final_only_model(defaults, settings):
-    settings.ROUTING_LEARNED_MIN_EXAMPLES = 30
-    settings.ROUTING_LEARNED_K = 5
-    settings.ROUTING_LEARNED_LAYERS = (3, 5)
+async def test_examples_without_layers_train_the_final_only_model(defaults, monkeypatch):
+    monkeypatch.setattr(learned, "MIN_EXAMPLES", 30)
+    monkeypatch.setattr(learned, "K", 5)
+    monkeypatch.setattr(learned, "LAYERS", (3, 5))
     hard, easy = np.eye(8, dtype=np.float32)[0], np.eye(8, dtype=np.float32)[1]
     rows = [RoutingExample(prompt=f"{prompt} {i}", prompt_hash=f"{i}-{score}",
                            embedding=vector.tobytes(), tier="efficient", score=score,
@@ -313,12 +320,13 @@ async def test_router_embeds_with_layers_when_the_cache_did_not(defaults, monkey
 
 
 @pytest.mark.parametrize("formats", [True, False])
-async def test_each_prompt_format_gets_its_members_as_configured(defaults, settings, formats):
+async def test_each_prompt_format_gets_its_members_as_configured(defaults, monkeypatch,
+                                                                formats):
     from routing.features import CHOICES, OPEN
 
-    settings.ROUTING_LEARNED_MIN_EXAMPLES = 20
-    settings.ROUTING_LEARNED_K = 5
-    settings.ROUTING_LEARNED_FORMATS = formats
+    monkeypatch.setattr(learned, "MIN_EXAMPLES", 20)
+    monkeypatch.setattr(learned, "K", 5)
+    monkeypatch.setattr(learned, "FORMATS", formats)
     rng = np.random.default_rng(5)
     rows = []
     for i in range(40):

@@ -4,7 +4,8 @@ import uuid
 
 import numpy as np
 
-from llmops.gateway.context import CacheControl, Principal, RequestContext
+from llmops.gateway.context import CacheControl, RequestContext
+from llmops.principal import Principal
 
 
 def make_ctx(text: str | None = None, *, team_id: int = 1, messages: list | None = None,

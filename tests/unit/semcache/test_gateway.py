@@ -115,18 +115,12 @@ class TestLookup:
         await store(ctx)
         assert await cache_lookup(make_ctx("What is the boiling point of water?")) is None
 
-    @pytest.mark.parametrize("decision,hits", [
-        ("guards", True),       # cosine 0.983, no hard guard objects
-        ("alignment", False),   # "symptoms" / "signs": the lexical penalties sink it
-    ])
-    async def test_the_configured_decision_decides(self, memory_engine, settings, decision,
-                                                   hits):
-        settings.SEMCACHE_DECISION = decision
+    async def test_the_guarded_cosine_decides(self, memory_engine, settings):
         settings.CACHE_SIMILARITY_THRESHOLD = 0.968
         await remember("What are the symptoms of iron deficiency?")
-        ctx = make_ctx("What are the signs of iron deficiency?")
-        assert (await cache_lookup(ctx) is not None) is hits
-        assert ctx.cache_status == ("hit_semantic" if hits else "miss")
+        ctx = make_ctx("What are the signs of iron deficiency?")  # cosine 0.983, no guard fires
+        assert await cache_lookup(ctx) is not None
+        assert ctx.cache_status == "hit_semantic"
 
     async def test_disabled(self, memory_engine, settings):
         settings.ENABLE_SEMANTIC_CACHE = False

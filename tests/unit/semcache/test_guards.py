@@ -27,11 +27,6 @@ class TestGuard:
     def test_hard_guards(self, query, stored, guard):
         assert compare(query, stored).refused == guard
 
-    def test_word_swap_is_a_soft_feature(self):
-        features = compare("How do I learn python quickly?", "How do I learn java quickly?")
-        assert features.query_only == 1 and features.stored_only == 1
-        assert features.vector()[3] == 1.0
-
     def test_title_case_text_does_not_make_every_word_an_entity(self):
         assert compare("What Are The Best Books On History?",
                        "What are the best books on history?").refused is None

@@ -1,6 +1,6 @@
-"""Both decisions on hand-written pairs from other domains (tech support, medicine, shopping,
+"""The decision on hand-written pairs from other domains (tech support, medicine, shopping,
 code): data/ood_pairs.jsonl, none of it from QQP. Each pair is a lone candidate with its real
-MiniLM cosine, at the decision's operating point, with the real token vectors."""
+MiniLM cosine, at the configured threshold."""
 
 import json
 from pathlib import Path
@@ -9,25 +9,15 @@ import pytest
 
 PAIRS = [json.loads(line) for line in
          (Path(__file__).parent / "data" / "ood_pairs.jsonl").read_text().splitlines() if line]
-# Paraphrases each decision must accept: near-verbatim rewordings (measured: guards accept 6 of
-# the 20 paraphrases in the file, alignment 5; the rest, with a synonym or a reordering, are
-# misses, not errors).
+# Paraphrases the decision must accept: near-verbatim rewordings (measured: 6 of the 20
+# paraphrases in the file; the rest, with a synonym or a reordering, are misses, not errors).
 CLEAR_PARAPHRASES = {
-    "guards": {
-        "How do I clear the cache in Chrome?",
-        "What are the symptoms of iron deficiency?",
-        "How much water should an adult drink per day?",
-        "Can I take ibuprofen on an empty stomach?",
-        "How do I reverse a list in Python?",
-        "How do I read a file line by line in Python?",
-    },
-    "alignment": {
-        "How do I clear the cache in Chrome?",
-        "How much water should an adult drink per day?",
-        "Can I take ibuprofen on an empty stomach?",
-        "What causes high blood pressure?",
-        "How do I reverse a list in Python?",
-    },
+    "How do I clear the cache in Chrome?",
+    "What are the symptoms of iron deficiency?",
+    "How much water should an adult drink per day?",
+    "Can I take ibuprofen on an empty stomach?",
+    "How do I reverse a list in Python?",
+    "How do I read a file line by line in Python?",
 }
 
 
@@ -38,7 +28,7 @@ def embedder():
     return get_embedder()
 
 
-def _verdict(embedder, pair, decision):
+def _verdict(embedder, pair):
     from django.conf import settings
 
     from semcache.decision import decide
@@ -46,24 +36,16 @@ def _verdict(embedder, pair, decision):
 
     a, b = embedder.embed_sync([pair["text_a"], pair["text_b"]])
     return decide(pair["text_b"], [Candidate("x", float(a @ b), pair["text_a"])],
-                  threshold=settings.SEMCACHE_DECISION_THRESHOLDS[decision],
-                  penalties=decision == "alignment", token_embedder=embedder)
+                  threshold=settings.CACHE_SIMILARITY_THRESHOLD)
 
 
-@pytest.mark.parametrize("decision", sorted(CLEAR_PARAPHRASES))
 @pytest.mark.parametrize("pair", [p for p in PAIRS if not p["label"]],
                          ids=lambda p: p["text_b"][:40])
-def test_a_different_question_is_never_a_hit(embedder, pair, decision):
-    assert _verdict(embedder, pair, decision) is None
+def test_a_different_question_is_never_a_hit(embedder, pair):
+    assert _verdict(embedder, pair) is None
 
 
-@pytest.mark.parametrize("decision,pair", [
-    (decision, p) for decision, texts in sorted(CLEAR_PARAPHRASES.items())
-    for p in PAIRS if p["label"] and p["text_a"] in texts],
-    ids=lambda x: x if isinstance(x, str) else x["text_b"][:40])
-def test_a_clear_paraphrase_is_a_hit(embedder, pair, decision):
-    assert _verdict(embedder, pair, decision) is not None
-
-
-def test_the_guards_decision_is_the_configured_one(settings):
-    assert settings.SEMCACHE_DECISION == "guards"
+@pytest.mark.parametrize("pair", [p for p in PAIRS if p["label"] and p["text_a"] in
+                                  CLEAR_PARAPHRASES], ids=lambda p: p["text_b"][:40])
+def test_a_clear_paraphrase_is_a_hit(embedder, pair):
+    assert _verdict(embedder, pair) is not None
