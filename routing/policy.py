@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from routing.pricing import max_cost
+from routing.providers import provider_spec
 
 # Output length assumed when comparing prices and the caller set no max_tokens.
 TYPICAL_OUTPUT_TOKENS = 512
@@ -47,12 +48,15 @@ class Screening:
 
 
 def missing_capability(profile, needs: Needs) -> str | None:
-    """Return the first capability `needs` asks for that `profile` lacks, or None."""
+    """Return the first capability `needs` asks for that `profile` lacks, or None: a profile
+    never has what its provider's wire format cannot carry (routing/providers.py)."""
+    spec = provider_spec(profile.provider)
     for wanted, has, label in (
-        (needs.tools, profile.supports_tools, "tools"),
+        (needs.tools, profile.supports_tools and (spec is None or spec.tools), "tools"),
         (needs.json_mode, profile.supports_json_mode, "json_mode"),
-        (needs.vision, profile.supports_vision, "vision"),
-        (needs.streaming, profile.supports_streaming, "streaming"),
+        (needs.vision, profile.supports_vision and (spec is None or spec.images), "vision"),
+        (needs.streaming, profile.supports_streaming and (spec is None or spec.streams),
+         "streaming"),
     ):
         if wanted and not has:
             return label

@@ -14,7 +14,8 @@ from functools import cache
 
 from django.conf import settings
 
-from routing.media import part_token_bound
+from routing.media import billing_rules, part_token_bound
+from routing.providers import provider_spec
 
 logger = logging.getLogger("llmops.routing")
 
@@ -71,7 +72,9 @@ def count_text_tokens(text: str) -> int:
 
 
 def _margin(provider: str | None) -> float:
-    if provider in ("openai", "openai_compatible"):
+    """Return the safety margin for `provider`'s tokenizer family (routing/providers.py)."""
+    spec = provider_spec(provider)
+    if spec is not None and spec.tokenizer == "openai":
         return settings.ROUTING_TOKEN_MARGIN_OPENAI
     return settings.ROUTING_TOKEN_MARGIN
 
@@ -145,7 +148,7 @@ def _text_bound(provider: str) -> TextCounter:
 
 
 def _tool_prompt(provider: str, upstream_model: str) -> int:
-    if provider != "anthropic":
+    if billing_rules(provider) != "anthropic":
         return TOOLS_OVERHEAD
     model = upstream_model.rsplit("/", 1)[-1].lower()
     known = [tokens for prefix, tokens in ANTHROPIC_TOOL_PROMPT if model.startswith(prefix)]
