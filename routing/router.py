@@ -65,6 +65,8 @@ class RouteDecision:
     prompt_bounds: dict[str, int] = field(default_factory=dict)
     # Profiles whose cooldown this routing looked up and found off, moments before the call.
     not_cooling: frozenset[str] = frozenset()
+    # The request's counted texts, for any later check that needs a text's count again.
+    prompt_estimate: PromptEstimate | None = None
 
 
 class Cooldowns:
@@ -93,6 +95,7 @@ async def route(ctx: RouteRequest) -> RouteDecision:
     cooldowns = Cooldowns()
     decision = await _decide(ctx, needs, cooldowns)
     decision.not_cooling = cooldowns.not_cooling()
+    decision.prompt_estimate = needs.estimate
     # One bound per model in the chain (tokenizers, tool prompts and image rules differ).
     decision.prompt_bounds = {
         p.name: needs.estimate.bound(provider=p.provider, upstream_model=p.upstream_model,

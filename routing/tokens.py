@@ -260,15 +260,19 @@ class PromptEstimate:
         return (self._text_tokens(provider) + TOKENS_PER_IMAGE * images
                 + self._definition_tokens(provider, upstream_model))
 
+    def tokenizer_count(self, text: str) -> int | None:
+        """Return `tokenizer_count(text)`, counted once for this request."""
+        return self._count(text)[0]
+
+    def _count(self, text: str) -> tuple[int | None, int]:
+        counted = self._counted.get(text)
+        if counted is None:
+            counted = self._counted[text] = (tokenizer_count(text), _utf8_size(text))
+        return counted
+
     def _counter(self, provider: str) -> TextCounter:
         margin = _margin(provider)
-
-        def bound(text: str) -> int:
-            counted = self._counted.get(text)
-            if counted is None:
-                counted = self._counted[text] = (tokenizer_count(text), _utf8_size(text))
-            return _with_margin(*counted, margin)
-        return bound
+        return lambda text: _with_margin(*self._count(text), margin)
 
     def _pieces(self) -> list[tuple[list[str], list[tuple[int, dict]]]]:
         if self._parsed is None:

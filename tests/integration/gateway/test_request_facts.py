@@ -47,21 +47,28 @@ def _ask(live_gateway, api_key, model: str, **body) -> httpx.Response:
     return response
 
 
-def test_the_prompt_is_tokenized_once_for_routing_and_the_reservation(
-        live_gateway, api_key, chain, monkeypatch):
+def _spy_tokenizer(monkeypatch) -> list[str]:
     counted: list[str] = []
-    estimates: list[object] = []
-    real_count, real_estimate = tokens.tokenizer_count, router.PromptEstimate
+    real = tokens.tokenizer_count
 
     def count(text: str) -> int | None:
         counted.append(text)
-        return real_count(text)
+        return real(text)
+
+    monkeypatch.setattr(tokens, "tokenizer_count", count)
+    return counted
+
+
+def test_the_prompt_is_tokenized_once_for_routing_and_the_reservation(
+        live_gateway, api_key, chain, monkeypatch):
+    counted = _spy_tokenizer(monkeypatch)
+    estimates: list[object] = []
+    real_estimate = router.PromptEstimate
 
     def estimate(**kwargs):
         estimates.append(kwargs)
         return real_estimate(**kwargs)
 
-    monkeypatch.setattr(tokens, "tokenizer_count", count)
     monkeypatch.setattr(router, "PromptEstimate", estimate)
 
     response = _ask(live_gateway, api_key, "facts-primary", tools=TOOLS)
@@ -80,6 +87,22 @@ def test_the_prompt_is_tokenized_once_for_routing_and_the_reservation(
             context_window=32000)
         for p, m in (("openai_compatible", "fake-ok"), ("anthropic", "claude-haiku-4-5"),
                      ("openai", "gpt-4o")))
+
+
+def test_the_under_report_check_counts_the_prompt_through_routings_counts(
+        live_gateway, api_key, fake_profile, monkeypatch):
+    from llmops.gateway import usage
+
+    fake_profile("facts-under", upstream="fake-lie-under")  # reports a tenth of its bill
+    counted = _spy_tokenizer(monkeypatch)
+    monkeypatch.setattr(usage, "tokenizer_count", tokens.tokenizer_count)
+
+    response = _ask(live_gateway, api_key, "facts-under")
+
+    record = UsageRecord.objects.get(request_id=response.headers["x-request-id"])
+    assert record.prompt_tokens == record.estimated_prompt_tokens  # billed at our own count
+    assert {"You are terse.", "Tell me about foxes"} <= set(counted)
+    assert Counter(counted).most_common(1)[0][1] == 1
 
 
 def _spy_cooldowns(monkeypatch, *, cooled_later: str = "") -> tuple[list[str], list[str]]:
