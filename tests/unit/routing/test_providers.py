@@ -83,3 +83,12 @@ class TestProfileValidation:
     def test_an_extra_provider_is_a_valid_choice(self, settings):
         settings.LLMOPS_EXTRA_PROVIDERS = ["tests.unit.routing.test_providers.EXTRA"]
         self._profile(provider="extra").full_clean(validate_unique=False)
+
+
+@pytest.mark.django_db
+def test_the_admin_offers_every_registered_provider(admin_client, settings):
+    settings.LLMOPS_EXTRA_PROVIDERS = ["tests.unit.routing.test_providers.EXTRA"]
+    page = admin_client.get("/admin/routing/modelprofile/add/").content.decode()
+    for name, label in provider_choices():
+        assert f'<option value="{name}">{label}</option>' in page
+    assert "Extra Co" in page
