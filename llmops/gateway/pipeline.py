@@ -31,7 +31,6 @@ from llmops.providers.base import Completion, Usage
 from routing.models import ModelProfile
 from routing.pricing import max_cost, usage_cost
 from routing.router import route
-from routing.tokens import estimate_request_prompt_tokens
 
 logger = logging.getLogger("llmops.gateway")
 
@@ -136,12 +135,10 @@ async def _prepare(ctx: RequestContext) -> Prepared:
     ctx.timings["route"] = time.perf_counter() - started
     metrics.observe_model_selection(model=decision.profile.name, reason=decision.reason)
 
-    # One bound per model in the chain (tokenizers, tool prompts and image rules differ);
-    # reserve for the dearest model the request may end up on, so a fallback never overspends.
-    # A part that cannot be bounded raises routing.errors.UnboundedInput: a 400, nothing reserved.
-    ctx.prompt_bounds = {p.name: estimate_request_prompt_tokens(
-        messages=ctx.messages, params=ctx.params, provider=p.provider,
-        upstream_model=p.upstream_model, context_window=p.context_window) for p in chain}
+    # Routing bounded the prompt once per model in the chain (a part that cannot be bounded
+    # raised routing.errors.UnboundedInput there: a 400, nothing reserved); reserve for the
+    # dearest model the request may end up on, so a fallback never overspends.
+    ctx.prompt_bounds = dict(decision.prompt_bounds)
     ctx.estimated_prompt_tokens = max(ctx.prompt_bounds.values())
     started = time.perf_counter()
     admission = await _admit(ctx, chain)

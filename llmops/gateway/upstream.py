@@ -87,10 +87,15 @@ async def _attempts(ctx: RequestContext, chain: list[ModelProfile], outcome, cal
     last_error: ProviderError | None = None
     last_model = chain[0].name
     max_retries = getattr(settings, "ROUTING_MAX_RETRIES", 2)
+    # Routing looked these up moments ago, before admission: the first attempt trusts it.
+    routed = ctx.route.not_cooling if ctx.route is not None else frozenset()
     for position, profile in enumerate(chain):
         # Only a profile with somewhere to fall back to is skipped while cooling down, so the
-        # last one of the chain (the only one, usually) costs no cooldown lookup.
-        if position < len(chain) - 1 and await resilience.cooldown_active(profile):
+        # last one of the chain (the only one, usually) costs no cooldown lookup. Later ones are
+        # looked up again: failed attempts took time in which other requests may have cooled
+        # them.
+        if (position < len(chain) - 1 and not (position == 0 and profile.name in routed)
+                and await resilience.cooldown_active(profile)):
             outcome.reason = "cooldown"
             continue
         try:

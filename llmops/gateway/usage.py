@@ -61,7 +61,10 @@ def under_reported(ctx: RequestContext, reported: Usage, *, prompt_bound: int,
     honest report (most of them) costs no tokenizer pass over the prompt.
     """
     if reported.prompt_tokens < UNDER_REPORT_FACTOR * prompt_bound:
-        text = sum(tokenizer_count(message_text(m)) or 0 for m in ctx.messages)
+        # Routing already tokenized the prompt's texts: count through its memo.
+        estimate = getattr(ctx.route, "prompt_estimate", None)
+        count = tokenizer_count if estimate is None else estimate.tokenizer_count
+        text = sum(count(message_text(m)) or 0 for m in ctx.messages)
         if reported.prompt_tokens < UNDER_REPORT_FACTOR * text:
             return True
     if completion_text:
