@@ -25,6 +25,11 @@ class Drift:
     stored_reserved: Decimal
     held_reserved: Decimal
 
+    def __str__(self) -> str:
+        return (f"{self.budget} {self.period} {self.period_start:%Y-%m-%d}: spent "
+                f"{self.stored_spent} → {self.ledger_spent}, reserved {self.stored_reserved} → "
+                f"{self.held_reserved}")
+
     def as_dict(self) -> dict:
         return {
             "counter_id": self.counter_id, "budget": self.budget, "period": self.period,
