@@ -15,6 +15,7 @@ the ASGI server would: the upstream stream is closed and the relay settles what 
 
 import asyncio
 import concurrent.futures
+import contextvars
 import logging
 import os
 import queue
@@ -72,17 +73,18 @@ async def serve_on_gateway_loop(
     prefix = get_script_prefix()  # the WSGI handler set it for this thread
 
     def start() -> None:
-        # Called on the gateway loop, so the task gets that thread's fresh context, as the ASGI
-        # server gives each request: the caller's carries asgiref's link to a WSGI thread that
-        # stops serving it once the view returns.
         spawn(_serve(dispatch, head, prefix))
 
-    loop.call_soon_threadsafe(start)
+    # A fresh context, as the ASGI server gives each request: the caller's carries asgiref's
+    # link to the WSGI thread, which stops running sync work for it once the view returns.
+    loop.call_soon_threadsafe(start, context=contextvars.Context())
     return await asyncio.wrap_future(head)
 
 
 async def _serve(dispatch: Callable[[], Awaitable[HttpResponseBase]],
                  head: concurrent.futures.Future, prefix: str) -> None:
+    if not head.set_running_or_notify_cancel():
+        return  # the caller stopped waiting before the request started
     set_script_prefix(prefix)
     try:
         response = await dispatch()

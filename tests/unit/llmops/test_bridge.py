@@ -1,6 +1,7 @@
 """Under WSGI a request runs on the gateway loop, and its stream outlives the view's own loop."""
 
 import asyncio
+import contextvars
 import threading
 import time
 
@@ -29,6 +30,26 @@ def test_a_plain_response_is_made_on_the_gateway_loop():
     response = _serve(dispatch)
     assert response.content == b"done"
     assert seen == {"loop": gateway_loop(), "thread": "llmops-gateway-loop"}
+
+
+_CALLER = contextvars.ContextVar("caller", default="none")
+
+
+def test_the_request_starts_in_a_fresh_context():
+    """As under ASGI: nothing of the WSGI thread's context (asgiref's link to that thread, which
+    stops serving sync work once the view returned) follows the request."""
+    seen = {}
+
+    async def dispatch():
+        seen["caller"] = _CALLER.get()
+        return HttpResponse(b"")
+
+    async def view():
+        _CALLER.set("wsgi thread")
+        return await serve_on_gateway_loop(dispatch)
+
+    asyncio.run(view())
+    assert seen == {"caller": "none"}
 
 
 def test_a_stream_is_relayed_after_the_view_returned_by_the_task_that_served_it():
