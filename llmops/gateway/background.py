@@ -1,16 +1,5 @@
-"""Work the gateway starts and does not await: settlement after a disconnect, cache stores,
-shared resets. The event loop keeps only weak references to tasks, so these keep strong ones
-until each task is done."""
+"""The gateway's background work runs in the process's default group of llmops.background."""
 
-import asyncio
-from collections.abc import Coroutine
+from llmops.background import spawn
 
-_tasks: set[asyncio.Task] = set()
-
-
-def spawn(coro: Coroutine) -> asyncio.Task:
-    """Run `coro` as a task that lives until it finishes, even if its starter is cancelled."""
-    task = asyncio.ensure_future(coro)
-    _tasks.add(task)
-    task.add_done_callback(_tasks.discard)
-    return task
+__all__ = ["spawn"]
