@@ -1,9 +1,5 @@
 """One router evaluation run (routing.evaluation_run) and its report (routing.evaluation_report)."""
 
-import hashlib
-import json
-
-import numpy as np
 import pytest
 
 from routing.evaluation_report import evaluation_json, evaluation_lines
@@ -15,36 +11,15 @@ from routing.evaluation_run import (
     policy_bars,
     router_evaluate,
 )
-
-
-class WordsEmbedder:
-    """Deterministic bag-of-words vectors (no model load)."""
-
-    def embed_sync(self, texts):
-        rows = []
-        for text in texts:
-            vector = np.zeros(64, dtype=np.float32)
-            for word in text.lower().split():
-                vector[int(hashlib.md5(word.encode()).hexdigest(), 16) % 64] += 1
-            rows.append(vector / (np.linalg.norm(vector) or 1))
-        return np.stack(rows)
+from tests.unit.routing.helpers import FakeEmbedder, outcomes_file
 
 
 @pytest.fixture
 def outcomes(tmp_path, monkeypatch):
     import semcache.embedder
 
-    monkeypatch.setattr(semcache.embedder, "get_embedder", lambda: WordsEmbedder())
-    rng = np.random.default_rng(0)
-    rows = []
-    for i in range(90):
-        hard = i % 2 == 0
-        topic = "integral derivative proof theorem" if hard else "capital city country flag"
-        rows.append({"prompt": f"{topic} question {i}", "weak_correct": bool(
-            not hard and rng.random() < 0.9), "strong_correct": bool(rng.random() < 0.9)})
-    path = tmp_path / "outcomes.jsonl"
-    path.write_text("\n".join(json.dumps(r) for r in rows))
-    return path
+    monkeypatch.setattr(semcache.embedder, "get_embedder", lambda: FakeEmbedder())
+    return outcomes_file(tmp_path, n=90)
 
 
 def _options(tmp_path, **fields) -> RouterEvalOptions:
@@ -99,18 +74,12 @@ class TestRun:
         assert lines[-1].startswith("learned per split: s0f0 ")
         assert any(line.split()[:3] == ["policy", "margin-only", "0.100"] for line in lines)
 
-    def test_profiles_must_exist_and_differ(self, tmp_path, outcomes):
-        with pytest.raises(EvaluationError, match="Unknown profile 'nope'"):
-            router_evaluate(options=_options(tmp_path, folds=2, file=str(outcomes),
-                                             weak_model="nope"))
-        with pytest.raises(EvaluationError, match="must name different profiles"):
-            router_evaluate(options=_options(tmp_path, folds=2, file=str(outcomes),
-                                             weak_model="gpt-4o"))
-
-    def test_layers_the_embedder_lacks_are_refused(self, tmp_path, outcomes):
-        with pytest.raises(EvaluationError, match="no pooled layer"):
-            router_evaluate(options=_options(tmp_path, folds=2, file=str(outcomes),
-                                             layers="4"))
-        with pytest.raises(EvaluationError, match="--layers"):
-            router_evaluate(options=_options(tmp_path, folds=2, file=str(outcomes),
-                                             layers="four"))
+    @pytest.mark.parametrize(("fields", "message"), [
+        ({"weak_model": "nope"}, "Unknown profile 'nope'"),
+        ({"weak_model": "gpt-4o"}, "must name different profiles"),
+        ({"layers": "4"}, "no pooled layer"),
+        ({"layers": "four"}, "--layers"),
+    ])
+    def test_what_cannot_run_is_refused(self, tmp_path, outcomes, fields, message):
+        with pytest.raises(EvaluationError, match=message):
+            router_evaluate(options=_options(tmp_path, folds=2, file=str(outcomes), **fields))
