@@ -1,6 +1,15 @@
-"""Dollar amounts for people: enough digits that no non-zero amount ever reads as $0.00."""
+"""Dollar amounts: the ledger's precision, and for people enough digits that no non-zero amount
+ever reads as $0.00."""
 
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+ZERO = Decimal(0)
+USD = Decimal("0.000000000001")  # ledger precision, as routing.pricing.USD
+
+
+def ledger_usd(amount) -> Decimal:
+    """Return `amount` at the ledger's precision (12 decimal places)."""
+    return Decimal(amount).quantize(USD)
 
 
 def format_usd(amount, *, decimals: int = 2) -> str:

@@ -10,8 +10,8 @@ new are the counters increased and the reservation row inserted. In autocommit t
 just this statement and its commit.
 
 The counters must exist (the caller creates a new period's rows first, see
-`budgets.services._counters_find`). `applicable` finds the budgets and their current counters
-in one query, for the common case where nothing needs creating.
+`budgets.services.counters.counters_find`). `applicable` finds the budgets and their current
+counters in one query, for the common case where nothing needs creating.
 """
 
 from dataclasses import dataclass

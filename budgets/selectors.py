@@ -17,11 +17,9 @@ from budgets.models import (
     CacheStatus,
     UsageRecord,
 )
+from budgets.money import USD, ZERO
 from budgets.periods import period_end, period_start
 from llmops.principal import Principal
-
-ZERO = Decimal(0)
-USD = Decimal("0.000000000001")  # ledger precision
 
 
 def usd_str(amount) -> str | None:

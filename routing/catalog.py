@@ -4,12 +4,8 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
-# Our provider names → the catalog's `litellm_provider` values, preferred in this order.
-CATALOG_PROVIDERS = {
-    "openai": ("openai", "text-completion-openai"),
-    "gemini": ("gemini", "vertex_ai-language-models"),
-    "anthropic": ("anthropic",),
-}
+from routing.providers import provider_spec
+
 # Catalog field → profile field, for per-token prices (USD).
 PRICE_FIELDS = {
     "input_cost_per_token": "input_price_per_token",
@@ -34,12 +30,13 @@ def catalog_entry_for(profile, catalog: dict[str, dict]) -> tuple[str, dict] | N
     """Return (key, entry) describing `profile`, or None when the catalog has no such model.
 
     `catalog_key` wins; else the upstream id, as is or prefixed with the provider, whose
-    `litellm_provider` matches the profile's provider.
+    `litellm_provider` is one of the provider's `catalog_names` (routing/providers.py).
     """
     if profile.catalog_key:
         entry = catalog.get(profile.catalog_key)
         return (profile.catalog_key, entry) if entry else None
-    providers = CATALOG_PROVIDERS.get(profile.provider, ())
+    spec = provider_spec(profile.provider)
+    providers = spec.catalog_names if spec is not None else ()
     for key in (profile.upstream_model, f"{profile.provider}/{profile.upstream_model}"):
         entry = catalog.get(key)
         if entry and entry.get("mode") in CHAT_MODES and (

@@ -14,7 +14,8 @@ Image rules (each provider's documentation; an image is billed from its pixel si
   Gemini 3 defaults to 1,120 tokens per image (media_resolution high).
 The width and height come from a data: URL's header bytes; without them (a remote URL, an
 unreadable header) an image costs the most its rule allows. A model no rule names costs the most
-of every rule its provider has (every rule at all on OpenAI-compatible servers).
+of every rule its provider has (every rule at all on OpenAI-compatible servers). A provider's
+`billing_rules` in the registry (routing/providers.py) names the family of rules it follows.
 """
 
 import base64
@@ -25,6 +26,7 @@ import struct
 from collections.abc import Callable
 
 from routing.errors import UnboundedInput
+from routing.providers import provider_spec
 
 Size = tuple[int, int] | None
 Rule = Callable[[Size, str], int]
@@ -171,7 +173,7 @@ def gemini_3(size: Size, detail: str) -> int:
     return max(GEMINI_3_IMAGE_TOKENS, gemini_tiles(size, detail))
 
 
-# (model pattern, rule) per provider; the first pattern that matches the model name wins.
+# (model pattern, rule) per family of billing rules; the first pattern that matches wins.
 IMAGE_RULES: dict[str, list[tuple[re.Pattern, Rule]]] = {
     "openai": [
         (re.compile(r"^gpt-4o-mini"), openai_tiles(2833, 5667)),
@@ -193,13 +195,19 @@ IMAGE_RULES: dict[str, list[tuple[re.Pattern, Rule]]] = {
 _ALL_RULES = [rule for rules in IMAGE_RULES.values() for _, rule in rules]
 
 
+def billing_rules(provider: str) -> str:
+    """Return the family of published billing rules `provider` follows ('' when unknown)."""
+    spec = provider_spec(provider)
+    return spec.billing_rules if spec is not None else ""
+
+
 def image_token_bound(*, url: str, detail: str | None, provider: str,
                       upstream_model: str) -> int:
     """Return the most tokens one image can cost on `provider`'s `upstream_model`."""
     size = data_url_dimensions(url)
     detail = detail if detail in ("low", "high") else "auto"
     model = upstream_model.rsplit("/", 1)[-1].lower()  # "openai/gpt-4o", "models/gemini-…"
-    rules = IMAGE_RULES.get(provider, [])
+    rules = IMAGE_RULES.get(billing_rules(provider), [])
     for pattern, rule in rules:
         if pattern.search(model):
             return rule(size, detail)

@@ -2,16 +2,11 @@
 
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-
-class Provider(models.TextChoices):
-    OPENAI = "openai", "OpenAI"
-    GEMINI = "gemini", "Google Gemini (OpenAI-compatible endpoint)"
-    ANTHROPIC = "anthropic", "Anthropic"
-    OPENAI_COMPATIBLE = "openai_compatible", "OpenAI-compatible server (vLLM, Ollama, llama.cpp)"
-    SIMULATED = "simulated", "Simulated (demo and benchmarks, no real model)"
+from routing.providers import provider_choices, provider_spec
 
 
 class Tier(models.TextChoices):
@@ -36,7 +31,9 @@ class ModelProfile(models.Model):
     """One model a client can ask for by `name`, or that `auto` routing may choose."""
 
     name = models.CharField(max_length=100, unique=True, help_text="Public model id clients send.")
-    provider = models.CharField(max_length=32, choices=Provider.choices)
+    # Choices come from the provider registry (routing/providers.py), read when validating, so
+    # a provider added there needs no migration.
+    provider = models.CharField(max_length=32, choices=provider_choices)
     upstream_model = models.CharField(max_length=200, help_text="Model id sent to the provider.")
     base_url = models.URLField(blank=True, help_text="Empty: the provider's public endpoint.")
     api_key_env = models.CharField(
@@ -97,6 +94,20 @@ class ModelProfile(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        """Refuse a capability the provider's wire format lacks (routing/providers.py)."""
+        spec = provider_spec(self.provider)
+        if spec is None:
+            return  # the choices check names an unknown provider
+        lacking = {name: label for name, label, claimed, possible in (
+            ("supports_streaming", "streaming", self.supports_streaming, spec.streams),
+            ("supports_tools", "tools", self.supports_tools, spec.tools),
+            ("supports_vision", "images", self.supports_vision, spec.images),
+        ) if claimed and not possible}
+        if lacking:
+            raise ValidationError({name: f"{spec.label} does not support {label}."
+                                   for name, label in lacking.items()})
 
     @property
     def latency_ms(self) -> int:

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from routing.pricing import max_cost
+from routing.providers import provider_spec
+from routing.tokens import PromptEstimate
 
 # Output length assumed when comparing prices and the caller set no max_tokens.
 TYPICAL_OUTPUT_TOKENS = 512
@@ -17,15 +19,23 @@ TYPICAL_OUTPUT_TOKENS = 512
 class Needs:
     """What a request requires of any model that serves it."""
 
-    prompt_tokens: dict[str, int]  # upper-bound estimate per provider (tokenizers differ)
+    # upper-bound estimate per provider (tokenizers differ), when there is no `estimate`
+    prompt_tokens: dict[str, int] = field(default_factory=dict)
     max_output_tokens: int | None = None
     default_max_tokens: int | None = None  # sent when the request set none; not a constraint
     tools: bool = False
     json_mode: bool = False
     vision: bool = False
     streaming: bool = False
+    # The request's own prompt per model (text, tools, schemas, images), counted once: what the
+    # router screens with, and where the chosen chain's reservation bounds come from.
+    estimate: PromptEstimate | None = field(default=None, compare=False)
 
     def prompt_tokens_for(self, profile) -> int:
+        """Return how much of `profile`'s context window the prompt takes (an upper bound)."""
+        if self.estimate is not None:
+            return self.estimate.context_tokens(provider=profile.provider,
+                                                upstream_model=profile.upstream_model)
         return self.prompt_tokens.get(profile.provider, max(self.prompt_tokens.values()))
 
 
@@ -47,12 +57,15 @@ class Screening:
 
 
 def missing_capability(profile, needs: Needs) -> str | None:
-    """Return the first capability `needs` asks for that `profile` lacks, or None."""
+    """Return the first capability `needs` asks for that `profile` lacks, or None: a profile
+    never has what its provider's wire format cannot carry (routing/providers.py)."""
+    spec = provider_spec(profile.provider)
     for wanted, has, label in (
-        (needs.tools, profile.supports_tools, "tools"),
+        (needs.tools, profile.supports_tools and (spec is None or spec.tools), "tools"),
         (needs.json_mode, profile.supports_json_mode, "json_mode"),
-        (needs.vision, profile.supports_vision, "vision"),
-        (needs.streaming, profile.supports_streaming, "streaming"),
+        (needs.vision, profile.supports_vision and (spec is None or spec.images), "vision"),
+        (needs.streaming, profile.supports_streaming and (spec is None or spec.streams),
+         "streaming"),
     ):
         if wanted and not has:
             return label
@@ -98,7 +111,7 @@ def screen(profiles: list, needs: Needs, limits: Limits, *, cooling: set[str]) -
     result = Screening()
     for profile in profiles:
         capability = missing_capability(profile, needs)
-        context = context_problem(profile, needs)
+        context = None if capability else context_problem(profile, needs)
         if capability:
             result.rejected[profile.name] = f"capability:{capability}"
         elif context:

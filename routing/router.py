@@ -16,7 +16,7 @@ from routing.hints import Hints, parse_hints
 from routing.models import ModelProfile
 from routing.resilience import cooldown_active
 from routing.selectors import alias_get, profile_get_enabled, profiles_enabled, routing_predictor
-from routing.tokens import estimate_prompt_tokens, image_parts, message_text
+from routing.tokens import PromptEstimate, image_parts, message_text
 
 logger = logging.getLogger("llmops.routing")
 
@@ -60,39 +60,74 @@ class RouteDecision:
     predicted_quality: float | None = None
     required_quality: float | None = None
     rejected: dict[str, str] = field(default_factory=dict)  # candidate → why it was dropped
+    # {profile name: upper bound on the prompt tokens it bills} for the profile and its
+    # fallbacks: what the gateway reserves, counted once here.
+    prompt_bounds: dict[str, int] = field(default_factory=dict)
+    # Profiles whose cooldown this routing looked up and found off, moments before the call.
+    not_cooling: frozenset[str] = frozenset()
+    # The request's counted texts, for any later check that needs a text's count again.
+    prompt_estimate: PromptEstimate | None = None
+
+
+class Cooldowns:
+    """Cooldown state of the profiles one request asks about, each looked up once."""
+
+    def __init__(self) -> None:
+        self.active: dict[str, bool] = {}
+
+    async def is_active(self, profile: ModelProfile) -> bool:
+        if profile.name not in self.active:
+            self.active[profile.name] = await cooldown_active(profile)
+        return self.active[profile.name]
+
+    def not_cooling(self) -> frozenset[str]:
+        return frozenset(name for name, active in self.active.items() if not active)
 
 
 async def route(ctx: RouteRequest) -> RouteDecision:
-    """Return the routing decision for `ctx`.
+    """Return the routing decision for `ctx`, with the prompt bounds of its chain.
 
-    Raise ModelNotFound for an unknown model and InvalidRequest for a request no candidate can
-    serve (context window, capability, limits), naming what failed.
+    Raise ModelNotFound for an unknown model, InvalidRequest for a request no candidate can
+    serve (context window, capability, limits), naming what failed, and UnboundedInput for a
+    part whose billed tokens cannot be bounded.
     """
     needs = request_needs(ctx)
+    cooldowns = Cooldowns()
+    decision = await _decide(ctx, needs, cooldowns)
+    decision.not_cooling = cooldowns.not_cooling()
+    decision.prompt_estimate = needs.estimate
+    # One bound per model in the chain (tokenizers, tool prompts and image rules differ).
+    decision.prompt_bounds = {
+        p.name: needs.estimate.bound(provider=p.provider, upstream_model=p.upstream_model,
+                                     context_window=p.context_window)
+        for p in (decision.profile, *decision.fallbacks)}
+    return decision
+
+
+async def _decide(ctx: RouteRequest, needs: policy.Needs,
+                  cooldowns: Cooldowns) -> RouteDecision:
     if ctx.requested_model != AUTO:
         profile = await profile_get_enabled(name=ctx.requested_model)
         if profile is not None:
-            return await _route_explicit(profile, needs)
+            return await _route_explicit(profile, needs, cooldowns)
         alias = await alias_get(name=ctx.requested_model, team_id=ctx.principal.team_id)
         if alias is None:
             raise ModelNotFound(
                 f"The model '{ctx.requested_model}' does not exist or is not enabled.",
                 param="model",
             )
-        return await _route_auto(ctx, needs, names=alias.candidates or None,
+        return await _route_auto(ctx, needs, cooldowns, names=alias.candidates or None,
                                  alias_quality=alias.min_quality,
                                  alias_latency=alias.max_latency_ms)
-    return await _route_auto(ctx, needs)
+    return await _route_auto(ctx, needs, cooldowns)
 
 
 def request_needs(ctx: RouteRequest) -> policy.Needs:
-    """Return what the request requires: prompt size per tokenizer family and capabilities."""
+    """Return what the request requires: its prompt, estimated per model as asked (tools,
+    schemas and images included, each piece counted once), and capabilities."""
     response_format = ctx.params.get("response_format") or {}
     return policy.Needs(
-        prompt_tokens={
-            provider: estimate_prompt_tokens(ctx.messages, provider=provider)
-            for provider in ("openai", "anthropic")
-        } | {"openai_compatible": estimate_prompt_tokens(ctx.messages, provider="openai")},
+        estimate=PromptEstimate(messages=ctx.messages, params=ctx.params),
         max_output_tokens=ctx.max_output_tokens,
         default_max_tokens=ctx.default_max_tokens,
         tools=bool(ctx.params.get("tools")),
@@ -103,7 +138,8 @@ def request_needs(ctx: RouteRequest) -> policy.Needs:
     )
 
 
-async def _usable_fallbacks(profile: ModelProfile, needs: policy.Needs) -> list[ModelProfile]:
+async def _usable_fallbacks(profile: ModelProfile, needs: policy.Needs,
+                            cooldowns: Cooldowns) -> list[ModelProfile]:
     """Return `profile`'s configured fallbacks that exist, fit the request and are not cooling."""
     result = []
     for name in profile.fallbacks or []:
@@ -111,13 +147,14 @@ async def _usable_fallbacks(profile: ModelProfile, needs: policy.Needs) -> list[
         if (candidate is None or candidate.name == profile.name or not candidate.is_available()
                 or policy.missing_capability(candidate, needs)
                 or policy.context_problem(candidate, needs)
-                or await cooldown_active(candidate)):
+                or await cooldowns.is_active(candidate)):
             continue
         result.append(candidate)
     return result
 
 
-async def _route_explicit(profile: ModelProfile, needs: policy.Needs) -> RouteDecision:
+async def _route_explicit(profile: ModelProfile, needs: policy.Needs,
+                          cooldowns: Cooldowns) -> RouteDecision:
     capability = policy.missing_capability(profile, needs)
     if capability:
         raise InvalidRequest(f"The model '{profile.name}' does not support {capability}.",
@@ -126,8 +163,8 @@ async def _route_explicit(profile: ModelProfile, needs: policy.Needs) -> RouteDe
     if problem:
         raise InvalidRequest(f"The request does not fit '{profile.name}': {problem}.",
                              param="messages", code="context_length_exceeded")
-    fallbacks = await _usable_fallbacks(profile, needs)
-    if fallbacks and await cooldown_active(profile):
+    fallbacks = await _usable_fallbacks(profile, needs, cooldowns)
+    if fallbacks and await cooldowns.is_active(profile):
         return RouteDecision(profile=fallbacks[0], reason="cooldown", fallbacks=fallbacks[1:],
                              rejected={profile.name: "cooldown"})
     return RouteDecision(profile=profile, reason="explicit", fallbacks=fallbacks)
@@ -151,8 +188,8 @@ def _latency_limit(hints: Hints, alias_latency: int | None) -> int | None:
     return min(limits) if limits else None
 
 
-async def _route_auto(ctx: RouteRequest, needs: policy.Needs, *, names: list[str] | None = None,
-                      alias_quality: float | None = None,
+async def _route_auto(ctx: RouteRequest, needs: policy.Needs, cooldowns: Cooldowns, *,
+                      names: list[str] | None = None, alias_quality: float | None = None,
                       alias_latency: int | None = None) -> RouteDecision:
     hints = parse_hints(ctx.metadata, ctx.headers,
                         complexity_levels=settings.ROUTING_COMPLEXITY_MIN_QUALITY)
@@ -164,7 +201,7 @@ async def _route_auto(ctx: RouteRequest, needs: policy.Needs, *, names: list[str
     if not profiles:
         raise ModelNotFound(f"No enabled model is available for '{ctx.requested_model}'.",
                             param="model")
-    cooling = {p.name for p in profiles if await cooldown_active(p)}
+    cooling = {p.name for p in profiles if await cooldowns.is_active(p)}
     screening = policy.screen(profiles, needs, limits, cooling=cooling)
     if not screening.eligible:
         _raise_unroutable(screening.rejected, needs, profiles)
@@ -176,7 +213,7 @@ async def _route_auto(ctx: RouteRequest, needs: policy.Needs, *, names: list[str
         low_usd=settings.ROUTING_BUDGET_LOW_USD, low_calls=settings.ROUTING_BUDGET_LOW_CALLS,
         budget_discount=settings.ROUTING_BUDGET_QUALITY_DISCOUNT,
         escalation_margin=settings.ROUTING_ESCALATION_MARGIN)
-    configured = await _usable_fallbacks(choice.profile, needs)
+    configured = await _usable_fallbacks(choice.profile, needs, cooldowns)
     fallbacks = policy.order_fallbacks(
         choice.profile, configured, screening.eligible, predicted, needs, choice.min_quality,
         extra=settings.ROUTING_MAX_FALLBACKS)

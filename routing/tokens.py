@@ -11,10 +11,12 @@ import math
 import re
 from collections.abc import Callable
 from functools import cache
+from typing import NamedTuple
 
 from django.conf import settings
 
-from routing.media import part_token_bound
+from routing.media import billing_rules, part_token_bound
+from routing.providers import provider_spec
 
 logger = logging.getLogger("llmops.routing")
 
@@ -71,18 +73,27 @@ def count_text_tokens(text: str) -> int:
 
 
 def _margin(provider: str | None) -> float:
-    if provider in ("openai", "openai_compatible"):
+    """Return the safety margin for `provider`'s tokenizer family (routing/providers.py)."""
+    spec = provider_spec(provider)
+    if spec is not None and spec.tokenizer == "openai":
         return settings.ROUTING_TOKEN_MARGIN_OPENAI
     return settings.ROUTING_TOKEN_MARGIN
+
+
+def _utf8_size(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _with_margin(counted: int | None, byte_bound: int, margin: float) -> int:
+    """Return the tokenizer's count plus `margin`, capped by the bytes (the bytes alone when
+    there is no tokenizer): no byte-level BPE makes more tokens than the bytes it encodes."""
+    return byte_bound if counted is None else min(byte_bound, math.ceil(counted * (1 + margin)))
 
 
 def estimate_message_tokens(message: dict, *, provider: str | None = None) -> int:
     """Return an upper bound on the tokens one message adds to a prompt (framing included)."""
     text = message_text(message) + str(message.get("role", ""))
-    byte_bound = len(text.encode("utf-8", "surrogatepass"))
-    counted = tokenizer_count(text)
-    body = byte_bound if counted is None else min(
-        byte_bound, math.ceil(counted * (1 + _margin(provider))))
+    body = _with_margin(tokenizer_count(text), _utf8_size(text), _margin(provider))
     return TOKENS_PER_MESSAGE + body + TOKENS_PER_IMAGE * len(image_parts(message))
 
 
@@ -135,17 +146,11 @@ TextCounter = Callable[[str], int]
 
 def _text_bound(provider: str) -> TextCounter:
     margin = _margin(provider)
-
-    def bound(text: str) -> int:
-        byte_bound = len(text.encode("utf-8", "surrogatepass"))
-        counted = tokenizer_count(text)
-        return byte_bound if counted is None else min(byte_bound,
-                                                      math.ceil(counted * (1 + margin)))
-    return bound
+    return lambda text: _with_margin(tokenizer_count(text), _utf8_size(text), margin)
 
 
 def _tool_prompt(provider: str, upstream_model: str) -> int:
-    if provider != "anthropic":
+    if billing_rules(provider) != "anthropic":
         return TOOLS_OVERHEAD
     model = upstream_model.rsplit("/", 1)[-1].lower()
     known = [tokens for prefix, tokens in ANTHROPIC_TOOL_PROMPT if model.startswith(prefix)]
@@ -177,35 +182,122 @@ def _message_pieces(message: dict) -> tuple[list[str], list[tuple[int, dict]]]:
     return [t for t in texts if t], media
 
 
-def _definitions(params: dict, *, provider: str, upstream_model: str, text: TextCounter) -> int:
+class _DefinitionTexts(NamedTuple):
+    """The JSON a request's definitions are counted from, rendered once."""
+
+    tools: list[str]  # each tool (or legacy function) definition
+    choices: list[str]  # tool_choice, function_call
+    response_format: str | None  # a json_object / json_schema response format
+
+
+def _definition_texts(params: dict) -> _DefinitionTexts:
     tools = list(params.get("tools") or [])
     tools += [{"type": "function", "function": f} for f in params.get("functions") or []]
-    total = 0
-    if tools:
-        total += _tool_prompt(provider, upstream_model) + sum(
-            TOKENS_PER_TOOL + text(json.dumps(tool, ensure_ascii=False)) for tool in tools)
-    for key in ("tool_choice", "function_call"):
-        if params.get(key) is not None:
-            total += TOKENS_PER_PART + text(json.dumps(params[key], ensure_ascii=False))
+    choices = [json.dumps(params[key], ensure_ascii=False)
+               for key in ("tool_choice", "function_call") if params.get(key) is not None]
     response_format = params.get("response_format")
+    schema = None
     if isinstance(response_format, dict) and response_format.get("type") not in (None, "text"):
         # ASCII-escaped, as the Anthropic adapter quotes the schema: the dearer spelling
-        total += RESPONSE_FORMAT_OVERHEAD + text(json.dumps(response_format))
+        schema = json.dumps(response_format)
+    return _DefinitionTexts([json.dumps(tool, ensure_ascii=False) for tool in tools], choices,
+                            schema)
+
+
+def _definitions(texts: _DefinitionTexts, *, provider: str, upstream_model: str,
+                 text: TextCounter) -> int:
+    total = sum(TOKENS_PER_PART + text(choice) for choice in texts.choices)
+    if texts.tools:
+        total += _tool_prompt(provider, upstream_model) + sum(
+            TOKENS_PER_TOOL + text(tool) for tool in texts.tools)
+    if texts.response_format is not None:
+        total += RESPONSE_FORMAT_OVERHEAD + text(texts.response_format)
     return total
 
 
-def _request_tokens(*, messages: list[dict], params: dict, provider: str, upstream_model: str,
-                    context_window: int | None, text: TextCounter) -> int:
-    total = TOKENS_PER_REPLY
-    for i, message in enumerate(messages):
-        texts, media = _message_pieces(message if isinstance(message, dict) else {})
-        total += TOKENS_PER_MESSAGE + sum(text(piece) + TOKENS_PER_PART for piece in texts)
-        for j, part in media:
-            total += part_token_bound(part, provider=provider, upstream_model=upstream_model,
-                                      context_window=context_window,
-                                      param=f"messages[{i}].content[{j}]")
-    return total + _definitions(params or {}, provider=provider, upstream_model=upstream_model,
-                                text=text)
+class PromptEstimate:
+    """One request's prompt token bounds, per provider and model, each piece counted once.
+
+    Routing asks it for every candidate's `context_tokens` and for the chosen chain's `bound`s,
+    which the gateway then reserves (RouteDecision.prompt_bounds): each distinct text is
+    tokenized once however many providers and models are asked about, and each answer is kept.
+    """
+
+    def __init__(self, *, messages: list[dict], params: dict) -> None:
+        self.messages = messages
+        self.params = params or {}
+        self._counted: dict[str, tuple[int | None, int]] = {}  # text → (tokenizer, UTF-8 bytes)
+        self._parsed: list[tuple[list[str], list[tuple[int, dict]]]] | None = None
+        self._definition_texts: _DefinitionTexts | None = None
+        self._texts: dict[float, int] = {}  # margin → the messages' text and framing
+        self._definitions: dict[tuple[str, str], int] = {}  # (provider, model) → tools, schemas
+        self._bounds: dict[tuple[str, str, int | None], int] = {}
+
+    def bound(self, *, provider: str, upstream_model: str = "",
+              context_window: int | None = None) -> int:
+        """Return `estimate_request_prompt_tokens` for this request on `upstream_model`."""
+        key = (provider, upstream_model, context_window)
+        if key not in self._bounds:
+            media = sum(
+                part_token_bound(part, provider=provider, upstream_model=upstream_model,
+                                 context_window=context_window,
+                                 param=f"messages[{i}].content[{j}]")
+                for i, (_, parts) in enumerate(self._pieces()) for j, part in parts)
+            self._bounds[key] = (self._text_tokens(provider) + media
+                                 + self._definition_tokens(provider, upstream_model))
+        return self._bounds[key]
+
+    def context_tokens(self, *, provider: str, upstream_model: str = "") -> int:
+        """Return how much of a context window the prompt takes, for routing's fit check: the
+        bound's text, tool definitions and schemas, and TOKENS_PER_IMAGE per image.
+
+        The bound's media terms are billing bounds, not sizes: a file part is bounded by the
+        context window itself and audio by the lowest bitrate a clip may have, so testing them
+        against a window would refuse requests that fit. Never raises `UnboundedInput`.
+        """
+        images = sum(1 for _, parts in self._pieces() for _, part in parts
+                     if part.get("type") in ("image_url", "image"))
+        return (self._text_tokens(provider) + TOKENS_PER_IMAGE * images
+                + self._definition_tokens(provider, upstream_model))
+
+    def tokenizer_count(self, text: str) -> int | None:
+        """Return `tokenizer_count(text)`, counted once for this request."""
+        return self._count(text)[0]
+
+    def _count(self, text: str) -> tuple[int | None, int]:
+        counted = self._counted.get(text)
+        if counted is None:
+            counted = self._counted[text] = (tokenizer_count(text), _utf8_size(text))
+        return counted
+
+    def _counter(self, provider: str) -> TextCounter:
+        margin = _margin(provider)
+        return lambda text: _with_margin(*self._count(text), margin)
+
+    def _pieces(self) -> list[tuple[list[str], list[tuple[int, dict]]]]:
+        if self._parsed is None:
+            self._parsed = [_message_pieces(m if isinstance(m, dict) else {})
+                            for m in self.messages]
+        return self._parsed
+
+    def _text_tokens(self, provider: str) -> int:
+        margin = _margin(provider)
+        if margin not in self._texts:
+            text = self._counter(provider)
+            self._texts[margin] = TOKENS_PER_REPLY + sum(
+                TOKENS_PER_MESSAGE + sum(text(piece) + TOKENS_PER_PART for piece in texts)
+                for texts, _ in self._pieces())
+        return self._texts[margin]
+
+    def _definition_tokens(self, provider: str, upstream_model: str) -> int:
+        key = (provider, upstream_model)
+        if self._definition_texts is None:
+            self._definition_texts = _definition_texts(self.params)
+        if key not in self._definitions:
+            self._definitions[key] = _definitions(self._definition_texts, provider=provider,
+                                                  upstream_model=upstream_model,
+                                                  text=self._counter(provider))
+        return self._definitions[key]
 
 
 def estimate_request_prompt_tokens(*, messages: list[dict], params: dict, provider: str,
@@ -218,8 +310,7 @@ def estimate_request_prompt_tokens(*, messages: list[dict], params: dict, provid
     Text is counted with the tokenizer plus the provider's margin, capped by its UTF-8 bytes.
     `context_window` bounds a file part (see `routing.media.file_token_bound`). Raises
     `routing.errors.UnboundedInput` for a part that cannot be bounded (a `file_id` reference).
+    Routing asks a `PromptEstimate` instead, which counts a request once for every model.
     """
-    return _request_tokens(messages=messages, params=params, provider=provider,
-                           upstream_model=upstream_model, context_window=context_window,
-                           text=_text_bound(provider))
-
+    return PromptEstimate(messages=messages, params=params).bound(
+        provider=provider, upstream_model=upstream_model, context_window=context_window)

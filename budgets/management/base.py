@@ -5,6 +5,7 @@ from decimal import Decimal, InvalidOperation
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from budgets.models import BudgetScope
 from llmops.models import ApiKey, Team
 
 
@@ -42,3 +43,15 @@ class BudgetCommand(BaseCommand):
             return Team.objects.get(name=name)
         except Team.DoesNotExist:
             raise CommandError(f"No team {name!r}") from None
+
+    def get_target(self, *, key: str | None = None, user: str | None = None,
+                   team: str | None = None) -> tuple[str, dict]:
+        """Return the scope and target (`budget_set`'s `api_key`, `user` or `team`) that one of
+        `key`, `user` or `team` names; none of them names the global budget."""
+        if key:
+            return BudgetScope.KEY, {"api_key": self.get_key(key)}
+        if user:
+            return BudgetScope.USER, {"user": self.get_user(user)}
+        if team:
+            return BudgetScope.TEAM, {"team": self.get_team(team)}
+        return BudgetScope.GLOBAL, {}

@@ -1,7 +1,7 @@
 """Calling the provider: retries with backoff, fallbacks along the chain, cooldowns.
 
 Retries and fallbacks happen only before the first streamed byte reaches the client; after
-that, a failure ends the stream (see pipeline._relay).
+that, a failure ends the stream (see streaming.Relay).
 """
 
 import asyncio
@@ -15,6 +15,7 @@ from llmops import metrics
 from llmops.background import spawn
 from llmops.errors import UpstreamError, UpstreamTimeout
 from llmops.gateway.context import RequestContext
+from llmops.gateway.settlement import Outcome
 from llmops.providers.base import Completion, Delta, ProviderCall
 from llmops.providers.errors import ProviderError, ProviderNotConfigured, ProviderTimeout
 from llmops.providers.registry import get_adapter
@@ -82,31 +83,39 @@ def _gateway_error(exc: ProviderError, model: str) -> UpstreamError:
     return UpstreamError(message, code=exc.kind)
 
 
-async def _attempts(ctx: RequestContext, chain: list[ModelProfile], outcome, call_once):
-    """Run `call_once(profile, call)` along the chain with retries; return the first success."""
+async def _attempts(ctx: RequestContext, chain: list[ModelProfile], outcome: Outcome,
+                    call_once):
+    """Run `call_once(profile, call)` along the chain with retries; return the first success.
+    What happens goes straight into the outcome's ledger entry (models tried, reason, timing)."""
+    entry = outcome.entry
     last_error: ProviderError | None = None
     last_model = chain[0].name
     max_retries = getattr(settings, "ROUTING_MAX_RETRIES", 2)
+    # Routing looked these up moments ago, before admission: the first attempt trusts it.
+    routed = ctx.route.not_cooling if ctx.route is not None else frozenset()
     for position, profile in enumerate(chain):
         # Only a profile with somewhere to fall back to is skipped while cooling down, so the
-        # last one of the chain (the only one, usually) costs no cooldown lookup.
-        if position < len(chain) - 1 and await resilience.cooldown_active(profile):
-            outcome.reason = "cooldown"
+        # last one of the chain (the only one, usually) costs no cooldown lookup. Later ones are
+        # looked up again: failed attempts took time in which other requests may have cooled
+        # them.
+        if (position < len(chain) - 1 and not (position == 0 and profile.name in routed)
+                and await resilience.cooldown_active(profile)):
+            entry.routing_reason = "cooldown"
             continue
         try:
             call = build_call(ctx, profile)
         except ProviderError as exc:
             last_error, last_model = exc, profile.name
-            outcome.attempted.append(profile.name)
+            entry.attempted_models.append(profile.name)
             continue
         for attempt in range(max_retries + 1):
-            outcome.attempted.append(profile.name)
+            entry.attempted_models.append(profile.name)
             started = time.perf_counter()
             try:
                 result = await call_once(profile, call)
             except ProviderError as exc:
                 last_error, last_model = exc, profile.name
-                outcome.error_kind = exc.kind
+                entry.error_kind = exc.kind
                 metrics.observe_upstream_error(model=profile.name, kind=exc.kind)
                 await resilience.record_failure(profile, kind=exc.kind,
                                                 retry_after=exc.retry_after)
@@ -114,12 +123,12 @@ async def _attempts(ctx: RequestContext, chain: list[ModelProfile], outcome, cal
                     await asyncio.sleep(resilience.backoff_delay(attempt + 1, exc.retry_after))
                     continue
                 break
-            outcome.upstream_ms = int((time.perf_counter() - started) * 1000)
+            entry.upstream_latency_ms = int((time.perf_counter() - started) * 1000)
             ctx.timings["upstream"] = time.perf_counter() - started
             outcome.profile = profile
-            outcome.error_kind = ""
+            entry.error_kind = ""
             if position > 0:
-                outcome.reason = "fallback"
+                entry.routing_reason = "fallback"
                 metrics.observe_fallback(from_model=chain[0].name, to_model=profile.name)
             return result
         if last_error is not None and not last_error.fallback:
@@ -127,12 +136,12 @@ async def _attempts(ctx: RequestContext, chain: list[ModelProfile], outcome, cal
     outcome.profile = chain[0] if outcome.profile is None else outcome.profile
     if last_error is None:
         last_error = ProviderError("No model in the fallback chain could be called.")
-    outcome.error_kind = last_error.kind
+    entry.error_kind = last_error.kind
     raise _gateway_error(last_error, last_model) from last_error
 
 
 async def complete_with_fallbacks(ctx: RequestContext, chain: list[ModelProfile],
-                                  outcome) -> Completion:
+                                  outcome: Outcome) -> Completion:
     """Return the first whole answer along the chain; raise an UpstreamError when none."""
 
     async def call_once(profile: ModelProfile, call: ProviderCall) -> Completion:
@@ -166,7 +175,7 @@ class OpenedStream:
 
 
 async def open_stream_with_fallbacks(ctx: RequestContext, chain: list[ModelProfile],
-                                     outcome) -> OpenedStream:
+                                     outcome: Outcome) -> OpenedStream:
     """Open a stream along the chain; return once its first delta arrived."""
 
     async def call_once(profile: ModelProfile, call: ProviderCall) -> OpenedStream:
@@ -178,9 +187,9 @@ async def open_stream_with_fallbacks(ctx: RequestContext, chain: list[ModelProfi
         except BaseException:
             await stream.aclose()
             raise
-        outcome.ttft_ms = ctx.elapsed_ms()
+        outcome.entry.ttft_ms = ctx.elapsed_ms()
         spawn(resilience.record_success(profile, latency_ms=ctx.elapsed_ms(),
-                                        ttft_ms=outcome.ttft_ms))
+                                        ttft_ms=outcome.entry.ttft_ms))
         return OpenedStream(first=first, rest=stream)
 
     return await _attempts(ctx, chain, outcome, call_once)

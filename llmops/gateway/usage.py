@@ -1,10 +1,11 @@
 """The usage a request is billed at: the provider's report when it can be trusted, else our count.
 
 A provider's numbers go straight into the ledger, so they are checked first. Missing, negative,
-non-integer or absurd counts (above anything the request could have produced) are replaced by
-the gateway's own count, which is an upper bound: the prompt bound the reservation was made
-from, and the answer's text counted as the provider's tokenizer would at most. Every
-replacement is logged and counted (`llm_provider_usage_rejected_total`).
+non-integer, absurd counts (above anything the request could have produced) and under-reported
+ones (below what the text alone must cost) are replaced by the gateway's own count, which is an
+upper bound: the prompt bound the reservation was made from, and the answer's text counted as
+the provider's tokenizer would at most. Every replacement is logged and counted
+(`llm_provider_usage_rejected_total`).
 """
 
 import logging
@@ -13,13 +14,18 @@ from llmops import metrics
 from llmops.gateway.context import RequestContext
 from llmops.providers.base import Usage
 from routing.models import ModelProfile
-from routing.tokens import estimate_text_tokens
+from routing.tokens import estimate_text_tokens, message_text, tokenizer_count
 
 logger = logging.getLogger("llmops.gateway")
 
 # A reported count beyond this many times the most the request could bill (the larger of our
 # upper bound and the model's window or output limit) is not a count but a lie or a bug.
 ABSURD_FACTOR = 2
+# A reported count below this share of the text's cl100k count is under-reported. Tokenizers
+# differ (o200k and Gemini's count 10-40% fewer tokens than cl100k on some text, Anthropic's
+# more), never by 75%; and the text's count leaves out framing, tools and images, so the floor
+# is lower still than anything an honest provider reports.
+UNDER_REPORT_FACTOR = 0.25
 
 
 def local_usage(ctx: RequestContext, profile: ModelProfile, completion_text: str) -> Usage:
@@ -47,21 +53,47 @@ def usage_problem(reported: Usage | None, *, prompt_ceiling: int,
     return None
 
 
+def under_reported(ctx: RequestContext, reported: Usage, *, prompt_bound: int,
+                   completion_text: str) -> bool:
+    """Return whether `reported` is below what the request's text alone must cost.
+
+    The text is tokenized only when a cheap check against the bound already looks low, so an
+    honest report (most of them) costs no tokenizer pass over the prompt.
+    """
+    if reported.prompt_tokens < UNDER_REPORT_FACTOR * prompt_bound:
+        # Routing already tokenized the prompt's texts: count through its memo.
+        estimate = getattr(ctx.route, "prompt_estimate", None)
+        count = tokenizer_count if estimate is None else estimate.tokenizer_count
+        text = sum(count(message_text(m)) or 0 for m in ctx.messages)
+        if reported.prompt_tokens < UNDER_REPORT_FACTOR * text:
+            return True
+    if completion_text:
+        text = tokenizer_count(completion_text) or 0
+        if reported.completion_tokens < UNDER_REPORT_FACTOR * text:
+            return True
+    return False
+
+
 def billed_usage(ctx: RequestContext, profile: ModelProfile, reported: Usage | None,
                  completion_text: str) -> Usage:
     """Return the usage to charge for a call to `profile`: `reported` when it passes the
     checks, else the gateway's own count (logged and counted)."""
     from llmops.gateway.upstream import output_limit
 
-    local = local_usage(ctx, profile, completion_text)
+    prompt_bound = ctx.prompt_bounds.get(profile.name, ctx.estimated_prompt_tokens)
+    # The answer's UTF-8 bytes bound its tokens in any byte-level tokenizer: no pass needed.
+    answer_bound = len(completion_text.encode("utf-8", "surrogatepass"))
     problem = usage_problem(
         reported,
-        prompt_ceiling=ABSURD_FACTOR * max(local.prompt_tokens, profile.context_window or 0),
-        completion_ceiling=ABSURD_FACTOR * max(local.completion_tokens,
-                                               output_limit(ctx, profile)),
+        prompt_ceiling=ABSURD_FACTOR * max(prompt_bound, profile.context_window or 0),
+        completion_ceiling=ABSURD_FACTOR * max(answer_bound, output_limit(ctx, profile)),
     )
+    if problem is None and under_reported(ctx, reported, prompt_bound=prompt_bound,
+                                          completion_text=completion_text):
+        problem = "under_reported"
     if problem is None:
         return reported
+    local = local_usage(ctx, profile, completion_text)
     if problem != "missing":
         logger.warning("provider usage rejected; billing the gateway's own count", extra={
             "request_id": ctx.request_id, "model": profile.name, "reason": problem,

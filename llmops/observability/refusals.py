@@ -1,6 +1,6 @@
 """Refused requests: one JSON line on logger "llmops.refusal" and llm_requests_refused_total each.
 
-Budget refusals (402) are reported by admission (budgets/services.py), which also counts them on
+Budget refusals (402) are reported by admission (budgets.services), which also counts them on
 the refusing budget counter. Rate-limit refusals (429) are reported by the per-key throttle
 (llmops/api/throttling.py) and tallied per key and UTC day in `RateLimitRefusal`: in memory
 first, written at most every RATE_LIMIT_REFUSALS_FLUSH_SECONDS per process, because a 429 exists

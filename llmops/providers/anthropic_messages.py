@@ -9,15 +9,16 @@ import json
 from typing import Any
 
 from llmops.providers import errors
-from llmops.providers.base import Completion, Delta, ProviderAdapter, ProviderCall, Usage
-from llmops.providers.sse import (
-    HTTPAdapterMixin,
-    HTTPRequest,
-    SSEEvent,
-    StreamDecoder,
+from llmops.providers.base import (
+    Completion,
+    Delta,
+    ProviderAdapter,
+    ProviderCall,
+    Usage,
     check_options,
-    load_json,
 )
+from llmops.providers.http import HTTPAdapterMixin, HTTPRequest
+from llmops.providers.sse import SSEEvent, StreamDecoder, load_json
 
 ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens; OpenAI clients often omit it
@@ -325,10 +326,7 @@ def completion_from_anthropic(payload: dict) -> Completion:
 class AnthropicMessagesAdapter(HTTPAdapterMixin, ProviderAdapter):
     """Anthropic Messages API (`POST {base_url}/messages`)."""
 
-    key_setting = "ANTHROPIC_API_KEY"
-    default_base_url = "https://api.anthropic.com/v1"
-    needs_key = True
-    provider_label = "anthropic"
+    provider = "anthropic"
 
     def build_request(self, call: ProviderCall, *, stream: bool) -> HTTPRequest:
         options = check_options(call.options, OPTIONS)
@@ -336,7 +334,8 @@ class AnthropicMessagesAdapter(HTTPAdapterMixin, ProviderAdapter):
         # (a proxy) the key is the profile's to give, and the server decides without one.
         api_key = call.api_key or ("" if call.base_url else self.api_key_for())
         if not api_key and not call.base_url:
-            raise errors.ProviderNotConfigured(f"anthropic has no API key ({self.key_setting})")
+            raise errors.ProviderNotConfigured(
+                f"anthropic has no API key ({self.spec.key_setting})")
         system, messages = translate_messages(call.messages)
         params, extra_system = translate_params(
             call.params,
@@ -356,7 +355,7 @@ class AnthropicMessagesAdapter(HTTPAdapterMixin, ProviderAdapter):
         }
         if api_key:
             headers["x-api-key"] = api_key
-        base_url = (call.base_url or self.default_base_url).rstrip("/")
+        base_url = (call.base_url or self.spec.base_url).rstrip("/")
         return HTTPRequest(url=f"{base_url}/messages", headers=headers, body=body, secret=api_key)
 
     def stream_decoder(self, call: ProviderCall) -> StreamDecoder:

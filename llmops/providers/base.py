@@ -4,11 +4,15 @@ Messages and parameters arrive in OpenAI Chat Completions shape; each adapter tr
 from its own wire format and normalizes usage into `Usage`.
 """
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from django.conf import settings
+
+from llmops.providers.errors import ProviderNotConfigured
+from routing.providers import ProviderSpec, provider_spec
 
 
 @dataclass
@@ -58,23 +62,42 @@ class Completion:
     finish_reason: str = "stop"
     usage: Usage | None = None
 
+    def deltas(self) -> list[Delta]:
+        """Return this answer as the deltas a stream of it would have yielded."""
+        message = self.message
+        tool_calls = message.get("tool_calls")
+        return [Delta(role=message.get("role") or "assistant",
+                      content=message.get("content") or "",
+                      tool_calls=[{"index": i, **c} for i, c in enumerate(tool_calls)]
+                      if tool_calls else None),
+                Delta(finish_reason=self.finish_reason, usage=self.usage)]
+
 
 class ProviderAdapter(ABC):
-    """Base for adapters. Subclasses implement `stream`; `complete` may be overridden."""
+    """Base for adapters. Subclasses implement `stream`; `complete` may be overridden.
 
-    #: the provider key setting read when a profile names no `api_key_env`
-    key_setting: str = ""
-    default_base_url: str = ""
-    needs_key: bool = True
-    can_stream: bool = True
+    An adapter serves one entry of the provider registry (`spec`: its key, endpoint and
+    capabilities); llmops/providers/registry.py builds it with that entry.
+    """
+
+    #: the registry entry served when the adapter is built without one (tests, scripts)
+    provider: str = ""
+
+    def __init__(self, spec: ProviderSpec | None = None) -> None:
+        self.spec = spec or provider_spec(self.provider) or ProviderSpec(
+            name=self.provider, label=self.provider,
+            adapter=f"{type(self).__module__}.{type(self).__qualname__}")
+
+    @property
+    def needs_key(self) -> bool:
+        return self.spec.needs_key
 
     def api_key_for(self, api_key_env: str = "") -> str:
-        """Return the configured key for this provider ('' when none)."""
-        import os
-
+        """Return the key to use: the profile's own variable `api_key_env` when it names one,
+        else this provider's key ('' when none)."""
         if api_key_env:
             return os.environ.get(api_key_env, "")
-        return getattr(settings, self.key_setting, "") if self.key_setting else ""
+        return provider_key(self.spec)
 
     # --- Methods that child classes must implement ---------------------------------------
     @abstractmethod
@@ -101,3 +124,25 @@ class ProviderAdapter(ABC):
         if tool_calls:
             message["tool_calls"] = tool_calls
         return Completion(message=message, finish_reason=finish_reason, usage=usage)
+
+
+def provider_key(spec: ProviderSpec) -> str:
+    """Return `spec`'s configured API key: the setting named by its `key_setting`, else the
+    environment variable of that name ('' when neither is set)."""
+    name = spec.key_setting
+    if not name:
+        return ""
+    if hasattr(settings, name):  # OPENAI_API_KEY, ...: settings win, so tests can override
+        return getattr(settings, name) or ""
+    return os.environ.get(name, "")
+
+
+def check_options(options: dict | None, allowed: frozenset[str]) -> dict:
+    """Return `options`; raise `ProviderNotConfigured` naming any option the adapter lacks."""
+    options = options or {}
+    unknown = set(options) - allowed
+    if unknown:
+        # A profile misconfiguration, not the client's fault: the next fallback model may serve.
+        raise ProviderNotConfigured(
+            f"unknown adapter option(s): {', '.join(sorted(unknown))}")
+    return options

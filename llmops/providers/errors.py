@@ -1,4 +1,16 @@
-"""Typed provider failures. The gateway maps each to a retry decision and an HTTP status."""
+"""Typed provider failures, and how an HTTP answer or transport failure maps onto them.
+
+The gateway maps each type to a retry decision and an HTTP status. The API key never appears in
+an error message: provider messages are scrubbed of it and transport errors never quote headers.
+"""
+
+import email.utils
+import json
+import time
+
+import httpx
+
+_MAX_ERROR_TEXT = 300  # provider error messages are quoted, but never at unbounded length
 
 
 class ProviderError(Exception):
@@ -76,3 +88,82 @@ class StreamInterrupted(ProviderError):
     kind = "stream_interrupted"
     retryable = False
     fallback = False
+
+
+# --- From HTTP ---------------------------------------------------------------------------------
+def parse_retry_after(headers: httpx.Headers, *, now: float | None = None) -> float | None:
+    """Return the seconds to wait from `retry-after-ms` / `Retry-After` (seconds or HTTP date)."""
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            return max(0.0, float(millis) / 1000)
+        except ValueError:
+            pass
+    value = (headers.get("retry-after") or "").strip()
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def scrub(text: str, secret: str) -> str:
+    """Return `text` without `secret` in it, shortened to a log-friendly length."""
+    if secret:
+        text = text.replace(secret, "[redacted]")
+    return text[:_MAX_ERROR_TEXT]
+
+
+def error_for_status(status: int, headers: httpx.Headers, body: bytes, *, provider: str,
+                     secret: str) -> ProviderError:
+    """Return the typed error for an HTTP error answer (message scrubbed of the key)."""
+    detail = _provider_error_text(body)
+    message = scrub(f"{provider} answered HTTP {status}: {detail}" if detail
+                    else f"{provider} answered HTTP {status}", secret)
+    if status == 429:
+        return ProviderRateLimited(message, status=status, retry_after=parse_retry_after(headers))
+    if status in (401, 403):
+        return ProviderAuthError(message, status=status)
+    if status == 408:
+        return ProviderTimeout(message, status=status)
+    if status >= 500:  # includes Anthropic's 529 "overloaded": retryable like any 5xx
+        return ProviderServerError(message, status=status,
+                                   retry_after=parse_retry_after(headers))
+    if 400 <= status < 500:  # 400, 404 (unknown model), 413, 422, ...
+        return ProviderBadRequest(message, status=status)
+    return ProviderMalformedResponse(message, status=status)
+
+
+def _provider_error_text(body: bytes) -> str:
+    """Return the human message of an OpenAI- or Anthropic-style error body ('' if none)."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return body[:_MAX_ERROR_TEXT].decode("utf-8", "replace").strip()
+    if isinstance(payload, list) and payload:  # Gemini sometimes wraps the error in a list
+        payload = payload[0]
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if isinstance(error, dict):
+        return str(error.get("message") or error.get("type") or "")
+    if isinstance(error, str):
+        return error
+    return ""
+
+
+def transport_error(exc: BaseException, label: str) -> ProviderError:
+    """Return the typed error for a transport failure (never includes request headers)."""
+    if isinstance(exc, httpx.ConnectTimeout | httpx.ConnectError):
+        return ProviderConnectionError(f"could not connect to {label}")
+    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+        return ProviderTimeout(f"{label} did not answer in time")
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
+        return ProviderConnectionError(f"{label} closed the connection")
+    return ProviderConnectionError(f"{label} request failed ({type(exc).__name__})")

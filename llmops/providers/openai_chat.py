@@ -6,18 +6,20 @@ choices when `stream_options.include_usage` is asked for) and normalizing usage 
 """
 
 import logging
-from dataclasses import dataclass
 
 from llmops.providers import errors
-from llmops.providers.base import Completion, Delta, ProviderAdapter, ProviderCall, Usage
-from llmops.providers.sse import (
-    HTTPAdapterMixin,
-    HTTPRequest,
-    SSEEvent,
-    StreamDecoder,
+from llmops.providers.base import (
+    Completion,
+    Delta,
+    ProviderAdapter,
+    ProviderCall,
+    Usage,
     check_options,
-    load_json,
+    provider_key,
 )
+from llmops.providers.http import HTTPAdapterMixin, HTTPRequest
+from llmops.providers.sse import SSEEvent, StreamDecoder, load_json
+from routing.providers import ProviderSpec, provider_spec
 
 logger = logging.getLogger(__name__)
 
@@ -39,28 +41,6 @@ OPTIONS = frozenset({
     "extra_headers",  # dict of extra request headers (e.g. OpenAI-Organization)
     "stream_usage",   # False for servers that reject stream_options (usage is then estimated)
 })
-
-
-@dataclass(frozen=True)
-class ProviderDefaults:
-    """Where a provider lives and how it is authenticated when the profile does not say."""
-
-    base_url: str
-    key_setting: str
-    needs_key: bool
-    # OpenAI's reasoning models refuse the deprecated `max_tokens`; every OpenAI chat model takes
-    # `max_completion_tokens`. Compatible servers (older vLLM, Ollama) may know only `max_tokens`.
-    max_tokens_name: str = "max_tokens"
-
-
-#: the providers this wire format serves (names are routing.models.Provider values)
-PROVIDER_DEFAULTS = {
-    "openai": ProviderDefaults("https://api.openai.com/v1", "OPENAI_API_KEY", True,
-                               max_tokens_name="max_completion_tokens"),
-    "gemini": ProviderDefaults(
-        "https://generativelanguage.googleapis.com/v1beta/openai", "GEMINI_API_KEY", True),
-    "openai_compatible": ProviderDefaults("", "", False),
-}
 
 
 def usage_from_openai(raw: object) -> Usage | None:
@@ -156,55 +136,49 @@ class OpenAIStreamDecoder(StreamDecoder):
 
 
 class OpenAIChatAdapter(HTTPAdapterMixin, ProviderAdapter):
-    """Chat Completions over HTTP. Defaults follow the call's provider, else this class's."""
+    """Chat Completions over HTTP, for every provider of this wire format. Endpoint, key and
+    `max_tokens_name` follow the call's provider in the registry, else this adapter's."""
 
-    provider_name = "openai"
-    key_setting = "OPENAI_API_KEY"
-    default_base_url = "https://api.openai.com/v1"
-    needs_key = True
-    provider_label = "openai"
+    provider = "openai"
 
-    def defaults_for(self, call: ProviderCall) -> ProviderDefaults:
-        """Return base URL and key rules for `call` (its `provider` when given, else ours)."""
-        provider = call.provider or self.provider_name
-        return PROVIDER_DEFAULTS.get(
-            provider, ProviderDefaults(self.default_base_url, self.key_setting, self.needs_key))
+    def spec_for(self, call: ProviderCall) -> ProviderSpec:
+        """Return the registry entry whose endpoint and key rules apply to `call`."""
+        return provider_spec(call.provider) or self.spec
 
-    def label_for(self, call: ProviderCall) -> str:
-        return call.provider or self.provider_name
-
-    def key_for(self, call: ProviderCall, defaults: ProviderDefaults) -> str:
+    def key_for(self, call: ProviderCall, spec: ProviderSpec) -> str:
         """Return the key to send for `call`: never one that belongs to another provider."""
         key = call.api_key
-        if key and self.key_setting and defaults.key_setting != self.key_setting and (
-                key == self._setting(self.key_setting)):
-            # The gateway resolved the key through this class's `key_setting` (OPENAI_API_KEY)
+        own = self.spec.key_setting
+        if key and own and spec.key_setting != own and key == provider_key(self.spec):
+            # The gateway resolved the key through this adapter's own entry (OPENAI_API_KEY)
             # while the call is for gemini / a self-hosted server: sending it there would leak
             # our OpenAI key. Use the call's own provider key instead ('' for self-hosted).
-            key = self._setting(defaults.key_setting)
+            key = provider_key(spec)
         if not key and not call.base_url:
             # Only the provider's public endpoint gets the provider key implicitly; a custom
             # base_url receives a key only when the profile asked for one.
-            key = self._setting(defaults.key_setting)
+            key = provider_key(spec)
         return key
 
     def build_request(self, call: ProviderCall, *, stream: bool) -> HTTPRequest:
-        defaults = self.defaults_for(call)
+        spec = self.spec_for(call)
         options = check_options(call.options, OPTIONS)
-        base_url = (call.base_url or defaults.base_url).rstrip("/")
+        base_url = (call.base_url or spec.base_url).rstrip("/")
         if not base_url:
             raise errors.ProviderNotConfigured("this OpenAI-compatible profile has no base_url")
-        api_key = self.key_for(call, defaults)
-        if defaults.needs_key and not api_key and not call.base_url:
+        api_key = self.key_for(call, spec)
+        if spec.needs_key and not api_key and not call.base_url:
             # With a custom base_url (a proxy, a private deployment) the server decides.
             raise errors.ProviderNotConfigured(
-                f"{self.label_for(call)} has no API key ({defaults.key_setting} is empty)")
+                f"{self.label_for(call)} has no API key ({spec.key_setting} is empty)")
         body = {"model": call.upstream_model, "messages": call.messages,
                 **chat_params(call.params)}
         newer, older = body.pop("max_completion_tokens", None), body.pop("max_tokens", None)
         limit = newer if newer is not None else older
         if limit is not None:
-            body[defaults.max_tokens_name] = limit
+            # OpenAI's reasoning models refuse the deprecated `max_tokens`; compatible servers
+            # (older vLLM, Ollama) may know only `max_tokens`: the registry entry says which.
+            body[spec.adapter_options.get("max_tokens_name", "max_tokens")] = limit
         if stream:
             body["stream"] = True
             if options.get("stream_usage", True):
@@ -218,12 +192,6 @@ class OpenAIChatAdapter(HTTPAdapterMixin, ProviderAdapter):
             headers["Authorization"] = f"Bearer {api_key}"
         return HTTPRequest(url=f"{base_url}/chat/completions", headers=headers, body=body,
                            secret=api_key)
-
-    @staticmethod
-    def _setting(key_setting: str) -> str:
-        from django.conf import settings
-
-        return getattr(settings, key_setting, "") if key_setting else ""
 
     def stream_decoder(self, call: ProviderCall) -> StreamDecoder:
         return OpenAIStreamDecoder()
@@ -249,20 +217,13 @@ class OpenAIChatAdapter(HTTPAdapterMixin, ProviderAdapter):
 class GeminiChatAdapter(OpenAIChatAdapter):
     """Gemini through its OpenAI-compatible endpoint."""
 
-    provider_name = "gemini"
-    key_setting = "GEMINI_API_KEY"
-    default_base_url = "https://generativelanguage.googleapis.com/v1beta/openai"
-    provider_label = "gemini"
+    provider = "gemini"
 
 
 class OpenAICompatibleChatAdapter(OpenAIChatAdapter):
     """A self-hosted OpenAI-compatible server (vLLM, Ollama, llama.cpp): base_url required."""
 
-    provider_name = "openai_compatible"
-    key_setting = ""
-    default_base_url = ""
-    needs_key = False
-    provider_label = "openai_compatible"
+    provider = "openai_compatible"
 
 
 def chat_params(params: dict) -> dict:

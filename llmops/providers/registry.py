@@ -1,20 +1,23 @@
-"""Resolve a provider name to its adapter instance (settings.LLMOPS_PROVIDER_ADAPTERS)."""
+"""Resolve a provider name to its adapter instance, from the registry (routing/providers.py)."""
 
 from functools import cache
 
-from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
 from llmops.providers.base import ProviderAdapter
+from routing.providers import provider_spec
 
 
 @cache
 def get_adapter(provider: str) -> ProviderAdapter:
-    """Return the (shared) adapter for `provider`; KeyError when none is configured."""
-    path = settings.LLMOPS_PROVIDER_ADAPTERS[provider]
-    return import_string(path)()
+    """Return the (shared) adapter for `provider`; KeyError when the registry has no such
+    provider."""
+    spec = provider_spec(provider)
+    if spec is None:
+        raise KeyError(provider)
+    return import_string(spec.adapter)(spec)
 
 
 def profile_available(profile) -> bool:
@@ -22,12 +25,10 @@ def profile_available(profile) -> bool:
     profile's own `api_key_env`, else the provider's setting) is set. Routing asks this through
     ROUTING_PROFILE_AVAILABLE."""
     adapter = get_adapter(profile.provider)
-    return not adapter.needs_key or bool(adapter.api_key_for(profile.api_key_env)) or (
-        profile.provider == "openai_compatible"
-    )
+    return not adapter.needs_key or bool(adapter.api_key_for(profile.api_key_env))
 
 
 @receiver(setting_changed)
 def _reset_adapters(*, setting: str, **kwargs) -> None:
-    if setting == "LLMOPS_PROVIDER_ADAPTERS":
+    if setting == "LLMOPS_EXTRA_PROVIDERS":
         get_adapter.cache_clear()

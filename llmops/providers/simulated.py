@@ -40,7 +40,9 @@ def simulated_answer(messages: list[dict], max_tokens: int | None, answer_tokens
 
 
 class SimulatedAdapter(ProviderAdapter):
-    needs_key = False
+    """Deterministic answers, streamed at the profile's pace; no key, no network."""
+
+    provider = "simulated"
 
     async def stream(self, call: ProviderCall) -> AsyncIterator[Delta]:
         options = call.options or {}

@@ -190,14 +190,10 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Providers ------------------------------------------------------------------------------
-# One adapter per wire format, chosen by a profile's provider (see llmops/providers/).
-LLMOPS_PROVIDER_ADAPTERS = {
-    "openai": "llmops.providers.openai_chat.OpenAIChatAdapter",
-    "gemini": "llmops.providers.openai_chat.GeminiChatAdapter",
-    "openai_compatible": "llmops.providers.openai_chat.OpenAICompatibleChatAdapter",
-    "anthropic": "llmops.providers.anthropic_messages.AnthropicMessagesAdapter",
-    "simulated": "llmops.providers.simulated.SimulatedAdapter",
-}
+# The providers are one registry (routing/providers.py, docs/providers.md): each entry names its
+# adapter, key setting, endpoint, tokenizer, catalog names and capabilities. Dotted paths to
+# further `ProviderSpec` objects (one with a built-in name replaces it):
+LLMOPS_EXTRA_PROVIDERS: list[str] = []
 OPENAI_API_KEY = env("OPENAI_API_KEY", default="")
 GEMINI_API_KEY = env("GEMINI_API_KEY", default="")
 ANTHROPIC_API_KEY = env("ANTHROPIC_API_KEY", default="")

@@ -36,8 +36,16 @@ def _reads(tree: ast.AST) -> set[str]:
     return names - {None}
 
 
+def registry_key_variables() -> set[str]:
+    """The provider keys the registry names (routing/providers.py): a key without a setting of
+    its name is read from the environment variable of that name."""
+    from routing.providers import PROVIDERS
+
+    return {spec.key_setting for spec in PROVIDERS if spec.key_setting}
+
+
 def code_variables() -> set[str]:
-    names: set[str] = set()
+    names: set[str] = registry_key_variables()
     for package in PACKAGES:
         for path in (ROOT / package).rglob("*.py"):
             if "migrations" in path.parts:

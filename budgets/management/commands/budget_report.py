@@ -3,7 +3,7 @@
 import json
 
 from budgets.management.base import BudgetCommand
-from budgets.money import format_usd
+from budgets.reports import spend_table
 from budgets.selectors import spend_report
 
 
@@ -25,21 +25,5 @@ class Command(BudgetCommand):
             self.stdout.write(json.dumps({"period": opts["period"],
                                           "rows": [r.as_dict() for r in rows]}, indent=2))
             return
-        header = ("SCOPE", "NAME", "REQUESTS", "SPENT", "SAVED", "HITS", "LIMIT", "USED",
-                  "REFUSED", "REFUSED AMOUNT")
-        table = [header]
-        for r in rows:
-            table.append((
-                r.scope, r.name, str(r.requests), format_usd(r.spent, decimals=6),
-                format_usd(r.saved, decimals=6), str(r.cache_hits),
-                "-" if r.limit is None else format_usd(r.limit),
-                "-" if r.utilization is None else f"{r.utilization:.1%}",
-                str(r.refused), f"{r.refused_amount:.6f}",
-            ))
-        widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-        for row in table:
-            cells = [c.ljust(w) if i < 2 else c.rjust(w)
-                     for i, (c, w) in enumerate(zip(row, widths, strict=True))]
-            self.stdout.write("  ".join(cells).rstrip())
-        if len(table) == 1:
-            self.stdout.write(f"(no spend and no budgets this {opts['period']})")
+        for line in spend_table(rows, period=opts["period"]):
+            self.stdout.write(line)

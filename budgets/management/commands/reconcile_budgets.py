@@ -24,10 +24,8 @@ class Command(BudgetCommand):
             self.stdout.write(json.dumps({"fixed": not opts["dry_run"],
                                           "drifts": [d.as_dict() for d in drifts]}, indent=2))
             return
-        for d in drifts:
-            self.stdout.write(
-                f"{d.budget} {d.period} {d.period_start:%Y-%m-%d}: spent {d.stored_spent} → "
-                f"{d.ledger_spent}, reserved {d.stored_reserved} → {d.held_reserved}")
+        for drift in drifts:
+            self.stdout.write(str(drift))
         verb = "found" if opts["dry_run"] else "fixed"
         style = self.style.WARNING if drifts else self.style.SUCCESS
         self.stdout.write(style(f"{len(drifts)} drifting counter(s) {verb}."))

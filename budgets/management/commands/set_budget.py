@@ -4,9 +4,8 @@ import json
 from decimal import Decimal
 
 from budgets.management.base import BudgetCommand, usd
-from budgets.models import BudgetAction, BudgetScope
-from budgets.money import format_usd
-from budgets.selectors import usd_str
+from budgets.models import BudgetAction
+from budgets.reports import budget_as_dict, budget_line
 from budgets.services import KEEP, budget_set
 
 
@@ -49,33 +48,14 @@ class Command(BudgetCommand):
         parser.add_argument("--json", action="store_true", help="Print the budget as JSON.")
 
     def handle(self, *args, **opts):
-        target = {}
-        if opts["key"]:
-            scope, target["api_key"] = BudgetScope.KEY, self.get_key(opts["key"])
-        elif opts["user"]:
-            scope, target["user"] = BudgetScope.USER, self.get_user(opts["user"])
-        elif opts["team"]:
-            scope, target["team"] = BudgetScope.TEAM, self.get_team(opts["team"])
-        else:
-            scope = BudgetScope.GLOBAL
+        scope, target = self.get_target(key=opts["key"], user=opts["user"], team=opts["team"])
         budget = budget_set(
             scope=scope, **target, daily_limit=opts["daily"], monthly_limit=opts["monthly"],
             total_limit=opts["total"], alert_threshold=opts["alert_threshold"],
             action=opts["action"], notify_webhook_url=opts["webhook"], notify_email=opts["email"],
             is_active=opts["is_active"],
         )
-        data = {
-            "id": budget.pk, "scope": budget.scope, "target": budget.target_label,
-            "daily": usd_str(budget.daily_limit), "monthly": usd_str(budget.monthly_limit),
-            "total": usd_str(budget.total_limit), "alert_threshold": str(budget.alert_threshold),
-            "action": budget.action, "webhook": budget.notify_webhook_url,
-            "email": budget.notify_email, "active": budget.is_active,
-        }
         if opts["json"]:
-            self.stdout.write(json.dumps(data, indent=2))
+            self.stdout.write(json.dumps(budget_as_dict(budget), indent=2))
             return
-        limits = ", ".join(f"{p} {format_usd(Decimal(data[p]))}"
-                           for p in ("daily", "monthly", "total") if data[p])
-        self.stdout.write(self.style.SUCCESS(
-            f"{budget}: {limits or 'no limits'}; alert at {budget.alert_threshold:.0%}; "
-            f"{budget.get_action_display().lower()}{'' if budget.is_active else ' (disabled)'}"))
+        self.stdout.write(self.style.SUCCESS(budget_line(budget)))

@@ -74,7 +74,8 @@ def test_staff_see_live_numbers_and_rendered_charts(gateway_traffic, live_gatewa
 
     assert browser.find_element(By.ID, "kpi-requests").text == str(UsageRecord.objects.count())
     cost = sum(float(r.cost) for r in UsageRecord.objects.all())
-    assert float(browser.find_element(By.ID, "kpi-cost").text) == pytest.approx(cost, abs=1e-6)
+    spend = browser.find_element(By.ID, "kpi-cost").text  # "$0.000120": dollars, 6 decimals
+    assert float(spend.lstrip("$").replace(",", "")) == pytest.approx(cost, abs=1e-6)
     assert browser.find_element(By.ID, "kpi-hit-rate").text.endswith("%")
 
     charts = browser.execute_script(_CHART_STATE)

@@ -162,6 +162,7 @@ def test_a_client_that_leaves_during_admission_leaks_no_reservation(
     ({"prompt_tokens": -50, "completion_tokens": 8, "total_tokens": -42}, "negative"),
     ({"prompt_tokens": 10**12, "completion_tokens": 8, "total_tokens": 10**12}, "absurd"),
     ({"prompt_tokens": 12.5, "completion_tokens": 8, "total_tokens": 20.5}, "non_integer"),
+    ({"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}, "under_reported"),
 ])
 def test_hostile_usage_is_billed_at_the_gateway_count(live_gateway, api_key, fake_profile,
                                                       fake_provider, usage, reason):
@@ -180,10 +181,29 @@ def test_hostile_usage_is_billed_at_the_gateway_count(live_gateway, api_key, fak
     record = UsageRecord.objects.get(request_id=request_id)
     assert record.status == "ok"
     # The gateway's own count: the prompt's upper bound, the answer's text at most.
-    assert record.prompt_tokens == record.estimated_prompt_tokens > 0
+    assert record.prompt_tokens == record.estimated_prompt_tokens > 1
     assert 4 <= record.completion_tokens <= 8 and record.cost > 0
     assert response.json()["usage"]["prompt_tokens"] == record.prompt_tokens
     assert not BudgetReservation.objects.exists()
     after = metric_value(scrape_metrics(), "llm_provider_usage_rejected_total",
                          model="m-liar", reason=reason)
     assert after == before + 1
+
+
+def test_an_honest_report_is_billed_as_reported(live_gateway, api_key, fake_profile,
+                                                fake_provider):
+    """Tokenizers differ: a report well below our upper bound but above what the text alone
+    must cost is the provider's to make, and is billed as reported."""
+    fake_profile("m-honest")
+    prompt = _body("m-honest")
+    body = {"id": "chatcmpl-honest", "object": "chat.completion", "created": 1, "model": "x",
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": "one two three four"}}],
+            "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}}
+    fake_provider.enqueue(Behavior(replay=json.dumps(body)))
+    request_id = uuid.uuid4().hex
+    response = httpx.post(f"{live_gateway.api_base}/chat/completions", json=prompt,
+                          headers=_headers(api_key, request_id), timeout=30)
+    assert response.status_code == 200, response.text
+    record = UsageRecord.objects.get(request_id=request_id)
+    assert (record.prompt_tokens, record.completion_tokens) == (9, 3)

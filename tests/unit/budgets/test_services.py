@@ -1,4 +1,4 @@
-"""Admission, settlement, defaults, alerts, roll-over and the sweep (budgets/services.py)."""
+"""Admission, settlement, defaults, alerts, roll-over and the sweep (budgets/services/)."""
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal

@@ -341,3 +341,22 @@ async def test_each_prompt_format_gets_its_members_as_configured(defaults, monke
     predictor = await routing_predictor(wait=True)
     model = predictor.learned[("tier", "efficient")]
     assert model.format_sizes == ({CHOICES: 20, OPEN: 20} if formats else {})
+
+
+async def test_tools_count_toward_the_context_window():
+    await ModelProfile.objects.acreate(
+        name="small-window", provider="openai_compatible", upstream_model="small",
+        base_url="http://127.0.0.1:9/v1", input_price_per_token="0.000001",
+        output_price_per_token="0.000002", context_window=2000, max_output_tokens=500,
+        supports_tools=True)
+    invalidate_snapshot()
+    tools = [{"type": "function", "function": {
+        "name": f"tool_{i}", "description": "Look something up in the catalogue " * 4,
+        "parameters": {"type": "object", "properties": {"query": {"type": "string"}}}}}
+        for i in range(40)]
+    decision = await router.route(ctx_for("small-window", params={"tools": tools[:2]}))
+    assert decision.profile.name == "small-window"
+    assert decision.prompt_bounds["small-window"] > 100  # the two definitions are counted
+    with pytest.raises(InvalidRequest) as caught:
+        await router.route(ctx_for("small-window", params={"tools": tools}))
+    assert caught.value.code == "context_length_exceeded"

@@ -1,12 +1,17 @@
 """Token estimates: never below a real tokenizer's count, never above the byte bound."""
 
+import json
+
 import pytest
 
+from routing.errors import UnboundedInput
 from routing.tokens import (
     TOKENS_PER_IMAGE,
     TOKENS_PER_MESSAGE,
     TOKENS_PER_REPLY,
+    PromptEstimate,
     estimate_prompt_tokens,
+    estimate_request_prompt_tokens,
     tokenizer_count,
 )
 
@@ -58,3 +63,41 @@ def test_tool_calls_count():
         {"id": "c1", "type": "function",
          "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]}])
     assert calls > plain + 10
+
+
+TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {
+    "type": "object", "properties": {"city": {"type": "string"}}}}}
+
+
+def test_one_estimate_tokenizes_each_text_once(monkeypatch):
+    from routing import tokens
+
+    messages = [{"role": "user", "content": "Weather in Paris?"}]
+    models = (("openai", "gpt-4o"), ("anthropic", "claude-haiku-4-5"),
+              ("gemini", "gemini-2.5-flash"), ("openai_compatible", "m"))
+    expected = [estimate_request_prompt_tokens(messages=messages, params={"tools": [TOOL]},
+                                               provider=p, upstream_model=m) for p, m in models]
+    counted = []
+    real = tokens.tokenizer_count
+    monkeypatch.setattr(tokens, "tokenizer_count", lambda text: counted.append(text) or real(text))
+    estimate = PromptEstimate(messages=messages, params={"tools": [TOOL]})
+    for provider, model in models:
+        estimate.context_tokens(provider=provider, upstream_model=model)
+    assert [estimate.bound(provider=p, upstream_model=m) for p, m in models] == expected
+    assert sorted(counted) == sorted(["user", "Weather in Paris?", json.dumps(TOOL)])
+
+
+def test_context_tokens_count_definitions_but_not_billing_bounds_of_media():
+    messages = [{"role": "user", "content": [
+        {"type": "text", "text": "Read this"},
+        {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
+        {"type": "file", "file": {"file_id": "file-abc"}}]}]
+    bare = PromptEstimate(messages=messages, params={})
+    tooled = PromptEstimate(messages=messages, params={"tools": [TOOL]})
+    fit = bare.context_tokens(provider="openai", upstream_model="gpt-4o")
+    assert tooled.context_tokens(provider="openai", upstream_model="gpt-4o") > fit
+    text_only = PromptEstimate(messages=[{"role": "user", "content": [
+        {"type": "text", "text": "Read this"}]}], params={})
+    assert fit - text_only.context_tokens(provider="openai") == TOKENS_PER_IMAGE
+    with pytest.raises(UnboundedInput):  # the reservation's bound cannot price a file_id
+        bare.bound(provider="openai", upstream_model="gpt-4o", context_window=128000)

@@ -1,0 +1,168 @@
+"""Streams: relay an upstream stream to the client and settle it exactly once however it ends,
+and replay a cached answer as a stream."""
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from decimal import Decimal
+
+from budgets.services import UsageEntry
+from llmops import metrics
+from llmops.background import spawn
+from llmops.gateway import upstream
+from llmops.gateway.admission import Prepared
+from llmops.gateway.context import RequestContext
+from llmops.gateway.responses import chunk_body, usage_body
+from llmops.gateway.settlement import DISCONNECTED, Outcome, settle
+from llmops.gateway.usage import billed_usage
+from llmops.providers.base import Completion, Usage
+from llmops.providers.errors import ProviderError
+from routing.models import ModelProfile
+
+# What happens to a whole answer once it is settled (the pipeline stores it in the cache).
+OnAnswer = Callable[[RequestContext, Completion, ModelProfile, Usage, Decimal], Awaitable[None]]
+
+
+def _sse(payload: dict | str) -> bytes:
+    data = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
+    return f"data: {data}\n\n".encode()
+
+
+async def replay_stream(ctx: RequestContext, hit, usage: Usage,
+                        entry: UsageEntry) -> AsyncIterator[bytes]:
+    """Yield a cached answer (`hit`) as the chunks of a stream."""
+    yield _sse(chunk_body(ctx, model=hit.model, delta={"role": "assistant", "content": ""}))
+    content = hit.message.get("content") or ""
+    if content:
+        yield _sse(chunk_body(ctx, model=hit.model, delta={"content": content}))
+    if hit.message.get("tool_calls"):
+        calls = [dict(c, index=i) for i, c in enumerate(hit.message["tool_calls"])]
+        yield _sse(chunk_body(ctx, model=hit.model, delta={"tool_calls": calls}))
+    yield _sse(chunk_body(ctx, model=hit.model, delta={}, finish_reason=hit.finish_reason))
+    if ctx.include_usage:
+        yield _sse(chunk_body(ctx, model=hit.model, usage=usage_body(ctx, usage, entry)))
+    yield _sse("[DONE]")
+
+
+async def close_opening(ctx: RequestContext, prepared: Prepared, outcome: Outcome,
+                        opening: asyncio.Task) -> None:
+    """The client of a stream left before its first token: close the upstream stream now (no
+    more tokens are generated for nobody) and charge the prompt the provider already took in,
+    plus whatever it had sent."""
+    opening.cancel()
+    try:
+        opened = await opening
+    except BaseException:
+        opened = None
+    text = ""
+    if opened is not None:
+        text = opened.first.content or ""
+        await opened.aclose()
+    elif outcome.profile is None and outcome.entry.attempted_models:
+        # Cut while a profile was being tried: that one holds the prompt.
+        tried = outcome.entry.attempted_models[-1]
+        outcome.profile = next((p for p in prepared.chain if p.name == tried), None)
+    outcome.fail(*DISCONNECTED)
+    if outcome.profile is not None:
+        outcome.usage = billed_usage(ctx, outcome.profile, None, text)
+    await settle(ctx, prepared.admission, outcome)
+
+
+class Relay:
+    """Relays one upstream stream to the client and settles it exactly once, however it ends;
+    a whole answer then goes to `on_answer`."""
+
+    def __init__(self, ctx: RequestContext, prepared: Prepared, outcome: Outcome,
+                 opened: upstream.OpenedStream, *, on_answer: OnAnswer):
+        self.ctx, self.prepared, self.outcome, self.opened = ctx, prepared, outcome, opened
+        self.on_answer = on_answer
+        self.started = False
+        self.settled = False
+        self.text_parts: list[str] = []
+        self.reported: Usage | None = None
+
+    def _usage(self) -> Usage:
+        return billed_usage(self.ctx, self.outcome.profile, self.reported,
+                            "".join(self.text_parts))
+
+    async def _settle(self) -> UsageEntry:
+        self.settled = True
+        return await settle(self.ctx, self.prepared.admission, self.outcome)
+
+    def settle_if_never_started(self, _task: asyncio.Task | None = None) -> None:
+        """Settle the stream if the server never started relaying it (a task done-callback)."""
+        if self.started or self.settled:
+            return
+        self.settled = True
+        spawn(self._close_unstarted())
+
+    async def _close_unstarted(self) -> None:
+        await self.opened.aclose()
+        self.text_parts.append(self.opened.first.content or "")
+        self.outcome.fail(*DISCONNECTED)
+        self.outcome.usage = self._usage()
+        await settle(self.ctx, self.prepared.admission, self.outcome)
+
+    async def events(self) -> AsyncIterator[bytes]:
+        """Yield the stream's SSE bytes as the upstream deltas arrive, then settle."""
+        if self.settled:
+            return  # settled as abandoned before the server asked for the first chunk
+        self.started = True
+        ctx, outcome = self.ctx, self.outcome
+        model = outcome.profile.name
+        tool_calls: dict[int, dict] = {}
+        finish_reason: str | None = None
+        try:
+            async for delta in self.opened.deltas():
+                if delta.usage is not None:
+                    self.reported = delta.usage
+                piece: dict = {}
+                if delta.role:
+                    piece["role"] = delta.role
+                if delta.content:
+                    piece["content"] = delta.content
+                    self.text_parts.append(delta.content)
+                if delta.tool_calls:
+                    piece["tool_calls"] = delta.tool_calls
+                    upstream.merge_tool_call_deltas(tool_calls, delta.tool_calls)
+                if delta.finish_reason:
+                    finish_reason = delta.finish_reason
+                if piece or delta.finish_reason:
+                    yield _sse(chunk_body(ctx, model=model, delta=piece,
+                                          finish_reason=delta.finish_reason))
+            outcome.usage = self._usage()
+            entry = await self._settle()
+            if ctx.include_usage:
+                yield _sse(chunk_body(ctx, model=model,
+                                      usage=usage_body(ctx, outcome.usage, entry)))
+            yield _sse("[DONE]")
+            message: dict = {"role": "assistant", "content": "".join(self.text_parts)}
+            if tool_calls:
+                message["tool_calls"] = [tool_calls[i] for i in sorted(tool_calls)]
+                message["content"] = message["content"] or None
+            await self.on_answer(ctx, Completion(message=message,
+                                                 finish_reason=finish_reason or "stop",
+                                                 usage=outcome.usage),
+                                 outcome.profile, outcome.usage, entry.cost)
+        except ProviderError as exc:
+            # The stream broke after bytes were relayed: never retried (the client has them).
+            # Charge what was relayed, tell the client in-band, and end the stream properly.
+            metrics.observe_upstream_error(model=model, kind=exc.kind)
+            outcome.fail("upstream_error", exc.kind, 502)
+            outcome.usage = self._usage()
+            await self._settle()
+            yield _sse({"error": {"message": "The model provider's stream broke mid-way.",
+                                  "type": "api_error", "code": exc.kind, "param": None}})
+            yield _sse("[DONE]")
+        finally:
+            await self.opened.aclose()
+            if not self.settled:
+                # The client went away (task cancelled / generator closed): the upstream stream
+                # is closed above, so the provider bills the prompt and what it had sent.
+                outcome.fail(*DISCONNECTED)
+                outcome.usage = self._usage()
+                task = spawn(self._settle())
+                try:
+                    await asyncio.shield(task)
+                except (asyncio.CancelledError, GeneratorExit):
+                    pass  # the settle task runs on; `spawn` keeps it alive
