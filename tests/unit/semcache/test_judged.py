@@ -2,11 +2,13 @@
 precision with its UNSURE-both-ways interval, judged recall and coverage."""
 
 import json
+from pathlib import Path
 
 import pytest
 
-from semcache.evaluation import Pair
+from semcache.evaluation import Pair, load_pairs
 from semcache.judged import (
+    KINDS,
     JudgedPair,
     Outcome,
     applicable,
@@ -17,6 +19,9 @@ from semcache.judged import (
     wilson,
 )
 
+ROOT = Path(__file__).resolve().parents[3]
+SHIPPED = ROOT / "semcache" / "data" / "judged_qqp_dev.jsonl"
+QQP = ROOT.parent / "shared" / "data" / "qqp_pairs_dev.jsonl"
 # Line N of a pairs file is PAIRS[N - 1]; queries are text_b, stored questions text_a.
 PAIRS = [
     Pair("How do I boil an egg?", "How can I boil an egg?", 1),                     # 1
@@ -118,3 +123,24 @@ def test_verdict_counts():
     counts = verdict_counts(VERDICTS)
     assert counts["verdict"] == {"SAME": 2, "DIFFERENT": 3, "UNSURE": 1}
     assert counts["verdict_kind"]["DIFFERENT/other"] == 2
+
+
+def test_shipped_verdict_file_holds_no_text():
+    rows = [json.loads(line) for line in SHIPPED.read_text().splitlines()]
+    assert len(rows) >= 600
+    assert all(set(row) == {"query_line", "candidate_line", "candidate_side", "hash", "verdict",
+                            "kind", "reason"} for row in rows)
+    assert {row["kind"] for row in rows} <= set(KINDS)
+    assert all(row["reason"] for row in rows if row["verdict"] != "SAME")
+    assert all(len(row["reason"]) <= 100 for row in rows)
+
+
+@pytest.mark.skipif(not QQP.exists(), reason="../shared/data/qqp_pairs_dev.jsonl missing")
+def test_shipped_verdicts_match_the_dev_file_and_quote_none_of_it():
+    pairs, verdicts = load_pairs(QQP), load_verdicts(SHIPPED)
+    assert applicable(pairs, verdicts) == verdicts
+    for v in verdicts:
+        words = v.reason.lower().split()
+        spans = {" ".join(words[i:i + 4]) for i in range(len(words) - 3)}
+        texts = (pairs[v.query_line - 1].text_b + " " + pairs[v.candidate_line - 1].text_a).lower()
+        assert not any(span in texts for span in spans), (v.query_line, v.candidate_line)
