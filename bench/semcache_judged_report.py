@@ -207,7 +207,10 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     result = report(args.pairs, args.verdicts, args.seed)
-    print(json.dumps(result, indent=2)) if args.json else print_report(result)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print_report(result)
 
 
 if __name__ == "__main__":

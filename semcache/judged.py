@@ -1,13 +1,5 @@
-"""Judged evaluation: hand-read verdicts on (query, stored question) pairs, and a decision's
-precision and recall against them.
-
-A verdict file (semcache/data/judged_qqp_dev.jsonl) holds one JSON object per judged pair and no
-question text: `query_line` (the pair whose text_b is the query, 1-based), `candidate_line` and
-`candidate_side` (the pair and side holding the stored question), `hash` (`pair_hash` of the two
-texts, so a changed source file is detected), `verdict` (SAME: the stored question's answer fully
-answers the query; DIFFERENT; UNSURE), `kind` and `reason`. A decision's outcomes name, per query,
-the line whose stored question answered it (or none); `judged_report` scores them.
-"""
+"""Judged evaluation: a decision's precision and recall against hand-read verdicts on (query,
+stored question) pairs (file format and method: docs/semantic-cache.md, "Judged evaluation")."""
 
 import hashlib
 import json
@@ -33,11 +25,13 @@ class TextPair(Protocol):
 
 @dataclass(frozen=True)
 class JudgedPair:
-    query_line: int
-    candidate_line: int
+    """One line of a verdict file; it holds no question text."""
+
+    query_line: int      # the pair whose text_b is the query (1-based)
+    candidate_line: int  # the pair holding the stored question, on `candidate_side`
     candidate_side: str
-    hash: str
-    verdict: str
+    hash: str            # pair_hash(query, candidate): detects a changed pairs file
+    verdict: str         # SAME: the stored question's answer fully answers the query
     kind: str
     reason: str = ""
 
