@@ -98,6 +98,7 @@ def main() -> None:
     from bench.prompts import PromptPool
     from semcache import gateway
     from semcache.embedder import get_embedder
+    from semcache.policy import TeamPolicy
     from semcache.services import get_engine
 
     settings.SEMCACHE_REDIS_URL = os.environ.get("SEMCACHE_BENCH_REDIS_URL",
@@ -107,9 +108,9 @@ def main() -> None:
         settings.CACHE_EMBEDDER_BACKEND = args.backend
 
     async def default_policy(team_id):  # no database needed: the default team policy
-        return gateway._Policy()
+        return TeamPolicy()
 
-    gateway._policy_for = default_policy
+    gateway.team_policy = default_policy
     try:
         from semcache.decision import load_params
 

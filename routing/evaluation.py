@@ -11,6 +11,7 @@ mistakes beats it); CPT(x) is the smallest strong-call share with PGR ≥ x.
 import json
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -221,3 +222,86 @@ def bar_sweep(p_weak: np.ndarray, points: int = 101) -> list[tuple[float, None]]
     bars = np.unique(np.quantile(np.asarray(p_weak, dtype=np.float64),
                                  np.linspace(0.0, 1.0, points)))
     return [(float(q), None) for q in bars] + [(NO_BAR, None)]
+
+
+# Costs and operating points: what a routing costs per 1,000 prompts at the shares above.
+def prompt_needs(test: list[Outcome], output_tokens: int) -> list:
+    """Return each test prompt's `policy.Needs`, as the gateway builds it for one user message."""
+    from routing import policy
+    from routing.tokens import estimate_prompt_tokens
+
+    rows = []
+    for outcome in test:
+        messages = [{"role": "user", "content": outcome.prompt}]
+        openai = estimate_prompt_tokens(messages, provider="openai")
+        rows.append(policy.Needs(
+            prompt_tokens={"openai": openai, "openai_compatible": openai,
+                           "anthropic": estimate_prompt_tokens(messages, provider="anthropic")},
+            max_output_tokens=output_tokens))
+    return rows
+
+
+def call_costs(test: list[Outcome], weak_profile, strong_profile,
+               output_tokens: int) -> np.ndarray:
+    """Return (n, 2) USD per call of each test prompt on the weak and the strong profile."""
+    from routing.pricing import max_cost
+    from routing.tokens import estimate_prompt_tokens
+
+    rows = []
+    for outcome in test:
+        messages = [{"role": "user", "content": outcome.prompt}]
+        rows.append([float(max_cost(p, prompt_tokens=estimate_prompt_tokens(
+            messages, provider=p.provider), max_output_tokens=output_tokens))
+            for p in (weak_profile, strong_profile)])
+    return np.array(rows)
+
+
+def costs_at(routed: Curve, scores: np.ndarray, costs: np.ndarray) -> dict:
+    """Return cost per 1,000 prompts at CPT(50%), CPT(80%), all-weak and all-strong, from the
+    per-call costs of `call_costs`."""
+    order = np.argsort(-scores, kind="stable")
+    n = len(scores)
+
+    def at(share: float) -> float:
+        strong_count = int(round(share * n))
+        strong_rows = order[:strong_count]
+        total = costs[:, 0].sum() - costs[strong_rows, 0].sum() + costs[strong_rows, 1].sum()
+        return float(Decimal(total * 1000 / n).quantize(Decimal("0.0001")))
+
+    return {"cost_per_1k_cpt50": at(routed.cpt50), "cost_per_1k_cpt80": at(routed.cpt80),
+            "cost_per_1k_all_weak": at(0.0), "cost_per_1k_all_strong": at(1.0)}
+
+
+def operating_point(sends: np.ndarray, weak: np.ndarray, strong: np.ndarray,
+                    costs: np.ndarray) -> dict:
+    """Return strong share, accuracy, PGR and cost per 1,000 prompts of one routing."""
+    weak = weak.astype(np.float64)
+    strong = strong.astype(np.float64)
+    accuracy = float(np.where(sends, strong, weak).mean())
+    gap = strong.mean() - weak.mean()
+    return {"strong_share": float(sends.mean()), "accuracy": accuracy,
+            "pgr": float((accuracy - weak.mean()) / gap) if gap else 1.0,
+            "cost_per_1k": float(np.where(sends, costs[:, 1], costs[:, 0]).mean() * 1000)}
+
+
+def mean_point(points: list[dict]) -> dict:
+    """Return the mean of operating points over splits (4 decimals)."""
+    return {key: round(float(np.mean([p[key] for p in points])), 4) for key in points[0]}
+
+
+def curve_metrics(routed: Curve) -> dict:
+    """Return a curve's APGR, CPT(50%) and CPT(80%) (4 decimals)."""
+    return {"apgr": round(routed.apgr, 4), "cpt50": round(routed.cpt50, 4),
+            "cpt80": round(routed.cpt80, 4)}
+
+
+def summarize(curves: list[Curve], costs: list[dict]) -> dict:
+    """Return mean metrics and costs over splits (4 decimals)."""
+    row = {"apgr": float(np.mean([c.apgr for c in curves])),
+           "apgr_capped": float(np.mean([np.trapezoid(np.minimum(c.pgr, 1.0), c.shares)
+                                         for c in curves])),
+           "cpt50": float(np.mean([c.cpt50 for c in curves])),
+           "cpt80": float(np.mean([c.cpt80 for c in curves]))}
+    for key in costs[0]:
+        row[key] = float(np.mean([c[key] for c in costs]))
+    return {k: round(v, 4) for k, v in row.items()}

@@ -8,6 +8,7 @@ from django.db.models import Count, Max, Q
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
+from llmops.background import spawn
 from llmops.db import run_db
 from routing.models import ModelProfile, RouterAlias, RoutingExample
 from routing.predictor import MODEL, TIER, KnnPredictor, RoutingPredictor
@@ -178,7 +179,9 @@ async def routing_predictor(*, wait: bool = False) -> RoutingPredictor:
     due = _predictor is None or (
         time.monotonic() - _predictor[0] > EXAMPLES_REFRESH_SECONDS)
     if due and (_refresh_task is None or _refresh_task.done()):
-        _refresh_task = asyncio.ensure_future(_refresh())
+        # Held by the background group too: `invalidate_predictor` may drop this reference
+        # while the refit runs.
+        _refresh_task = spawn(_refresh())
     if wait and _refresh_task is not None and not _refresh_task.done():
         await asyncio.shield(_refresh_task)
     return _predictor[2] if _predictor is not None else _EMPTY

@@ -196,3 +196,62 @@ def evaluate(pairs: list[Pair], *, embed: Callable[[list[str]], np.ndarray], thr
                        for t in thresholds],
     })
     return result
+
+
+def cache_evaluate(pairs: list[Pair], *, threshold: float, cache_dir: Path | None,
+                   progress_file=None) -> dict:
+    """Run `evaluate` on `pairs` with the gateway's embedder (embeddings cached in `cache_dir`,
+    per model and precision); with `progress_file`, show progress bars on it."""
+    from tqdm import tqdm
+
+    from semcache.embedder import get_embedder, model_path, precision_tag
+
+    quiet = progress_file is None
+    embedder = get_embedder()
+
+    def with_bar(texts: list[str]) -> np.ndarray:
+        out = []
+        with tqdm(total=len(texts), unit="text", desc="embedding", disable=quiet,
+                  file=progress_file) as bar:
+            for start in range(0, len(texts), 1024):
+                out.append(embedder.embed_sync(texts[start:start + 1024]))
+                bar.update(len(out[-1]))
+        return np.concatenate(out) if out else np.zeros((0, 384), np.float32)
+
+    def embed(texts: list[str]) -> np.ndarray:
+        # The cache is per model and precision: int8 vectors are not fp32 ones.
+        return cached_embed(with_bar, texts, cache_dir, tag=precision_tag(str(model_path())))
+
+    bar = tqdm(total=len(pairs), unit="query", desc="querying", disable=quiet,
+               file=progress_file)
+    last = [0]
+
+    def progress(i: int) -> None:
+        bar.update(i - last[0])
+        last[0] = i
+
+    result = evaluate(pairs, embed=embed, threshold=threshold, progress=progress)
+    bar.update(len(pairs) - last[0])
+    bar.close()
+    return result
+
+
+def report_lines(result: dict) -> list[str]:
+    """Return an `evaluate` result as text lines: the decision, its timing, plain thresholds."""
+    lines = [
+        f"{result['queries']} queries ({result['duplicate_queries']} duplicates), "
+        f"{result['stored_entries']} entries stored ({result['index_mode']} index)",
+        f"decision (cosine >= {result['threshold']} after the hard guards): hit rate "
+        f"{result['hit_rate']:.3f}  precision {result['precision']:.3f}  "
+        f"false hits/1k {result['false_hits_per_1k']:.1f}",
+        f"search + decision per lookup: p50 {result['lookup_ms_p50']:.2f} ms, p99 "
+        f"{result['lookup_ms_p99']:.2f} ms; {result['gray_zone_lookups']} lookups with a "
+        f"candidate at or above the threshold: p50 {result['gray_zone_ms_p50']:.2f} ms, p99 "
+        f"{result['gray_zone_ms_p99']:.2f} ms",
+        "plain cosine thresholds:",
+        "  threshold  hit_rate  precision  false_hits/1k",
+    ]
+    for row in result["thresholds"]:
+        lines.append(f"  {row['threshold']:.2f}       {row['hit_rate']:.3f}     "
+                     f"{row['precision']:.3f}      {row['false_hits_per_1k']:.1f}")
+    return lines

@@ -1,5 +1,9 @@
 """The seam the gateway pipeline calls: lookup, served-hit count, store, feedback, warm-up.
 
+The cache's rules live here and only here: whether a request is looked up (the switch
+ENABLE_SEMANTIC_CACHE, the client's no-cache, the team's policy) and whether its answer is stored
+(`answer_cacheable`: the client's no-store, complete answers only); the pipeline calls and obeys.
+
 Nothing here raises into the pipeline: a cache that fails is a cache that is bypassed
 (docs/architecture.md, invariant 5). Redis work runs on worker threads, the embedding on the
 embedder's batching thread, so the event loop only awaits. After a Redis failure a circuit breaker
@@ -9,7 +13,6 @@ timeout each.
 
 import asyncio
 import logging
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -19,17 +22,30 @@ from typing import Any, Protocol
 import numpy as np
 from django.conf import settings
 
+from llmops.background import Background
 from semcache.embedder import get_embedder
 from semcache.namespaces import Scope, build_scope
+from semcache.policy import TeamPolicy, breaker, clear_policy_cache, team_policy
 from semcache.services import Found, get_engine
 from semcache.store import StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
-# Process-wide outcome counters (cache_status -> count); metrics read these.
+__all__ = [
+    "CACHEABLE_FINISH", "COUNTERS", "CacheHit", "CacheRequest", "answer_cacheable", "breaker",
+    "cache_enabled", "cache_feedback", "cache_hit_served", "cache_lookup", "cache_store",
+    "cache_store_behind", "clear_policy_cache", "embed_with_layers", "wait_for_pending_writes",
+    "warm_up",
+]
+
+# This process's tally of outcomes (cache_status, and "store_error"), for tests and benchmarks.
 COUNTERS: Counter = Counter()
-POLICY_TTL_SECONDS = 30.0
-_UNCACHEABLE_FINISH = {"length", "content_filter", "error"}
+# The finish reasons of a complete answer: only those are stored. Anything else (length,
+# content_filter, error, or a reason an OpenAI-compatible server passes through as it is, such as
+# vLLM's "abort") may be a cut or refused answer, which a hit would then serve to everyone.
+CACHEABLE_FINISH = ("stop", "tool_calls")
+# Write-behind stores and hit counts: off the request path, awaited by `wait_for_pending_writes`.
+_writes = Background()
 
 
 class _Caller(Protocol):
@@ -74,33 +90,6 @@ class CacheHit:
     found: Found | None = field(default=None, repr=False)  # counted once served
 
 
-@dataclass(frozen=True)
-class _Policy:
-    enabled: bool = True
-    threshold: float | None = None
-    ttl_hours: float | None = None
-    shared: bool = False
-
-
-class _Breaker:
-    """Skip the store for a while after it failed."""
-
-    def __init__(self):
-        self.open_until = 0.0
-        self._lock = threading.Lock()
-
-    def is_open(self) -> bool:
-        return time.monotonic() < self.open_until
-
-    def trip(self) -> None:
-        with self._lock:
-            self.open_until = time.monotonic() + settings.SEMCACHE_REDIS_RETRY_SECONDS
-
-    def reset(self) -> None:
-        self.open_until = 0.0
-
-
-breaker = _Breaker()
 # Cache lookups in progress in this process: how busy it is, for the embedder's batching
 # (`Embedder._fill`). Only event loops change it.
 _in_progress = 0
@@ -110,43 +99,7 @@ def _lookups_in_progress() -> int:
     return _in_progress
 
 
-_policies: dict[int, tuple[_Policy, float]] = {}
-_pending: set[asyncio.Task] = set()
-
-
-def _load_policy(team_id: int) -> _Policy:
-    from semcache.models import TeamCachePolicy
-
-    row = TeamCachePolicy.objects.filter(team_id=team_id).first()
-    if row is None:
-        return _Policy()
-    return _Policy(enabled=row.enabled, threshold=row.similarity_threshold,
-                   ttl_hours=row.ttl_hours, shared=row.share_across_teams)
-
-
-async def _policy_for(team_id: int | None) -> _Policy:
-    if team_id is None:
-        return _Policy()
-    cached = _policies.get(team_id)
-    if cached and time.monotonic() - cached[1] < POLICY_TTL_SECONDS:
-        return cached[0]
-    try:
-        from llmops.db import run_db
-
-        policy = await run_db(_load_policy, team_id)
-    except Exception:  # noqa: BLE001 - the database is someone else's failure to report
-        logger.warning("semcache: team policy unavailable, using defaults", exc_info=True)
-        policy = cached[0] if cached else _Policy()
-    _policies[team_id] = (policy, time.monotonic())
-    return policy
-
-
-def clear_policy_cache() -> None:
-    """Forget cached team policies (tests, admin changes take effect at once)."""
-    _policies.clear()
-
-
-def _scope(ctx: CacheRequest, policy: _Policy) -> Scope:
+def _scope(ctx: CacheRequest, policy: TeamPolicy) -> Scope:
     return build_scope(
         team_id=ctx.principal.team_id, messages=ctx.messages,
         requested_model=ctx.requested_model, answer_params=ctx.answer_params(),
@@ -211,19 +164,30 @@ async def embed_with_layers(embedder, text: str) -> tuple[np.ndarray, dict | Non
     return await embedder.embed(text), None
 
 
+def cache_enabled() -> bool:
+    """Return whether the semantic cache is switched on (ENABLE_SEMANTIC_CACHE)."""
+    return bool(getattr(settings, "ENABLE_SEMANTIC_CACHE", False))
+
+
 async def cache_lookup(ctx: CacheRequest) -> CacheHit | None:
-    """Return a cached answer for the request, or None; set ctx.cache_status and friends."""
+    """Return a cached answer for the request, or None; set ctx.cache_status and friends.
+
+    The seam decides whether to look: switched off, the cache is no stage of the request (status
+    "disabled", no timing); a client's no-cache skips the lookup ("bypass"), as does a team whose
+    policy turns the cache off ("disabled") or a store the breaker holds off ("error").
+    Never raises: a lookup that fails is a miss with status "error".
+    """
+    if not cache_enabled():
+        _set(ctx, "disabled")
+        return None
     global _in_progress
     started = time.perf_counter()
     _in_progress += 1
     try:
-        if not settings.ENABLE_SEMANTIC_CACHE:
-            _set(ctx, "disabled")
-            return None
         if ctx.cache_control.no_cache:
             _set(ctx, "bypass")
             return None
-        policy = await _policy_for(ctx.principal.team_id)
+        policy = await team_policy(ctx.principal.team_id)
         if not policy.enabled:
             _set(ctx, "disabled")
             return None
@@ -291,10 +255,7 @@ def cache_hit_served(ctx: CacheRequest, hit: CacheHit) -> None:
     if hit.found is None:
         return
     try:
-        task = asyncio.get_running_loop().create_task(
-            _record_hit_behind(hit, ctx.principal.team_id, ctx.request_id))
-        _pending.add(task)
-        task.add_done_callback(_pending.discard)
+        _writes.spawn(_record_hit_behind(hit, ctx.principal.team_id, ctx.request_id))
     except Exception:  # noqa: BLE001
         logger.exception("semcache: could not schedule counting a hit")
 
@@ -329,33 +290,62 @@ async def _store_behind(scope: Scope, vector, request_id: str, fields: dict,
         logger.exception("semcache: storing an answer failed")
 
 
-async def cache_store(ctx: CacheRequest, *, message: dict, finish_reason: str, model: str,
-                      usage: dict, cost: Decimal) -> None:
-    """Schedule storing the answer of a request (write-behind); never raises."""
+def answer_cacheable(ctx: CacheRequest, *, message: dict, finish_reason: str) -> bool:
+    """Return whether the answer to this request may be stored: the cache is on, the client did
+    not send no-store, the answer was not served from the cache nor the team's cache turned off
+    (status "hit_exact", "hit_semantic", "disabled"), and it is complete (CACHEABLE_FINISH) and
+    not empty (content or tool calls)."""
+    return (cache_enabled() and not ctx.cache_control.no_store
+            and ctx.cache_status not in ("hit_exact", "hit_semantic", "disabled")
+            and finish_reason in CACHEABLE_FINISH
+            and bool(message.get("content") or message.get("tool_calls")))
+
+
+async def _schedule_store(ctx: CacheRequest, *, message: dict, finish_reason: str, model: str,
+                          usage: dict, cost: Decimal) -> None:
     try:
-        if not settings.ENABLE_SEMANTIC_CACHE or ctx.cache_control.no_store:
-            return
-        if ctx.cache_status in ("hit_exact", "hit_semantic", "disabled"):
-            return
-        if finish_reason in _UNCACHEABLE_FINISH or not (
-            message.get("content") or message.get("tool_calls")
-        ):
-            return
         if breaker.is_open():
             COUNTERS["store_error"] += 1
             return
-        policy = await _policy_for(ctx.principal.team_id)
+        policy = await team_policy(ctx.principal.team_id)
         if not policy.enabled:
             return
         scope = _scope(ctx, policy)
         ttl_hours = policy.ttl_hours if policy.ttl_hours is not None else settings.CACHE_TTL_HOURS
         fields = {"message": dict(message), "finish_reason": finish_reason, "model": model,
                   "usage": dict(usage), "cost": Decimal(cost)}
-        task = asyncio.get_running_loop().create_task(
-            _store_behind(scope, ctx.embedding, ctx.request_id, fields, ttl_hours * 3600)
-        )
-        _pending.add(task)
-        task.add_done_callback(_pending.discard)
+        _writes.spawn(
+            _store_behind(scope, ctx.embedding, ctx.request_id, fields, ttl_hours * 3600))
+    except Exception:  # noqa: BLE001
+        logger.exception("semcache: could not schedule the store")
+
+
+def _cacheable(ctx: CacheRequest, message: dict, finish_reason: str) -> bool:
+    try:
+        return answer_cacheable(ctx, message=message, finish_reason=finish_reason)
+    except Exception:  # noqa: BLE001 - a malformed answer is simply not stored
+        logger.exception("semcache: could not tell whether an answer may be stored")
+        return False
+
+
+async def cache_store(ctx: CacheRequest, *, message: dict, finish_reason: str, model: str,
+                      usage: dict, cost: Decimal) -> None:
+    """Schedule storing the answer of a request (write-behind) when `answer_cacheable`; return
+    once the team's policy is read and the write scheduled. Never raises."""
+    if _cacheable(ctx, message, finish_reason):
+        await _schedule_store(ctx, message=message, finish_reason=finish_reason, model=model,
+                              usage=usage, cost=cost)
+
+
+def cache_store_behind(ctx: CacheRequest, *, message: dict, finish_reason: str, model: str,
+                       usage: dict, cost: Decimal) -> None:
+    """Store the answer of a request when `answer_cacheable`, all of it off the request path
+    (the policy read included): the gateway's call once it has answered. Never raises."""
+    if not _cacheable(ctx, message, finish_reason):
+        return
+    try:
+        _writes.spawn(_schedule_store(ctx, message=message, finish_reason=finish_reason,
+                                      model=model, usage=usage, cost=cost))
     except Exception:  # noqa: BLE001
         logger.exception("semcache: could not schedule the store")
 
@@ -363,8 +353,7 @@ async def cache_store(ctx: CacheRequest, *, message: dict, finish_reason: str, m
 async def wait_for_pending_writes(timeout: float = 10.0) -> None:
     """Wait until scheduled write-behind stores and hit counts finished (tests, graceful
     shutdown)."""
-    if _pending:
-        await asyncio.wait(list(_pending), timeout=timeout)
+    await _writes.wait(timeout)
 
 
 async def cache_feedback(*, team_id: int | None, request_id: str, correct: bool) -> bool:

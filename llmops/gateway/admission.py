@@ -10,10 +10,10 @@ from django.db import DatabaseError
 
 from budgets.errors import BudgetExceeded
 from budgets.services import Admission, request_admit
+from llmops.background import spawn
 from llmops.db import run_db
 from llmops.errors import ServiceUnavailable
 from llmops.gateway import holder, upstream
-from llmops.gateway.background import spawn
 from llmops.gateway.context import RequestContext
 from llmops.gateway.settlement import DISCONNECTED, Outcome, settle
 from routing.models import ModelProfile

@@ -15,8 +15,8 @@ import uuid
 from django.conf import settings
 
 from budgets.services import reservation_holder_heartbeat, reservations_release_stale
+from llmops.background import spawn
 from llmops.db import run_db
-from llmops.gateway.background import spawn
 
 logger = logging.getLogger("llmops.gateway")
 

@@ -13,14 +13,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.conf import settings
-
 from budgets.services import UsageEntry
 from llmops import metrics
+from llmops.background import spawn
 from llmops.errors import GatewayError
 from llmops.gateway import upstream
 from llmops.gateway.admission import Prepared, admit
-from llmops.gateway.background import spawn
 from llmops.gateway.context import RequestContext
 from llmops.gateway.responses import completion_body
 from llmops.gateway.settlement import DISCONNECTED, Outcome, settle
@@ -36,15 +34,6 @@ logger = logging.getLogger("llmops.gateway")
 
 # Settlement must survive the request task being cancelled (client gone): `_spawn` keeps it.
 _spawn = spawn
-
-
-def _semantic_cache():
-    """Return the cache seam module when the semantic cache is on, else None."""
-    if not getattr(settings, "ENABLE_SEMANTIC_CACHE", False):
-        return None
-    from semcache import gateway as cache_gateway
-
-    return cache_gateway
 
 
 @dataclass
@@ -67,20 +56,15 @@ class StreamResult:
 
 
 async def _lookup_cache(ctx: RequestContext):
-    cache = _semantic_cache()
-    if cache is None:
-        ctx.cache_status = "disabled"
-        return None
+    """Return the cached answer, or None: semcache decides whether to look, and never raises."""
+    from semcache.gateway import cache_lookup
+
     started = time.perf_counter()
-    try:
-        return await cache.cache_lookup(ctx)
-    except Exception:  # the cache is an optimisation: any failure means "miss, continue"
-        logger.exception("cache lookup failed; bypassing", extra={"request_id": ctx.request_id})
-        ctx.cache_status = "error"
-        return None
-    finally:
+    hit = await cache_lookup(ctx)
+    if "cache_lookup" in ctx.timings:  # the cache ran (switched off, it is no stage)
         # The embedding is its own stage ("embed", set by semcache); "cache" is the rest.
         ctx.timings["cache"] = time.perf_counter() - started - ctx.timings.get("embed", 0.0)
+    return hit
 
 
 async def _prepare(ctx: RequestContext) -> Prepared:
@@ -128,25 +112,15 @@ async def _after_answer(ctx: RequestContext, completion: Completion, profile: Mo
 
 def _store_in_cache(ctx: RequestContext, completion: Completion, profile: ModelProfile,
                     usage: Usage, cost: Decimal) -> None:
-    cache = _semantic_cache()
-    if cache is None or ctx.cache_control.no_store or completion.finish_reason not in (
-        "stop", "tool_calls"
-    ):
-        return
+    """Hand the answer to semcache, which decides whether it is stored (off the request path)."""
+    from semcache.gateway import cache_store_behind
 
-    async def store() -> None:
-        try:
-            await cache.cache_store(
-                ctx, message=completion.message, finish_reason=completion.finish_reason,
-                model=profile.name, cost=cost,
-                usage={"prompt_tokens": usage.prompt_tokens,
-                       "completion_tokens": usage.completion_tokens,
-                       "cached_tokens": usage.cached_tokens},
-            )
-        except Exception:
-            logger.exception("cache store failed", extra={"request_id": ctx.request_id})
-
-    _spawn(store())
+    cache_store_behind(
+        ctx, message=completion.message, finish_reason=completion.finish_reason,
+        model=profile.name, cost=cost,
+        usage={"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+               "cached_tokens": usage.cached_tokens},
+    )
 
 
 async def _call_upstream(ctx: RequestContext, prepared: Prepared, outcome: Outcome, call,
@@ -218,9 +192,9 @@ async def chat_completion_create(ctx: RequestContext) -> CompletionResult:
 async def _answer_from_cache(ctx: RequestContext, hit) -> CompletionResult | StreamResult:
     outcome = Outcome.of(ctx, reason=f"cache:{hit.kind}")
     entry = await settle(ctx, None, outcome, cost_saved=Decimal(hit.cost), hit=hit)
-    cache = _semantic_cache()
-    if cache is not None:
-        cache.cache_hit_served(ctx, hit)  # its ledger row is written: count the hit
+    from semcache.gateway import cache_hit_served
+
+    cache_hit_served(ctx, hit)  # its ledger row is written: count the hit
     original = Usage(prompt_tokens=int(hit.usage.get("prompt_tokens", 0)),
                      completion_tokens=int(hit.usage.get("completion_tokens", 0)))
     headers = _headers(ctx, model=hit.model, entry=entry)

@@ -16,8 +16,8 @@ from django.db import DatabaseError
 from budgets.errors import DuplicateRequestId
 from budgets.services import Admission, UsageEntry, request_settle
 from llmops import metrics
+from llmops.background import spawn
 from llmops.db import run_db
-from llmops.gateway.background import spawn
 from llmops.gateway.context import RequestContext
 from llmops.observability.logs import log_request
 from llmops.observability.savings import routing_saved_usd

@@ -8,9 +8,9 @@ from decimal import Decimal
 
 from budgets.services import UsageEntry
 from llmops import metrics
+from llmops.background import spawn
 from llmops.gateway import upstream
 from llmops.gateway.admission import Prepared
-from llmops.gateway.background import spawn
 from llmops.gateway.context import RequestContext
 from llmops.gateway.responses import chunk_body, usage_body
 from llmops.gateway.settlement import DISCONNECTED, Outcome, settle

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from llmops import metrics
+from llmops.background import spawn
 from llmops.errors import UpstreamError, UpstreamTimeout
-from llmops.gateway.background import spawn
 from llmops.gateway.context import RequestContext
 from llmops.gateway.settlement import Outcome
 from llmops.providers.base import Completion, Delta, ProviderCall

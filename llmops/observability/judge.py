@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import transaction
 
 from budgets.models import UsageRecord
+from llmops.background import Background
 from llmops.models import FeedbackSource, ResponseFeedback
 from llmops.observability.feedback import (
     Verdict,
@@ -158,8 +159,8 @@ def _sampled() -> bool:
     return bool(settings.QUALITY_JUDGE_MODEL) and rate > 0 and random.random() < rate
 
 
-# Strong references to queued judge hand-offs, so the event loop does not drop them.
-_pending: set[asyncio.Task] = set()
+# Queued judge hand-offs, kept alive until each is done.
+_pending = Background()
 
 
 async def judge_sample_maybe_async(*, request_id: str, team_id: int, messages: list[dict],
@@ -173,10 +174,8 @@ async def judge_sample_maybe_async(*, request_id: str, team_id: int, messages: l
         return False
     from llmops.db import run_db
 
-    task = asyncio.ensure_future(run_db(judge_enqueue, request_id=request_id, team_id=team_id,
-                                        messages=messages, answer=answer))
-    _pending.add(task)
-    task.add_done_callback(_pending.discard)
+    _pending.spawn(run_db(judge_enqueue, request_id=request_id, team_id=team_id,
+                          messages=messages, answer=answer))
     return True
 
 

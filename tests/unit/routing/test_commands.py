@@ -1,7 +1,6 @@
 """Management commands: load_default_models, sync_prices, import_routing_examples, eval_router,
 refresh_observed_latency."""
 
-import hashlib
 import json
 from decimal import Decimal
 from io import StringIO
@@ -13,24 +12,13 @@ from django.core.management import CommandError, call_command
 
 from routing.catalog import catalog_entry_for, catalog_load, entry_changes
 from routing.models import ModelProfile, RoutingExample
+from tests.unit.routing.helpers import FakeEmbedder
+from tests.unit.routing.helpers import outcomes_file as _outcomes
 
 CATALOG = Path(__file__).resolve().parents[4] / "shared" / "data" / (
     "model_prices_and_context_window.json")
 
 pytestmark = pytest.mark.django_db
-
-
-class FakeEmbedder:
-    """Deterministic bag-of-words vectors: shared words → similar vectors (no model load)."""
-
-    def embed_sync(self, texts):
-        rows = []
-        for text in texts:
-            vector = np.zeros(64, dtype=np.float32)
-            for word in text.lower().split():
-                vector[int(hashlib.md5(word.encode()).hexdigest(), 16) % 64] += 1
-            rows.append(vector / (np.linalg.norm(vector) or 1))
-        return np.stack(rows)
 
 
 @pytest.fixture
@@ -158,19 +146,6 @@ def test_eval_router_json(tmp_path, fake_embedder):
     text = run("eval_router", "--train", str(path), "--test", str(path), "--cache-dir",
                str(tmp_path / "cache"))
     assert "learned" in text and "random" in text and "keyword" in text
-
-
-def _outcomes(tmp_path, n=120):
-    rng = np.random.default_rng(0)
-    rows = []
-    for i in range(n):
-        hard = i % 2 == 0
-        topic = "integral derivative proof theorem" if hard else "capital city country flag"
-        rows.append({"prompt": f"{topic} question {i}", "weak_correct": bool(
-            not hard and rng.random() < 0.9), "strong_correct": bool(rng.random() < 0.9)})
-    path = tmp_path / "outcomes.jsonl"
-    path.write_text("\n".join(json.dumps(r) for r in rows))
-    return path
 
 
 def test_eval_router_measures_the_gateway_policy(tmp_path, fake_embedder, settings):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from llmops.gateway.background import spawn
+from llmops.background import spawn
 from routing import resilience
 from routing.models import ModelProfile
 
