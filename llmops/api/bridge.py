@@ -26,11 +26,13 @@ from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponseBase
 from django.urls import get_script_prefix, set_script_prefix
 
-from llmops.gateway.background import spawn
+from llmops.background import Background
 
 logger = logging.getLogger("llmops.api")
 
 _lock = threading.Lock()
+# The requests being served on the gateway loop (each one's task, held until it ends).
+_serving = Background()
 _running: tuple[int, asyncio.AbstractEventLoop, threading.Thread] | None = None
 
 
@@ -73,7 +75,7 @@ async def serve_on_gateway_loop(
     prefix = get_script_prefix()  # the WSGI handler set it for this thread
 
     def start() -> None:
-        spawn(_serve(dispatch, head, prefix))
+        _serving.spawn(_serve(dispatch, head, prefix))
 
     # A fresh context, as the ASGI server gives each request: the caller's carries asgiref's
     # link to the WSGI thread, which stops running sync work for it once the view returns.
