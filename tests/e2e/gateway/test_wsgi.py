@@ -12,6 +12,7 @@ import pytest
 from budgets.models import UsageRecord
 from tests.fakeprovider import Behavior
 from tests.toolkit.gateway_process import GatewayProcess, gateway_database_url
+from tests.toolkit.sdk import read_stream
 
 PRICE_IN, PRICE_OUT = Decimal("0.000001"), Decimal("0.000002")
 
@@ -51,15 +52,10 @@ def test_stream_arrives_whole_and_is_charged_once(wsgi_client, fake_provider):
     stream = wsgi_client.chat.completions.create(
         model="wsgi-model", messages=[{"role": "user", "content": "count to twelve"}],
         stream=True, stream_options={"include_usage": True})
-    received, usage, finish = "", None, None
-    for chunk in stream:
-        if chunk.choices:
-            received += chunk.choices[0].delta.content or ""
-            finish = chunk.choices[0].finish_reason or finish
-        if chunk.usage:
-            usage = chunk.usage
-    assert received == text
-    assert finish == "stop"
+    read = read_stream(stream)
+    usage = read.usage
+    assert read.text == text
+    assert read.finish_reason == "stop"
     assert usage is not None and usage.completion_tokens == 12
     request_id = usage.model_extra["llmops"]["request_id"]
     record = _record(request_id)
