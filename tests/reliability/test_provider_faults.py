@@ -12,8 +12,8 @@ from decimal import Decimal
 import pytest
 
 from budgets.models import UsageRecord
-from tests.fakeprovider import Behavior
 from tests.toolkit.assertions import assert_openai_error, metric_value
+from tests.toolkit.fakeprovider import Behavior
 from tests.toolkit.fixtures import assert_books_straight, scrape_metrics, unique_prompt
 
 pytestmark = pytest.mark.usefixtures("no_semantic_cache", "team_budget")

@@ -44,7 +44,7 @@ from budgets.services import budget_set
 from routing.models import ModelProfile
 from routing.pricing import USD
 from routing.selectors import invalidate_snapshot
-from tests.fakeprovider import LIES, FakeProvider, InvoiceLine, run_fake_provider
+from tests.toolkit.fakeprovider import LIES, FakeProvider, InvoiceLine, run_fake_provider
 from tests.toolkit.gateway_process import GatewayProcess, gateway_database_url, is_postgres
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]

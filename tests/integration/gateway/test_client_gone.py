@@ -16,8 +16,8 @@ import pytest
 
 from budgets.models import BudgetReservation, UsageRecord
 from routing.pricing import usage_cost
-from tests.fakeprovider import Behavior
 from tests.toolkit.assertions import metric_value
+from tests.toolkit.fakeprovider import Behavior
 from tests.toolkit.fixtures import no_semantic_cache, scrape_metrics  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("no_semantic_cache")

@@ -8,7 +8,7 @@ import openai
 import pytest
 
 from budgets.models import UsageRecord
-from tests.fakeprovider import Behavior
+from tests.toolkit.fakeprovider import Behavior
 
 
 @pytest.fixture(autouse=True)

@@ -8,8 +8,8 @@ from llmops.providers import errors
 from llmops.providers.anthropic_messages import AnthropicMessagesAdapter
 from llmops.providers.base import Usage
 from llmops.providers.openai_chat import merge_tool_call_deltas
-from tests.fakeprovider import Behavior, ToolCall
 from tests.integration.providers.helpers import API_KEY, cassette, drain, make_call, text_of
+from tests.toolkit.fakeprovider import Behavior, ToolCall
 
 adapter = AnthropicMessagesAdapter()
 

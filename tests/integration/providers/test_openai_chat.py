@@ -15,8 +15,8 @@ from llmops.providers.openai_chat import (
     OpenAICompatibleChatAdapter,
     merge_tool_call_deltas,
 )
-from tests.fakeprovider import Behavior, ToolCall
 from tests.integration.providers.helpers import API_KEY, cassette, drain, make_call, text_of
+from tests.toolkit.fakeprovider import Behavior, ToolCall
 
 adapter = OpenAIChatAdapter()
 
