@@ -16,6 +16,31 @@ pytestmark = pytest.mark.django_db
 D = Decimal
 
 
+class Webhook:
+    """The alerts' webhook receiver in place of `httpx.post`: it keeps every payload posted to
+    it, or fails as an unreachable one does while `down`."""
+
+    def __init__(self) -> None:
+        self.posted: list[dict] = []
+        self.down = False
+
+    def post(self, url: str, json: dict, timeout: float) -> "Webhook":
+        if self.down:
+            raise OSError("webhook down")
+        self.posted.append(json)
+        return self
+
+    def raise_for_status(self) -> None:
+        return None
+
+
+@pytest.fixture
+def webhook(monkeypatch) -> Webhook:
+    receiver = Webhook()
+    monkeypatch.setattr("httpx.post", receiver.post)
+    return receiver
+
+
 @pytest.fixture
 def committed(django_capture_on_commit_callbacks):
     """Return run(fn, ...): call fn, then run its on_commit callbacks (alert delivery), as a
@@ -30,16 +55,9 @@ def committed(django_capture_on_commit_callbacks):
 
 class TestAlert:
     def test_threshold_and_limit_alerts_are_sent_once_per_period(
-        self, api_key, principal, monkeypatch, committed
+        self, api_key, principal, webhook, committed
     ):
-        posted = []
-
-        class Response:
-            def raise_for_status(self):
-                return None
-
-        monkeypatch.setattr("httpx.post", lambda url, json, timeout: posted.append(json)
-                            or Response())
+        posted = webhook.posted
         budget_set(scope=BudgetScope.TEAM, team=api_key.api_key.team, daily_limit=D("1"),
                    alert_threshold=D("0.5"), notify_email="ops@example.com",
                    notify_webhook_url="https://hooks.example.com/budget")
@@ -80,12 +98,9 @@ class TestAlert:
         assert len(mail.outbox) == 1
 
     def test_failed_delivery_is_recorded_not_raised(
-        self, api_key, principal, monkeypatch, committed
+        self, api_key, principal, webhook, committed
     ):
-        def boom(*args, **kwargs):
-            raise OSError("webhook down")
-
-        monkeypatch.setattr("httpx.post", boom)
+        webhook.down = True
         budget_set(scope=BudgetScope.KEY, api_key=api_key.api_key, daily_limit=D("1"),
                    notify_webhook_url="https://hooks.example.com/x")
         committed(spend, principal, "a", "1", "0.9")  # the settle itself succeeds
@@ -94,14 +109,11 @@ class TestAlert:
         assert alert.attempts >= 1
 
     def test_undelivered_alerts_are_sent_again_once_the_webhook_is_back(
-        self, api_key, principal, monkeypatch, committed
+        self, api_key, principal, webhook, committed
     ):
         from budgets.services import alerts_redeliver
 
-        def boom(*args, **kwargs):
-            raise OSError("webhook down")
-
-        monkeypatch.setattr("httpx.post", boom)
+        webhook.down = True
         budget_set(scope=BudgetScope.KEY, api_key=api_key.api_key, daily_limit=D("1"),
                    notify_webhook_url="https://hooks.example.com/x")
         committed(spend, principal, "a", "1", "0.9")
@@ -110,14 +122,8 @@ class TestAlert:
         later = alert.created_at + timedelta(minutes=5)
         assert alerts_redeliver(now=alert.created_at) == 0  # too fresh: its own retry is due
 
-        posted = []
-
-        class Response:
-            def raise_for_status(self):
-                return None
-
-        monkeypatch.setattr("httpx.post", lambda url, json, timeout: posted.append(json)
-                            or Response())
+        webhook.down = False
+        posted = webhook.posted
         assert alerts_redeliver(now=later) == 1
         alert.refresh_from_db()
         assert alert.delivered_at is not None and len(posted) == 1
