@@ -8,16 +8,8 @@ from llmops.providers import errors
 from llmops.providers.anthropic_messages import AnthropicMessagesAdapter
 from llmops.providers.base import Usage
 from llmops.providers.openai_chat import merge_tool_call_deltas
-from tests.integration.providers.helpers import (
-    API_KEY,
-    TransportErrorTests,
-    cassette,
-    complete_or_stream,
-    drain,
-    make_call,
-    stream_and_complete,
-    text_of,
-)
+from tests.integration.providers import helpers
+from tests.integration.providers.helpers import API_KEY, cassette, drain, make_call, text_of
 from tests.toolkit.fakeprovider import Behavior, ToolCall
 
 adapter = AnthropicMessagesAdapter()
@@ -93,7 +85,7 @@ class TestAnswers:
         assert completion.usage == Usage(prompt_tokens=19, completion_tokens=8)
 
     async def test_stream_matches_complete(self, fake_provider):
-        await stream_and_complete(adapter, make_call(fake_provider.base_url, "claude-test"))
+        await helpers.stream_and_complete(adapter, make_call(fake_provider.base_url, "claude-test"))
         assert fake_provider.requests[0].body["stream"] is True
 
     @pytest.mark.parametrize("stream", [False, True])
@@ -174,7 +166,7 @@ STATUS_ERRORS = [
 ]
 
 
-class TestErrors(TransportErrorTests):
+class TestErrors(helpers.TransportErrorTests):
     adapter, model = adapter, "claude-test"
 
     @pytest.mark.parametrize("stream", [False, True])
@@ -182,7 +174,7 @@ class TestErrors(TransportErrorTests):
     async def test_status_maps_to_error(self, fake_provider, status, error_class, stream):
         call = make_call(fake_provider.base_url, f"fake-error-{status}-ra-2")
         with pytest.raises(error_class) as caught:
-            await complete_or_stream(adapter, call, stream=stream)
+            await helpers.complete_or_stream(adapter, call, stream=stream)
         assert caught.value.status == status
         assert API_KEY not in str(caught.value)
         if status == 429:

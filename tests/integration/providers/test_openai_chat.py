@@ -15,16 +15,8 @@ from llmops.providers.openai_chat import (
     OpenAICompatibleChatAdapter,
     merge_tool_call_deltas,
 )
-from tests.integration.providers.helpers import (
-    API_KEY,
-    TransportErrorTests,
-    cassette,
-    complete_or_stream,
-    drain,
-    make_call,
-    stream_and_complete,
-    text_of,
-)
+from tests.integration.providers import helpers
+from tests.integration.providers.helpers import API_KEY, cassette, drain, make_call, text_of
 from tests.toolkit.fakeprovider import Behavior, ToolCall
 
 adapter = OpenAIChatAdapter()
@@ -108,7 +100,7 @@ class TestComplete:
 class TestStream:
     async def test_stream_matches_complete(self, fake_provider):
         call = make_call(fake_provider.base_url, "fake-cached-4-reasoning-2")
-        deltas, completion = await stream_and_complete(adapter, call)
+        deltas, completion = await helpers.stream_and_complete(adapter, call)
         assert completion.usage == Usage(19, 10, 4, 2)
         assert all(d.usage is None and d.finish_reason is None for d in deltas[:-1])
         streamed = fake_provider.requests[0].body
@@ -210,7 +202,7 @@ STATUS_ERRORS = [
 ]
 
 
-class TestErrors(TransportErrorTests):
+class TestErrors(helpers.TransportErrorTests):
     adapter, model = adapter, "gpt-test"
 
     @pytest.mark.parametrize("stream", [False, True])
@@ -218,7 +210,7 @@ class TestErrors(TransportErrorTests):
     async def test_status_maps_to_error(self, fake_provider, status, error_class, stream):
         call = make_call(fake_provider.base_url, f"fake-error-{status}-ra-3")
         with pytest.raises(error_class) as caught:
-            await complete_or_stream(adapter, call, stream=stream)
+            await helpers.complete_or_stream(adapter, call, stream=stream)
         assert caught.value.status == status
         assert "fake provider error" in caught.value.message  # the provider's message is kept
         assert API_KEY not in str(caught.value)
