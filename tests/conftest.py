@@ -132,7 +132,7 @@ def openai_client(live_gateway, api_key, simulated_profiles):
                          timeout=30)
 
 
-from tests.fakeprovider_fixtures import fake_provider, fake_provider_session  # noqa: E402,F401
+from tests.toolkit.fakeprovider.fixtures import fake_provider, fake_provider_session  # noqa: E402,F401
 
 
 @pytest.fixture

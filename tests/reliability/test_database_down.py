@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from budgets.models import UsageRecord
-from tests.fakeprovider import Behavior
 from tests.toolkit.assertions import assert_openai_error
+from tests.toolkit.fakeprovider import Behavior
 from tests.toolkit.fixtures import assert_books_straight, unique_prompt
 from tests.toolkit.gateway_process import GatewayProcess, gateway_database_url, is_postgres
 from tests.toolkit.proxy import TcpProxy

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from budgets.models import BudgetCounter, BudgetReservation, UsageRecord
-from tests.fakeprovider import Behavior
+from tests.toolkit.fakeprovider import Behavior
 from tests.toolkit.fixtures import assert_books_straight, unique_prompt
 from tests.toolkit.gateway_process import GatewayProcess, gateway_database_url
 

@@ -12,8 +12,8 @@ from decimal import Decimal
 import pytest
 
 from budgets.models import UsageRecord
-from tests.fakeprovider import Behavior
 from tests.toolkit.assertions import assert_openai_error, metric_value
+from tests.toolkit.fakeprovider import Behavior
 from tests.toolkit.fixtures import assert_books_straight, scrape_metrics, unique_prompt
 
 pytestmark = pytest.mark.usefixtures("no_semantic_cache", "team_budget")
@@ -123,13 +123,17 @@ def test_429_everywhere_is_a_429_error_with_retry_after(gateway_http, fault_prof
     assert_books_straight()
 
 
-def test_connection_refused_falls_back(gateway_http, fault_profiles, fake_provider):
-    primary = fault_profiles["fault-primary"]
-    primary.base_url = fake_provider.refused_url
-    primary.save()
+def _refusing(profile, fake_provider) -> None:
+    """Point `profile` at a bound port that refuses every connection."""
     from routing.selectors import invalidate_snapshot
 
+    profile.base_url = fake_provider.refused_url
+    profile.save()
     invalidate_snapshot()
+
+
+def test_connection_refused_falls_back(gateway_http, fault_profiles, fake_provider):
+    _refusing(fault_profiles["fault-primary"], fake_provider)
     before = _errors("fault-primary", "connection_error")
     request_id, response = _post(gateway_http, "fault-primary")
     assert response.status_code == 200, response.text
@@ -141,12 +145,7 @@ def test_connection_refused_falls_back(gateway_http, fault_profiles, fake_provid
 
 
 def test_connection_refused_without_fallback_is_502(gateway_http, fault_profiles, fake_provider):
-    alone = fault_profiles["fault-alone"]
-    alone.base_url = fake_provider.refused_url
-    alone.save()
-    from routing.selectors import invalidate_snapshot
-
-    invalidate_snapshot()
+    _refusing(fault_profiles["fault-alone"], fake_provider)
     request_id, response = _post(gateway_http, "fault-alone")
     assert_openai_error(response, 502, code="connection_error")
     assert _record(request_id).status == "upstream_error"

@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from budgets.models import UsageRecord
-from tests.fakeprovider import Behavior
 from tests.toolkit.assertions import metric_value
+from tests.toolkit.fakeprovider import Behavior
 from tests.toolkit.fixtures import assert_books_straight, scrape_metrics
 from tests.toolkit.redis_server import PrivateRedis, redis_server_available
 

@@ -206,32 +206,33 @@ def test_api_keys_never_reach_the_logs(live_gateway, make_api_key, simulated_pro
 
 
 def test_provider_keys_are_never_echoed_to_clients_or_logs(live_gateway, api_key, caplog,
-                                                           monkeypatch, settings):
+                                                           monkeypatch, settings,
+                                                           fake_provider):
     """A provider that quotes the key it refused: the client, the ledger and the logs never
     see it."""
     from routing.models import ModelProfile
     from routing.selectors import invalidate_snapshot
-    from tests.toolkit.echo_provider import EchoKeyProvider
 
     provider_key = "sk-test-" + uuid.uuid4().hex + uuid.uuid4().hex
     monkeypatch.setenv("RELIAB_ECHO_PROVIDER_KEY", provider_key)
     settings.ENABLE_SEMANTIC_CACHE = False
     caplog.set_level(logging.DEBUG)
-    with EchoKeyProvider(status=401) as echo:
-        ModelProfile.objects.create(
-            name="echo-model", provider="openai_compatible", upstream_model="echo",
-            base_url=echo.base_url, api_key_env="RELIAB_ECHO_PROVIDER_KEY",
-            input_price_per_token="0.000001", output_price_per_token="0.000001")
-        invalidate_snapshot()
-        for stream in (False, True):
-            response = httpx.post(
-                f"{live_gateway.api_base}/chat/completions", timeout=30,
-                headers={"Authorization": f"Bearer {api_key.key}"},
-                json={"model": "echo-model", "stream": stream,
-                      "messages": [{"role": "user", "content": "hi"}]})
-            assert_openai_error(response, (401, 502, 503))
-            assert provider_key not in response.text
-            assert provider_key[:24] not in response.text
+    ModelProfile.objects.create(
+        name="echo-model", provider="openai_compatible", upstream_model="fake-error-401-echokey",
+        base_url=fake_provider.base_url, api_key_env="RELIAB_ECHO_PROVIDER_KEY",
+        input_price_per_token="0.000001", output_price_per_token="0.000001")
+    invalidate_snapshot()
+    for stream in (False, True):
+        response = httpx.post(
+            f"{live_gateway.api_base}/chat/completions", timeout=30,
+            headers={"Authorization": f"Bearer {api_key.key}"},
+            json={"model": "echo-model", "stream": stream,
+                  "messages": [{"role": "user", "content": "hi"}]})
+        assert_openai_error(response, (401, 502, 503))
+        assert provider_key not in response.text
+        assert provider_key[:24] not in response.text
+        # The provider did quote the key it was sent: the gateway kept it to itself.
+        assert fake_provider.last_request.sent_key(provider_key)
     invalidate_snapshot()
     rows = list(UsageRecord.objects.values())
     assert len(rows) == 2

@@ -8,7 +8,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.fakeprovider_fixtures import fake_provider, fake_provider_session  # noqa: F401
+from tests.toolkit.fakeprovider.fixtures import fake_provider, fake_provider_session  # noqa: F401
 
 FAKE_PROVIDER_KEY_ENV = "RELIAB_FAKE_PROVIDER_KEY"
 FAKE_PROVIDER_KEY = "sk-fake-provider-key-for-reliability-tests"

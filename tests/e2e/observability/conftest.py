@@ -35,7 +35,7 @@ def gateway_traffic(live_gateway, openai_client, api_key, make_api_key, fake_pro
     """
     from budgets.models import Budget
     from llmops.observability.tasks import judge_response
-    from tests.fakeprovider import Behavior
+    from tests.toolkit.fakeprovider import Behavior
 
     Budget.objects.create(scope="team", team=api_key.api_key.team, daily_limit=Decimal("5"))
     fake_profile("flaky", upstream="fake-error-500", fallbacks=["simulated-standard"])

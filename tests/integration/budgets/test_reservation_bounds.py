@@ -17,9 +17,9 @@ import pytest
 
 from budgets.models import UsageRecord
 from budgets.services import budget_set
-from tests.fakeprovider import Behavior
 from tests.toolkit.assertions import assert_openai_error
 from tests.toolkit.billing import billed_prompt_tokens, billed_text_tokens
+from tests.toolkit.fakeprovider import Behavior
 
 UPSTREAM = "gpt-4o"
 

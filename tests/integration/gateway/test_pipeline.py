@@ -1,14 +1,13 @@
 """The pipeline against a real provider server on 127.0.0.1: settlement in every outcome."""
 
 import json
-import time
 
 import httpx
 import openai
 import pytest
 
 from budgets.models import UsageRecord
-from tests.fakeprovider import Behavior
+from tests.toolkit.fakeprovider import Behavior
 
 
 @pytest.fixture(autouse=True)
@@ -29,19 +28,6 @@ def _post_stream(live_gateway, api_key, body: dict) -> httpx.Response:
                       headers={"Authorization": f"Bearer {api_key.key}"}, timeout=30)
 
 
-def _wait_for_record(request_id: str | None = None, timeout: float = 5.0) -> UsageRecord:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        qs = UsageRecord.objects.all()
-        if request_id:
-            qs = qs.filter(request_id=request_id)
-        record = qs.first()
-        if record is not None:
-            return record
-        time.sleep(0.05)
-    raise AssertionError("no ledger row was written")
-
-
 def test_streamed_call_is_charged_exactly_the_final_usage_chunk(client, fake_profile,
                                                                  fake_provider):
     fake_profile("m-stream", input_price_per_token="0.000003", output_price_per_token="0.000011")
@@ -57,30 +43,6 @@ def test_streamed_call_is_charged_exactly_the_final_usage_chunk(client, fake_pro
     expected = ((usage.prompt_tokens - 2) * 3 + 2 * 3 + usage.completion_tokens * 11) / 1e6
     assert float(record.cost) == pytest.approx(expected)
     assert record.status == "ok" and record.stream
-
-
-def test_client_disconnect_mid_stream_is_charged_for_what_was_relayed(live_gateway, api_key,
-                                                                       fake_profile,
-                                                                       fake_provider):
-    fake_profile("m-slow-stream")
-    fake_provider.enqueue(Behavior(words=200, interval_ms=20))
-    with httpx.stream("POST", f"{live_gateway.api_base}/chat/completions",
-                      json={"model": "m-slow-stream", "stream": True,
-                            "messages": [{"role": "user", "content": "talk a lot"}]},
-                      headers={"Authorization": f"Bearer {api_key.key}"}, timeout=30) as resp:
-        assert resp.status_code == 200
-        request_id = resp.headers["x-request-id"]
-        received = 0
-        for line in resp.iter_lines():
-            if line.startswith("data: ") and '"content"' in line:
-                received += 1
-            if received >= 5:
-                break
-    record = _wait_for_record(request_id)
-    assert record.status == "client_disconnected"
-    assert 5 <= record.completion_tokens < 200
-    assert record.cost > 0
-    assert UsageRecord.objects.count() == 1
 
 
 def test_stream_cut_by_the_provider_ends_with_an_error_event(live_gateway, api_key,

@@ -8,6 +8,7 @@ import pytest
 
 from budgets.models import UsageRecord
 from routing import resilience, router, tokens, wiring
+from tests.toolkit.fixtures import fast_resilience  # noqa: F401
 
 TOOLS = [{"type": "function", "function": {
     "name": "lookup", "description": "Look a word up",
@@ -16,16 +17,13 @@ MESSAGES = [{"role": "system", "content": "You are terse."},
             {"role": "user", "content": "Tell me about foxes"}]
 
 
+pytestmark = pytest.mark.usefixtures("fast_resilience")
+
+
 @pytest.fixture(autouse=True)
 def _quiet(settings, monkeypatch):
     settings.ENABLE_SEMANTIC_CACHE = False  # every request reaches routing and the provider
-    settings.ROUTING_BACKOFF_BASE_SECONDS = 0.01
-    settings.ROUTING_BACKOFF_MAX_SECONDS = 0.05
-    settings.ROUTING_REDIS_URL = settings.REDIS_URL = ""
     monkeypatch.setenv("FACTS_FAKE_KEY", "sk-fake-key-for-request-facts")
-    resilience.reset_local_state()
-    yield
-    resilience.reset_local_state()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from prometheus_client import REGISTRY
 from llmops.models import ResponseFeedback
 from llmops.observability import judge
 from llmops.observability.tasks import judge_response
-from tests.fakeprovider import Behavior
+from tests.toolkit.fakeprovider import Behavior
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -3,7 +3,10 @@
 import json
 from pathlib import Path
 
-from llmops.providers.base import Delta, ProviderAdapter, ProviderCall
+import pytest
+
+from llmops.providers import errors
+from llmops.providers.base import Completion, Delta, ProviderAdapter, ProviderCall
 from llmops.providers.errors import ProviderError
 
 CASSETTES = Path(__file__).resolve().parents[2] / "cassettes" / "providers"
@@ -42,3 +45,46 @@ def text_of(deltas: list[Delta]) -> str:
 
 def cassette(name: str) -> dict:
     return json.loads((CASSETTES / f"{name}.json").read_text())
+
+
+async def complete_or_stream(adapter: ProviderAdapter, call: ProviderCall, *, stream: bool) -> None:
+    """Complete `call`, or read its stream to the end: a failure raises either way."""
+    if stream:
+        [_ async for _ in adapter.stream(call)]
+    else:
+        await adapter.complete(call)
+
+
+async def stream_and_complete(adapter: ProviderAdapter,
+                              call: ProviderCall) -> tuple[list[Delta], Completion]:
+    """Stream `call`, then complete it; assert the stream says what the completion says (the
+    role first, the same text, the finish and the usage last); return both."""
+    deltas, error = await drain(adapter, call)
+    completion = await adapter.complete(call)
+    assert error is None
+    assert deltas[0].role == "assistant" and deltas[0].content == "Echo:"
+    assert text_of(deltas) == completion.message["content"]
+    assert deltas[-1].finish_reason == "stop"
+    assert deltas[-1].usage == completion.usage
+    return deltas, completion
+
+
+class TransportErrorTests:
+    """Transport failures every adapter maps alike, streamed or not. A test class that inherits
+    these sets `adapter` and the `model` it calls."""
+
+    adapter: ProviderAdapter
+    model: str
+
+    @pytest.mark.parametrize("stream", [False, True])
+    async def test_slow_first_byte_is_timeout(self, fake_provider, settings, stream):
+        settings.PROVIDER_READ_TIMEOUT_SECONDS = 0.2
+        call = make_call(fake_provider.base_url, "fake-slow-1500")
+        with pytest.raises(errors.ProviderTimeout):
+            await complete_or_stream(self.adapter, call, stream=stream)
+
+    @pytest.mark.parametrize("stream", [False, True])
+    async def test_connection_refused(self, fake_provider, stream):
+        call = make_call(fake_provider.refused_url, self.model)
+        with pytest.raises(errors.ProviderConnectionError):
+            await complete_or_stream(self.adapter, call, stream=stream)

@@ -8,8 +8,9 @@ from llmops.providers import errors
 from llmops.providers.anthropic_messages import AnthropicMessagesAdapter
 from llmops.providers.base import Usage
 from llmops.providers.openai_chat import merge_tool_call_deltas
-from tests.fakeprovider import Behavior, ToolCall
+from tests.integration.providers import helpers
 from tests.integration.providers.helpers import API_KEY, cassette, drain, make_call, text_of
+from tests.toolkit.fakeprovider import Behavior, ToolCall
 
 adapter = AnthropicMessagesAdapter()
 
@@ -84,14 +85,7 @@ class TestAnswers:
         assert completion.usage == Usage(prompt_tokens=19, completion_tokens=8)
 
     async def test_stream_matches_complete(self, fake_provider):
-        call = make_call(fake_provider.base_url, "claude-test")
-        deltas, error = await drain(adapter, call)
-        completion = await adapter.complete(call)
-        assert error is None
-        assert deltas[0].role == "assistant" and deltas[0].content == "Echo:"
-        assert text_of(deltas) == completion.message["content"]
-        assert deltas[-1].finish_reason == "stop"
-        assert deltas[-1].usage == completion.usage
+        await helpers.stream_and_complete(adapter, make_call(fake_provider.base_url, "claude-test"))
         assert fake_provider.requests[0].body["stream"] is True
 
     @pytest.mark.parametrize("stream", [False, True])
@@ -172,16 +166,15 @@ STATUS_ERRORS = [
 ]
 
 
-class TestErrors:
+class TestErrors(helpers.TransportErrorTests):
+    adapter, model = adapter, "claude-test"
+
     @pytest.mark.parametrize("stream", [False, True])
     @pytest.mark.parametrize(("status", "error_class"), STATUS_ERRORS)
     async def test_status_maps_to_error(self, fake_provider, status, error_class, stream):
         call = make_call(fake_provider.base_url, f"fake-error-{status}-ra-2")
         with pytest.raises(error_class) as caught:
-            if stream:
-                [_ async for _ in adapter.stream(call)]
-            else:
-                await adapter.complete(call)
+            await helpers.complete_or_stream(adapter, call, stream=stream)
         assert caught.value.status == status
         assert API_KEY not in str(caught.value)
         if status == 429:
@@ -200,16 +193,6 @@ class TestErrors:
         deltas, error = await drain(adapter, make_call(fake_provider.base_url, "claude-test"))
         assert isinstance(error, errors.StreamInterrupted) and text_of(deltas) == "Echo:"
 
-    @pytest.mark.parametrize("stream", [False, True])
-    async def test_slow_first_byte_is_timeout(self, fake_provider, settings, stream):
-        settings.PROVIDER_READ_TIMEOUT_SECONDS = 0.2
-        call = make_call(fake_provider.base_url, "fake-slow-1500")
-        with pytest.raises(errors.ProviderTimeout):
-            if stream:
-                [_ async for _ in adapter.stream(call)]
-            else:
-                await adapter.complete(call)
-
     @pytest.mark.parametrize("model", ["fake-malformed", "fake-missing"])
     async def test_malformed(self, fake_provider, model):
         with pytest.raises(errors.ProviderMalformedResponse):
@@ -218,15 +201,6 @@ class TestErrors:
     async def test_malformed_stream(self, fake_provider):
         deltas, error = await drain(adapter, make_call(fake_provider.base_url, "fake-malformed"))
         assert deltas == [] and isinstance(error, errors.ProviderMalformedResponse)
-
-    @pytest.mark.parametrize("stream", [False, True])
-    async def test_connection_refused(self, fake_provider, stream):
-        call = make_call(fake_provider.refused_url, "claude-test")
-        with pytest.raises(errors.ProviderConnectionError):
-            if stream:
-                [_ async for _ in adapter.stream(call)]
-            else:
-                await adapter.complete(call)
 
     async def test_error_event_after_start_is_interrupted(self, fake_provider):
         stream = cassette("anthropic_messages")["stream"].split("event: content_block_stop")[0]

@@ -5,7 +5,7 @@ import threading
 import httpx
 import pytest
 
-from tests.fakeprovider import (
+from tests.toolkit.fakeprovider import (
     Behavior,
     InvoiceLine,
     ToolCall,
@@ -28,6 +28,7 @@ class TestModelRules:
          Behavior(tool_call=ToolCall(), cached_tokens=5, reasoning_tokens=9, words=3)),
         ("fake-missing-drop", Behavior(missing_fields=True, drop=True)),
         ("fake-lie-huge-words-3-anything", Behavior(lie="huge", words=3)),
+        ("fake-error-401-echokey", Behavior(status=401, echo_key=True)),
     ])
     def test_rules(self, model, expected):
         assert behavior_for_model(model) == expected
@@ -84,6 +85,23 @@ class TestServer:
         for thread in threads:
             thread.join(30)
         assert statuses == [200] * 100
+
+    def test_an_echoing_error_quotes_the_key_in_either_wire_format(self, fake_provider):
+        with httpx.Client(timeout=10) as client:
+            openai = client.post(f"{fake_provider.base_url}/chat/completions",
+                                 headers={"Authorization": "Bearer sk-quoted"},
+                                 json={"model": "fake-error-401-echokey", "messages": []})
+            anthropic = client.post(f"{fake_provider.base_url}/messages",
+                                    headers={"x-api-key": "sk-quoted"},
+                                    json={"model": "fake-error-401-echokey", "max_tokens": 5,
+                                          "messages": []})
+        assert (openai.status_code, anthropic.status_code) == (401, 401)
+        assert openai.json()["error"]["param"] == "sk-quoted"
+        assert "sk-quoted" in openai.json()["error"]["message"]
+        assert anthropic.json()["error"]["type"] == "authentication_error"
+        assert "sk-quoted" in anthropic.json()["error"]["message"]
+        # What the fake records stays redacted.
+        assert all("sk-quoted" not in str(r.headers) for r in fake_provider.requests)
 
     def test_wait_for_requests_times_out(self, fake_provider):
         with pytest.raises(TimeoutError):
@@ -216,8 +234,8 @@ def _raw_chat(server, model: str, request_id: str, *, stream: bool,
 
 class TestBillingMeter:
     def test_counts_as_a_provider_bills(self):
-        from tests.fakeprovider import run_fake_provider
         from tests.toolkit.billing import billed_prompt_tokens, billed_text_tokens
+        from tests.toolkit.fakeprovider import run_fake_provider
 
         tools = [{"type": "function", "function": {
             "name": "search", "description": "Search the catalogue " * 20,

@@ -15,8 +15,9 @@ from llmops.providers.openai_chat import (
     OpenAICompatibleChatAdapter,
     merge_tool_call_deltas,
 )
-from tests.fakeprovider import Behavior, ToolCall
+from tests.integration.providers import helpers
 from tests.integration.providers.helpers import API_KEY, cassette, drain, make_call, text_of
+from tests.toolkit.fakeprovider import Behavior, ToolCall
 
 adapter = OpenAIChatAdapter()
 
@@ -99,14 +100,8 @@ class TestComplete:
 class TestStream:
     async def test_stream_matches_complete(self, fake_provider):
         call = make_call(fake_provider.base_url, "fake-cached-4-reasoning-2")
-        deltas, error = await drain(adapter, call)
-        completion = await adapter.complete(call)
-
-        assert error is None
-        assert deltas[0].role == "assistant" and deltas[0].content == "Echo:"
-        assert text_of(deltas) == completion.message["content"]
-        assert deltas[-1].finish_reason == "stop"
-        assert deltas[-1].usage == completion.usage == Usage(19, 10, 4, 2)
+        deltas, completion = await helpers.stream_and_complete(adapter, call)
+        assert completion.usage == Usage(19, 10, 4, 2)
         assert all(d.usage is None and d.finish_reason is None for d in deltas[:-1])
         streamed = fake_provider.requests[0].body
         assert streamed["stream"] is True
@@ -207,16 +202,15 @@ STATUS_ERRORS = [
 ]
 
 
-class TestErrors:
+class TestErrors(helpers.TransportErrorTests):
+    adapter, model = adapter, "gpt-test"
+
     @pytest.mark.parametrize("stream", [False, True])
     @pytest.mark.parametrize(("status", "error_class"), STATUS_ERRORS)
     async def test_status_maps_to_error(self, fake_provider, status, error_class, stream):
         call = make_call(fake_provider.base_url, f"fake-error-{status}-ra-3")
         with pytest.raises(error_class) as caught:
-            if stream:
-                [_ async for _ in adapter.stream(call)]
-            else:
-                await adapter.complete(call)
+            await helpers.complete_or_stream(adapter, call, stream=stream)
         assert caught.value.status == status
         assert "fake provider error" in caught.value.message  # the provider's message is kept
         assert API_KEY not in str(caught.value)
@@ -229,25 +223,6 @@ class TestErrors:
         with pytest.raises(errors.ProviderRateLimited) as caught:
             await adapter.complete(make_call(fake_provider.base_url))
         assert 25 <= caught.value.retry_after <= 31
-
-    @pytest.mark.parametrize("stream", [False, True])
-    async def test_slow_first_byte_is_timeout(self, fake_provider, settings, stream):
-        settings.PROVIDER_READ_TIMEOUT_SECONDS = 0.2
-        call = make_call(fake_provider.base_url, "fake-slow-1500")
-        with pytest.raises(errors.ProviderTimeout):
-            if stream:
-                [_ async for _ in adapter.stream(call)]
-            else:
-                await adapter.complete(call)
-
-    @pytest.mark.parametrize("stream", [False, True])
-    async def test_connection_refused(self, fake_provider, stream):
-        call = make_call(fake_provider.refused_url)
-        with pytest.raises(errors.ProviderConnectionError):
-            if stream:
-                [_ async for _ in adapter.stream(call)]
-            else:
-                await adapter.complete(call)
 
     async def test_dropped_connection(self, fake_provider):
         with pytest.raises(errors.ProviderConnectionError):

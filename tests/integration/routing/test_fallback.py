@@ -5,20 +5,15 @@ import openai
 import pytest
 
 from budgets.models import UsageRecord
-from routing import resilience
+from tests.toolkit.fixtures import fast_resilience  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("fast_resilience")
 
 
 @pytest.fixture(autouse=True)
-def _fast(settings):
-    settings.ROUTING_REDIS_URL = ""
-    settings.REDIS_URL = ""
-    settings.ROUTING_BACKOFF_BASE_SECONDS = 0.01
-    settings.ROUTING_BACKOFF_MAX_SECONDS = 0.05
+def _one_quick_retry(settings):
     settings.ROUTING_MAX_RETRIES = 1
     settings.PROVIDER_READ_TIMEOUT_SECONDS = 0.5
-    resilience.reset_local_state()
-    yield
-    resilience.reset_local_state()
 
 
 @pytest.fixture

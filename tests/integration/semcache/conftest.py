@@ -6,6 +6,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from tests.toolkit.cache_engine import fresh_cache_engine
+
 
 def semcache_redis_url() -> str:
     """Return the Redis URL of these tests: TEST_REDIS_URL's server (or localhost), database 3."""
@@ -35,18 +37,5 @@ def redis_prefix() -> str:
 @pytest.fixture
 def redis_engine(settings, redis_url, redis_prefix):
     """This process's cache engine on Redis database 3 under a fresh key prefix."""
-    from semcache import gateway
-    from semcache.services import get_engine
-
-    settings.SEMCACHE_REDIS_URL = redis_url
-    settings.SEMCACHE_KEY_PREFIX = redis_prefix
-    get_engine.cache_clear()
-    gateway.breaker.reset()
-    gateway.clear_policy_cache()
-    engine = get_engine()
-    yield engine
-    gateway.breaker.reset()
-    get_engine.cache_clear()
-    from semcache.store import RedisStore
-
-    RedisStore(url=redis_url, prefix=redis_prefix).flush()
+    with fresh_cache_engine(settings, redis_url=redis_url, prefix=redis_prefix) as engine:
+        yield engine

@@ -1,7 +1,13 @@
-"""Helpers for budget tests: a Principal for a key, an admit → settle shortcut."""
+"""Helpers for budget tests: a Principal for a key, an admit → settle shortcut, a ledger entry,
+a budget's counter."""
 
+from datetime import datetime
 from decimal import Decimal
 
+from django.utils import timezone
+
+from budgets.models import Budget, BudgetCounter
+from budgets.periods import period_start
 from budgets.services import UsageEntry, request_admit, request_settle
 from llmops.principal import Principal
 
@@ -19,3 +25,15 @@ def spend(principal: Principal, request_id: str, reserve: str, cost: str, **kwar
     return request_settle(admission=admission, entry=UsageEntry(
         request_id=request_id, principal=principal, requested_model="m", served_model="m",
         estimated_cost=Decimal(reserve), cost=Decimal(cost)))
+
+
+def entry(principal: Principal, request_id: str, cost: str = "0", **kwargs) -> UsageEntry:
+    """Return the ledger entry of a request to model "m" that cost `cost`."""
+    return UsageEntry(request_id=request_id, principal=principal, requested_model="m",
+                      served_model="m", cost=Decimal(cost), **kwargs)
+
+
+def counter(budget: Budget, period: str = "day", start: datetime | None = None) -> BudgetCounter:
+    """Return the budget's counter for a period: the current one, or the one starting at `start`."""
+    start = start or period_start(period, timezone.now())
+    return BudgetCounter.objects.get(budget=budget, period=period, period_start=start)

@@ -1,13 +1,21 @@
-"""A cached answer replayed as a stream: OpenAI's chunk sequence, usage last when asked for."""
+"""Streams (llmops/gateway/streaming.py): a cached answer replayed as OpenAI's chunk sequence, and
+an upstream stream relayed and settled exactly once however it ends."""
 
 import json
 from decimal import Decimal
 from types import SimpleNamespace
 
-from budgets.services import UsageEntry
-from llmops.gateway.streaming import replay_stream
+import pytest
+
+from budgets.models import BudgetReservation, UsageRecord
+from budgets.services import UsageEntry, request_admit
+from llmops.gateway.admission import Prepared
+from llmops.gateway.settlement import Outcome
+from llmops.gateway.streaming import Relay, replay_stream
+from llmops.gateway.upstream import open_stream_with_fallbacks
 from llmops.providers.base import Usage
-from tests.unit.gateway.factories import CALLER, request
+from tests.unit.budgets.factories import principal_of
+from tests.unit.gateway.factories import CALLER, profile, request
 
 
 def hit(message: dict) -> SimpleNamespace:
@@ -48,3 +56,90 @@ class TestReplayStream:
         assert chunks[-1]["choices"] == []
         assert (usage["prompt_tokens"], usage["completion_tokens"], usage["cost"]) == (7, 3, 0)
         assert usage["llmops"]["cost_saved"] == 0.002
+
+
+def payloads(chunks: list[bytes]) -> list:
+    """Return the SSE payloads of `chunks`, JSON decoded ("[DONE]" as it is)."""
+    data = [chunk[6:-2].decode() for chunk in chunks]
+    return [p if p == "[DONE]" else json.loads(p) for p in data]
+
+
+@pytest.mark.usefixtures("transactional_db")
+class TestRelay:
+    @pytest.fixture
+    async def relay(self, api_key, fake_provider):
+        """Return relay(upstream_model, **ctx fields): an admitted request's stream, opened on
+        the fake provider and ready to relay; what reached `on_answer` is in `relay.answers`."""
+        from asgiref.sync import sync_to_async
+
+        answers: list = []
+
+        async def on_answer(ctx, completion, served, usage, cost):
+            answers.append(completion)
+
+        async def make(upstream_model: str, **fields) -> Relay:
+            ctx = request(principal=principal_of(api_key.api_key), stream=True, **fields)
+            ctx.prompt_bounds, ctx.estimated_prompt_tokens = {"m": 20}, 20  # as routing does
+            admission = await sync_to_async(request_admit)(
+                principal=ctx.principal, request_id=ctx.request_id,
+                estimated_cost=Decimal("0.5"))
+            chain = [profile("m", provider="openai_compatible", base_url=fake_provider.base_url,
+                             upstream_model=upstream_model)]
+            outcome = Outcome.of(ctx, reason="explicit")
+            opened = await open_stream_with_fallbacks(ctx, chain, outcome)
+            made = Relay(ctx, Prepared(ctx=ctx, chain=chain, admission=admission,
+                                       reason="explicit"), outcome, opened, on_answer=on_answer)
+            made.answers = answers
+            return made
+
+        return make
+
+    @staticmethod
+    async def ledger() -> list[UsageRecord]:
+        assert not await BudgetReservation.objects.aexists()
+        return [row async for row in UsageRecord.objects.all()]
+
+    async def test_a_whole_stream_is_relayed_settled_and_handed_on(self, relay):
+        streaming = await relay("fake-words-4", include_usage=True)
+        events = payloads([chunk async for chunk in streaming.events()])
+        assert events[-1] == "[DONE]"
+        text = "".join(e["choices"][0]["delta"].get("content", "") for e in events[:-2])
+        assert len(text.split()) == 4
+        assert events[-2]["usage"]["completion_tokens"] == 4
+        [row] = await self.ledger()
+        assert (row.status, row.completion_tokens, row.served_model) == ("ok", 4, "m")
+        assert [a.message["content"] for a in streaming.answers] == [text]
+
+    async def test_a_stream_that_breaks_ends_with_an_error_event_and_is_charged(self, relay):
+        streaming = await relay("fake-words-10-cut-3")
+        events = payloads([chunk async for chunk in streaming.events()])
+        assert events[-1] == "[DONE]" and events[-2]["error"]["type"] == "api_error"
+        [row] = await self.ledger()
+        assert row.status == "upstream_error" and row.http_status == 502
+        assert row.completion_tokens >= 1 and row.cost > 0
+        assert streaming.answers == []
+
+    async def test_a_client_that_leaves_mid_stream_is_charged_what_was_relayed(self, relay):
+        streaming = await relay("fake-words-40-pace-20")
+        events = streaming.events()
+        for _ in range(3):
+            await anext(events)
+        await events.aclose()
+        [row] = await self.ledger()
+        assert (row.status, row.http_status) == ("client_disconnected", 499)
+        assert 1 <= row.completion_tokens < 40 and row.prompt_tokens == 20
+        assert streaming.answers == []
+
+    async def test_a_stream_never_started_is_settled_once_and_relays_nothing(self, relay):
+        import asyncio
+
+        streaming = await relay("fake-words-4")
+        streaming.settle_if_never_started()
+        streaming.settle_if_never_started()  # the done-callback may fire more than once
+        assert [chunk async for chunk in streaming.events()] == []
+        for _ in range(100):
+            if await UsageRecord.objects.aexists():
+                break
+            await asyncio.sleep(0.05)
+        [row] = await self.ledger()
+        assert row.status == "client_disconnected" and row.prompt_tokens == 20

@@ -6,6 +6,7 @@ import numpy as np
 
 from llmops.gateway.context import CacheControl, RequestContext
 from llmops.principal import Principal
+from semcache.gateway import cache_lookup, wait_for_pending_writes
 
 
 def make_ctx(text: str | None = None, *, team_id: int = 1, messages: list | None = None,
@@ -35,4 +36,20 @@ def random_unit(rng: np.random.Generator, n: int = 1, dim: int = 384) -> np.ndar
 
 
 ANSWER = {"role": "assistant", "content": "Paris."}
+TOOL_CALL = {"role": "assistant", "content": None, "tool_calls": [
+    {"id": "call_1", "type": "function",
+     "function": {"name": "get_weather", "arguments": "{\"city\": \"Oslo\"}"}}]}
 USAGE = {"prompt_tokens": 12, "completion_tokens": 3, "cached_tokens": 0}
+
+
+async def stored(text: str) -> bool:
+    """Return whether a later identical request is answered from the cache."""
+    await wait_for_pending_writes()
+    return await cache_lookup(make_ctx(text)) is not None
+
+
+async def looked_up(text: str, **kwargs) -> RequestContext:
+    """Return the context of a request for `text` after its cache lookup."""
+    ctx = make_ctx(text, **kwargs)
+    await cache_lookup(ctx)
+    return ctx

@@ -1,7 +1,7 @@
 """The cache's rules live in the seam (semcache.gateway): whether to look up, what is stored.
 
-The pipeline only calls the seam; these tests pin each rule at the seam, and that the pipeline's
-cache steps obey it rather than a rule of their own.
+The pipeline only calls the seam; these tests pin each rule at the seam (that the pipeline's
+cache steps obey it is in tests/unit/gateway/test_pipeline.py).
 """
 
 from decimal import Decimal
@@ -9,36 +9,17 @@ from decimal import Decimal
 import pytest
 
 from llmops.gateway import pipeline
-from llmops.providers.base import Completion, Usage
-from routing.models import ModelProfile
 from semcache import gateway
 from semcache.gateway import (
     CACHEABLE_FINISH,
     answer_cacheable,
-    cache_lookup,
     cache_store,
     cache_store_behind,
     wait_for_pending_writes,
 )
-from tests.unit.semcache.helpers import ANSWER, USAGE, make_ctx
+from tests.unit.semcache.helpers import ANSWER, TOOL_CALL, USAGE, looked_up, make_ctx, stored
 
 pytestmark = pytest.mark.usefixtures("transactional_db")
-
-TOOL_CALL = {"role": "assistant", "content": None, "tool_calls": [
-    {"id": "call_1", "type": "function",
-     "function": {"name": "get_weather", "arguments": "{\"city\": \"Oslo\"}"}}]}
-
-
-async def stored(text: str) -> bool:
-    """Return whether a later identical request is answered from the cache."""
-    await wait_for_pending_writes()
-    return await cache_lookup(make_ctx(text)) is not None
-
-
-async def looked_up(text: str, **kwargs):
-    ctx = make_ctx(text, **kwargs)
-    await cache_lookup(ctx)
-    return ctx
 
 
 class TestFinishReason:
@@ -120,39 +101,3 @@ class TestSwitch:
         assert await pipeline._lookup_cache(ctx) is None
         assert ctx.cache_status == "miss"
         assert "cache" in ctx.timings and "cache_lookup" in ctx.timings
-
-
-class TestPipelineObeysTheSeam:
-    PROFILE = ModelProfile(name="simulated-standard", provider="simulated",
-                           upstream_model="standard")
-
-    def _store(self, ctx, finish_reason: str, message: dict = ANSWER) -> None:
-        pipeline._store_in_cache(ctx, Completion(message=message, finish_reason=finish_reason),
-                                 self.PROFILE, Usage(prompt_tokens=12, completion_tokens=3),
-                                 Decimal("0.0042"))
-
-    async def test_a_complete_answer_is_stored_behind_the_response(self, memory_engine):
-        ctx = await looked_up("What is the capital of Peru?")
-        self._store(ctx, "stop")
-        # The whole write, the team policy read included, is awaited by wait_for_pending_writes.
-        await wait_for_pending_writes()
-        hit = await cache_lookup(make_ctx("What is the capital of Peru?"))
-        assert hit is not None and hit.model == "simulated-standard"
-        assert hit.cost == Decimal("0.0042") and hit.usage["completion_tokens"] == 3
-
-    async def test_a_tool_call_is_stored(self, memory_engine):
-        ctx = await looked_up("What is the weather in Oslo?")
-        self._store(ctx, "tool_calls", TOOL_CALL)
-        assert await stored("What is the weather in Oslo?")
-
-    @pytest.mark.parametrize("finish_reason", ["length", "abort"])
-    async def test_an_incomplete_answer_is_not(self, memory_engine, finish_reason):
-        text = f"Tell me everything about Peru ({finish_reason})."
-        ctx = await looked_up(text)
-        self._store(ctx, finish_reason)
-        assert not await stored(text)
-
-    async def test_no_store_is_obeyed(self, memory_engine):
-        ctx = await looked_up("What is the capital of Chile?", no_store=True)
-        self._store(ctx, "stop")
-        assert not await stored("What is the capital of Chile?")

@@ -1,13 +1,16 @@
 """Pytest fixtures for the fake provider: import them from a conftest.py.
 
-    from tests.fakeprovider_fixtures import fake_provider, fake_provider_session  # noqa: F401
+    from tests.toolkit.fakeprovider.fixtures import (  # noqa: F401
+        fake_provider,
+        fake_provider_session,
+    )
 """
 
 from collections.abc import Iterator
 
 import pytest
 
-from tests.fakeprovider import FakeProvider, run_fake_provider
+from tests.toolkit.fakeprovider import FakeProvider, run_fake_provider
 
 
 @pytest.fixture(scope="session")
