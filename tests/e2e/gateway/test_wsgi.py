@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from budgets.models import UsageRecord
-from tests.fakeprovider import Behavior
+from tests.toolkit.fakeprovider import Behavior
 from tests.toolkit.gateway_process import GatewayProcess, gateway_database_url
 from tests.toolkit.sdk import read_stream
 
