@@ -1,4 +1,5 @@
-"""WSGI entry point, for tools that need one; the gateway itself is served over ASGI."""
+"""WSGI entry point (`manage.py runserver`, gunicorn): the API runs on each process's gateway loop
+(llmops/api/bridge.py), streams included; `make serve` serves ASGI (llmops/asgi.py)."""
 
 import os
 

@@ -28,6 +28,13 @@ class ModelNotFound(RoutingError):
     default_code = "model_not_found"
 
 
+class ModelNotConfigured(InvalidRequest):
+    """The requested model (or every candidate of `auto` or an alias) cannot be called on this
+    gateway as configured, e.g. its provider's API key is not set."""
+
+    default_code = "model_not_configured"
+
+
 class ModelsUnavailable(RoutingError):
     """Every candidate model is cooling down after upstream failures."""
 

@@ -121,6 +121,13 @@ class ModelProfile(models.Model):
 
         return profile_available(self)
 
+    def unavailable_reason(self) -> str:
+        """Return why the gateway cannot call this model now ("OPENAI_API_KEY is not set"), or
+        '' when it can (routing/wiring.py)."""
+        from routing.wiring import profile_unavailable
+
+        return profile_unavailable(self)
+
 
 class RoutingExample(models.Model):
     """One labeled outcome: how well a model (or any model of a tier) answered a prompt.

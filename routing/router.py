@@ -3,6 +3,7 @@
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -11,7 +12,7 @@ from django.conf import settings
 
 from llmops.db import run_db
 from routing import policy, wiring
-from routing.errors import InvalidRequest, ModelNotFound, ModelsUnavailable
+from routing.errors import InvalidRequest, ModelNotConfigured, ModelNotFound, ModelsUnavailable
 from routing.hints import Hints, parse_hints
 from routing.models import ModelProfile
 from routing.resilience import cooldown_active
@@ -69,6 +70,27 @@ class RouteDecision:
     prompt_estimate: PromptEstimate | None = None
 
 
+@dataclass(frozen=True)
+class OfferedModel:
+    """A model name a client may send, and why the gateway cannot serve it now ('' when it can)."""
+
+    name: str
+    owned_by: str
+    created: datetime | None  # None for `auto`
+    unavailable: str = ""
+
+
+async def models_offered() -> list[OfferedModel]:
+    """Return `auto`, then every enabled profile by name, each with why it cannot be called now:
+    `auto` can whenever one of them can, as it only ever picks those."""
+    offered = [OfferedModel(name=p.name, owned_by=p.provider, created=p.created_at,
+                            unavailable=p.unavailable_reason())
+               for p in sorted(await profiles_enabled(), key=lambda p: p.name)]
+    auto = ("" if any(not m.unavailable for m in offered)
+            else "no enabled model can be called" if offered else "no model is enabled")
+    return [OfferedModel(name=AUTO, owned_by="llmops", created=None, unavailable=auto), *offered]
+
+
 class Cooldowns:
     """Cooldown state of the profiles one request asks about, each looked up once."""
 
@@ -87,9 +109,10 @@ class Cooldowns:
 async def route(ctx: RouteRequest) -> RouteDecision:
     """Return the routing decision for `ctx`, with the prompt bounds of its chain.
 
-    Raise ModelNotFound for an unknown model, InvalidRequest for a request no candidate can
-    serve (context window, capability, limits), naming what failed, and UnboundedInput for a
-    part whose billed tokens cannot be bounded.
+    Raise ModelNotFound for an unknown model, ModelNotConfigured for one the gateway cannot call
+    as configured (its key is not set), InvalidRequest for a request no candidate can serve
+    (context window, capability, limits), naming what failed, and UnboundedInput for a part
+    whose billed tokens cannot be bounded.
     """
     needs = request_needs(ctx)
     cooldowns = Cooldowns()
@@ -155,6 +178,13 @@ async def _usable_fallbacks(profile: ModelProfile, needs: policy.Needs,
 
 async def _route_explicit(profile: ModelProfile, needs: policy.Needs,
                           cooldowns: Cooldowns) -> RouteDecision:
+    unavailable = profile.unavailable_reason()
+    if unavailable:
+        # Asked for by name: a configuration the caller can be told about, not a fallback.
+        raise ModelNotConfigured(
+            f"Model '{profile.name}' cannot be called: {unavailable} on this gateway. Set it "
+            "in the gateway's environment, or use a model that GET /v1/models lists.",
+            param="model")
     capability = policy.missing_capability(profile, needs)
     if capability:
         raise InvalidRequest(f"The model '{profile.name}' does not support {capability}.",
@@ -196,11 +226,10 @@ async def _route_auto(ctx: RouteRequest, needs: policy.Needs, cooldowns: Cooldow
     limits = policy.Limits(min_quality=required_quality(ctx.principal.tier, hints, alias_quality),
                            max_latency_ms=_latency_limit(hints, alias_latency),
                            max_cost=hints.max_cost)
-    profiles = [p for p in await profiles_enabled()
-                if p.is_available() and (names is None or p.name in names)]
+    named = [p for p in await profiles_enabled() if names is None or p.name in names]
+    profiles = [p for p in named if p.is_available()]
     if not profiles:
-        raise ModelNotFound(f"No enabled model is available for '{ctx.requested_model}'.",
-                            param="model")
+        _raise_none_callable(ctx.requested_model, named)
     cooling = {p.name for p in profiles if await cooldowns.is_active(p)}
     screening = policy.screen(profiles, needs, limits, cooling=cooling)
     if not screening.eligible:
@@ -220,6 +249,18 @@ async def _route_auto(ctx: RouteRequest, needs: policy.Needs, cooldowns: Cooldow
     return RouteDecision(profile=choice.profile, reason=choice.reason, fallbacks=fallbacks,
                          predicted_quality=round(choice.predicted_quality, 4),
                          required_quality=choice.min_quality, rejected=screening.rejected)
+
+
+def _raise_none_callable(requested: str, named: list[ModelProfile]) -> None:
+    """Raise the error for `auto` or an alias when none of its enabled models can be called."""
+    if not named:
+        raise ModelNotFound(f"No enabled model is available for '{requested}'.", param="model")
+    shown = sorted(named, key=lambda p: p.name)[:5]
+    reasons = "; ".join(f"{p.name}: {p.unavailable_reason()}" for p in shown)
+    more = f"; and {len(named) - len(shown)} more" if len(named) > len(shown) else ""
+    raise ModelNotConfigured(
+        f"No model for '{requested}' can be called on this gateway ({reasons}{more}). Set the "
+        "missing keys in the gateway's environment.", param="model")
 
 
 def _raise_unroutable(rejected: dict[str, str], needs: policy.Needs, profiles: list) -> None:

@@ -8,6 +8,7 @@ from django.http import HttpResponse, HttpResponseBase
 from django.template.response import SimpleTemplateResponse
 from rest_framework.views import APIView
 
+from llmops.api.bridge import needs_gateway_loop, serve_on_gateway_loop
 from llmops.api.negotiation import JsonAlwaysNegotiation
 from llmops.db import run_db
 
@@ -18,11 +19,21 @@ class AsyncAPIView(APIView):
     DRF's `initial()` (authentication, permissions, throttling) does ORM and cache work, so it
     runs through `llmops.db.run_db`; running it with `sync_to_async`'s default would funnel every
     request of the process through a single thread.
+
+    Under WSGI the whole request runs on the process's gateway loop (llmops/api/bridge.py), so
+    that streams, upstream connections and background settlements outlive the view's own
+    short-lived event loop.
     """
 
     content_negotiation_class = JsonAlwaysNegotiation
 
     async def dispatch(self, request, *args, **kwargs):
+        if needs_gateway_loop(request):
+            return await serve_on_gateway_loop(
+                lambda: self._dispatch(request, *args, **kwargs))
+        return await self._dispatch(request, *args, **kwargs)
+
+    async def _dispatch(self, request, *args, **kwargs):
         self.args = args
         self.kwargs = kwargs
         request = self.initialize_request(request, *args, **kwargs)

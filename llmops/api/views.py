@@ -3,7 +3,11 @@
 import time
 
 from django.http import StreamingHttpResponse
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers
 from rest_framework.response import Response
 
@@ -15,8 +19,7 @@ from llmops.gateway.pipeline import (
     chat_completion_create,
     chat_completion_stream,
 )
-from routing.router import AUTO
-from routing.selectors import profiles_enabled
+from routing.router import models_offered
 
 _ERROR = inline_serializer(
     "Error",
@@ -69,24 +72,44 @@ class ChatCompletionCreateApi(AsyncAPIView):
 
 
 class ModelListApi(AsyncAPIView):
-    """GET /v1/models — the enabled model profiles, plus `auto`."""
+    """GET /v1/models — the models this gateway can call now (`auto` and the enabled profiles
+    whose provider is configured); `?all=true` lists every enabled one, each saying whether it
+    is usable and, when not, why (the `llmops` object: an extension OpenAI's SDKs ignore)."""
+
+    class InputSerializer(serializers.Serializer):
+        all = serializers.BooleanField(
+            default=False, help_text="Also list the enabled models that cannot be called now "
+                                     "(e.g. their provider's API key is not set).")
 
     @extend_schema(
         operation_id="model_list",
+        parameters=[InputSerializer],
         responses={200: inline_serializer("ModelList", {
             "object": serializers.CharField(),
             "data": inline_serializer("Model", {
                 "id": serializers.CharField(), "object": serializers.CharField(),
                 "created": serializers.IntegerField(), "owned_by": serializers.CharField(),
-            }, many=True)}), 401: OpenApiResponse(_ERROR)},
+                "llmops": inline_serializer("ModelUsability", {
+                    "usable": serializers.BooleanField(),
+                    "reason": serializers.CharField(allow_null=True),
+                }, required=False, help_text="With ?all=true: whether the gateway can call "
+                                             "the model now, and why not."),
+            }, many=True)}), 400: OpenApiResponse(_ERROR), 401: OpenApiResponse(_ERROR)},
     )
     async def get(self, request):
-        profiles = await profiles_enabled()
+        params = self.InputSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        everything = params.validated_data["all"]
         now = int(time.time())
-        data = [{"id": AUTO, "object": "model", "created": now, "owned_by": "llmops"}]
-        data += [
-            {"id": p.name, "object": "model", "created": int(p.created_at.timestamp()),
-             "owned_by": p.provider}
-            for p in sorted(profiles, key=lambda p: p.name)
-        ]
+        data = []
+        for model in await models_offered():
+            if model.unavailable and not everything:
+                continue
+            entry = {"id": model.name, "object": "model",
+                     "created": int(model.created.timestamp()) if model.created else now,
+                     "owned_by": model.owned_by}
+            if everything:
+                entry["llmops"] = {"usable": not model.unavailable,
+                                   "reason": model.unavailable or None}
+            data.append(entry)
         return Response({"object": "list", "data": data})

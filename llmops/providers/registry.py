@@ -23,8 +23,11 @@ def get_adapter(provider: str) -> ProviderAdapter:
 def profile_available(profile) -> bool:
     """Return whether a ModelProfile can be called: its provider needs no key, or the key (the
     profile's own `api_key_env`, else the provider's setting) is set. Routing asks this through
-    ROUTING_PROFILE_AVAILABLE."""
-    adapter = get_adapter(profile.provider)
+    ROUTING_PROFILE_AVAILABLE. A provider the registry lacks cannot be called."""
+    try:
+        adapter = get_adapter(profile.provider)
+    except KeyError:
+        return False
     return not adapter.needs_key or bool(adapter.api_key_for(profile.api_key_env))
 
 

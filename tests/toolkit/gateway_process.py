@@ -1,8 +1,10 @@
-"""Gateway subprocesses: the production server (`python -m llmops.serve`) on a free port.
+"""Gateway subprocesses: the production server (`python -m llmops.serve`) on a free port, or
+Django's own WSGI server (`manage.py runserver`, `server="wsgi"`).
 
-A test that must kill a gateway (SIGKILL), point it at a proxy, or give it its own Redis runs
-it here rather than in-process. The process uses production settings (`llmops.settings.base`)
-and the test database, so rows the test creates (with `transactional_db`) are visible to it.
+A test that must kill a gateway (SIGKILL), point it at a proxy, give it its own Redis, or serve
+it over WSGI runs it here rather than in-process. The process uses production settings
+(`llmops.settings.base`) and the test database, so rows the test creates (with
+`transactional_db`) are visible to it.
 
     with GatewayProcess(database_url=gateway_database_url(), env={...}) as gateway:
         httpx.post(f"{gateway.url}/v1/chat/completions", ...)
@@ -66,9 +68,15 @@ BASE_ENV = {
 }
 
 
+SERVERS = ("asgi", "wsgi")
+
+
 class GatewayProcess:
     def __init__(self, *, database_url: str, env: dict[str, str] | None = None,
-                 port: int | None = None):
+                 port: int | None = None, server: str = "asgi"):
+        if server not in SERVERS:
+            raise ValueError(f"server must be one of {SERVERS}, not {server!r}")
+        self.server = server
         self.port = port or free_port()
         self.env = {**os.environ, **BASE_ENV, "DATABASE_URL": database_url, **(env or {})}
         self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
@@ -88,10 +96,18 @@ class GatewayProcess:
     def alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
+    def command(self) -> list[str]:
+        """Return the command line that serves the gateway on `port`."""
+        if self.server == "wsgi":
+            # Django's development server: WSGI (llmops.wsgi), a thread per request.
+            return [sys.executable, "manage.py", "runserver", f"127.0.0.1:{self.port}",
+                    "--noreload", "--skip-checks"]
+        return [sys.executable, "-m", "llmops.serve", "--host", "127.0.0.1", "--port",
+                str(self.port), "--workers", "1"]
+
     def start(self, *, timeout: float = 90.0) -> "GatewayProcess":
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "llmops.serve", "--host", "127.0.0.1", "--port",
-             str(self.port), "--workers", "1"],
+            self.command(),
             cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
         )
         try:

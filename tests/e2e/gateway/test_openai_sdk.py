@@ -5,6 +5,7 @@ import openai
 import pytest
 
 from budgets.models import UsageRecord
+from tests.toolkit.sdk import read_stream
 
 
 def test_non_streamed_completion(openai_client):
@@ -44,13 +45,8 @@ def test_streamed_completion_with_usage(openai_client):
         messages=[{"role": "user", "content": "Tell me a short story"}],
         stream=True, stream_options={"include_usage": True},
     )
-    text, usage, finish = "", None, None
-    for chunk in stream:
-        if chunk.choices:
-            text += chunk.choices[0].delta.content or ""
-            finish = chunk.choices[0].finish_reason or finish
-        if chunk.usage:
-            usage = chunk.usage
+    read = read_stream(stream)
+    text, usage, finish = read.text, read.usage, read.finish_reason
     assert text.startswith("[simulated]")
     assert finish == "stop"
     assert usage is not None and usage.completion_tokens > 0

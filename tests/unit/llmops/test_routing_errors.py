@@ -11,6 +11,8 @@ from routing import errors
                            code="no_model_within_limits"), 400, "invalid_request_error"),
     (errors.ModelNotFound("The model 'x' does not exist or is not enabled.", param="model"),
      404, "invalid_request_error"),
+    (errors.ModelNotConfigured("Model 'gpt-4o' cannot be called: OPENAI_API_KEY is not set "
+                               "on this gateway.", param="model"), 400, "invalid_request_error"),
     (errors.ModelsUnavailable("Every candidate model is cooling down.",
                               code="models_cooling_down", retry_after=30), 503, "api_error"),
 ])
@@ -29,3 +31,4 @@ def test_retry_after_becomes_the_header():
 def test_default_codes():
     assert errors.ModelNotFound("gone").code == "model_not_found"
     assert errors.InvalidRequest("bad").code == "invalid_request"
+    assert errors.ModelNotConfigured("no key").code == "model_not_configured"

@@ -8,7 +8,7 @@ import pytest
 from llmops.gateway.context import RequestContext
 from llmops.principal import Principal
 from routing import learned, resilience, router
-from routing.errors import InvalidRequest, ModelNotFound, ModelsUnavailable
+from routing.errors import InvalidRequest, ModelNotConfigured, ModelNotFound, ModelsUnavailable
 from routing.models import ModelProfile, RouterAlias, RoutingExample
 from routing.selectors import invalidate_predictor, invalidate_snapshot, routing_predictor
 from routing.services import profiles_load_defaults
@@ -59,6 +59,52 @@ async def test_explicit_model_with_configured_fallbacks(defaults):
     assert decision.reason == "explicit"
     assert decision.profile.name == "simulated-premium"
     assert [p.name for p in decision.fallbacks] == ["simulated-standard"]
+
+
+async def test_explicit_model_without_its_key_is_refused_by_name(defaults):
+    with pytest.raises(ModelNotConfigured) as caught:
+        await router.route(ctx_for("gpt-4o"))
+    assert caught.value.param == "model" and caught.value.code == "model_not_configured"
+    assert caught.value.message.startswith(
+        "Model 'gpt-4o' cannot be called: OPENAI_API_KEY is not set on this gateway.")
+
+
+async def test_explicit_model_without_its_key_is_refused_even_with_usable_fallbacks(
+        defaults, settings):
+    settings.OPENAI_API_KEY = "sk-test"  # its fallback gpt-4.1-mini is usable now
+    with pytest.raises(ModelNotConfigured, match="ANTHROPIC_API_KEY is not set"):
+        await router.route(ctx_for("claude-sonnet-4-5"))
+
+
+async def test_auto_with_no_callable_model_names_what_is_missing(defaults):
+    await ModelProfile.objects.filter(provider="simulated").aupdate(enabled=False)
+    invalidate_snapshot()
+    with pytest.raises(ModelNotConfigured) as caught:
+        await router.route(ctx_for())
+    message = caught.value.message
+    assert "claude-haiku-4-5: ANTHROPIC_API_KEY is not set" in message
+    assert "gemini-2.5-flash: GEMINI_API_KEY is not set" in message
+    assert "and 1 more" in message  # six models: five named
+
+
+async def test_models_offered_say_which_can_be_called(defaults, settings):
+    offered = {m.name: m.unavailable for m in await router.models_offered()}
+    assert offered["auto"] == "" and offered["simulated-efficient"] == ""
+    assert offered["gpt-4o"] == "OPENAI_API_KEY is not set"
+    assert offered["claude-haiku-4-5"] == "ANTHROPIC_API_KEY is not set"
+    assert [m.name for m in await router.models_offered()][0] == "auto"
+    await ModelProfile.objects.filter(provider="simulated").aupdate(enabled=False)
+    invalidate_snapshot()
+    assert (await router.models_offered())[0].unavailable == "no enabled model can be called"
+    settings.GEMINI_API_KEY = "g-key"
+    assert (await router.models_offered())[0].unavailable == ""
+
+
+async def test_no_enabled_model_leaves_auto_nothing(settings):
+    assert [(m.name, m.unavailable) for m in await router.models_offered()] == [
+        ("auto", "no model is enabled")]
+    with pytest.raises(ModelNotFound):
+        await router.route(ctx_for())
 
 
 async def test_unknown_model():
