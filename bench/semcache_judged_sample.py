@@ -21,7 +21,6 @@ import json
 import os
 import random
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,65 +38,26 @@ MAX_CANDIDATES = 3
 
 
 def run_lookups(path: Path, cache_dir: Path | None) -> tuple[list, list[dict]]:
-    """Store every text_a, look up every text_b; return (pairs, one record per query)."""
+    """Run eval_cache's lookups (semcache.evaluation.cache_evaluate) on the file at the shipped
+    threshold; return (pairs, one record per query)."""
     threshold = _settings().CACHE_SIMILARITY_THRESHOLD
-    import numpy as np
-
-    from semcache.decision import decide
-    from semcache.embedder import get_embedder, model_path, precision_tag
-    from semcache.evaluation import cached_embed, components_of, load_pairs
-    from semcache.namespaces import build_scope, normalize_text
-    from semcache.services import CANDIDATES, CacheEngine
-    from semcache.store import MemoryStore
+    from semcache.evaluation import cache_evaluate, components_of, load_pairs
 
     pairs = load_pairs(path)
     components = components_of(pairs)
-    stored = list(dict.fromkeys(p.text_a for p in pairs))
-    first_line = {}
-    for line, pair in enumerate(pairs, 1):
-        first_line.setdefault(pair.text_a, line)
-    embedder = get_embedder()
+    records = []
 
-    def embed(texts):
-        return np.concatenate([embedder.embed_sync(texts[i:i + 1024])
-                               for i in range(0, len(texts), 1024)])
-
-    # The same texts and tag as eval_cache, so both share bench/.cache.
-    vectors = cached_embed(embed, stored + [p.text_b for p in pairs], cache_dir,
-                           tag=precision_tag(str(model_path())))
-    engine = CacheEngine(MemoryStore(max_events=1))
-
-    def scope_of(text):
-        return build_scope(team_id=0, messages=[{"role": "user", "content": text}],
-                           requested_model="eval", answer_params={})
-
-    line_of = {}
-    answer = {"role": "assistant", "content": "stand-in answer"}
-    for text, vector in zip(stored, vectors[: len(stored)], strict=True):
-        entry = engine.put(scope_of(text), vector=vector, message=answer, finish_reason="stop",
-                           model="eval", usage={}, cost=0, ttl_seconds=24 * 3600)
-        line_of[entry.id] = first_line[text]
-    index = engine.registry.index_for(scope_of(stored[0]).namespace)
-    now, records = time.time(), []
-    for line, (pair, vector) in enumerate(zip(pairs, vectors[len(stored):], strict=True), 1):
-        scope = scope_of(pair.text_b)
-        exact = engine.find_exact(scope)
-        candidates = [] if exact else index.search(vector, CANDIDATES, now=now)
-        verdict = None if exact else decide(scope.query_text, candidates, threshold=threshold)
-
-        def label_ok(prompt, query=pair.text_b):  # eval_cache's notion of a correct hit
-            return normalize_text(prompt) == normalize_text(query) or \
-                components.find(prompt) == components.find(query)
-
+    def record(lookup) -> None:
+        pair = pairs[lookup.line - 1]
         records.append({
-            "line": line, "label": pair.label, "exact": exact is not None,
-            "candidates": candidates, "lines": [line_of[c.entry_id] for c in candidates],
-            "label_ok": [label_ok(c.prompt) for c in candidates],
-            "hit": line_of[verdict.candidate.entry_id] if verdict
-            else line_of[exact.entry.id] if exact else None,
-            "label_correct": bool(verdict and label_ok(verdict.candidate.prompt)
-                                  or exact and label_ok(exact.entry.prompt)),
+            "line": lookup.line, "label": pair.label, "exact": lookup.exact,
+            "candidates": lookup.candidates, "lines": lookup.candidate_lines,
+            "label_ok": [components.correct(c.prompt, pair.text_b) for c in lookup.candidates],
+            "hit": lookup.hit_line, "label_correct": lookup.label_correct,
         })
+
+    # The same embeddings cache as eval_cache (bench/.cache by default).
+    cache_evaluate(pairs, threshold=threshold, cache_dir=cache_dir, on_lookup=record)
     return pairs, records
 
 

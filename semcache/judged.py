@@ -16,6 +16,8 @@ VERDICTS = ("SAME", "DIFFERENT", "UNSURE")
 KINDS = ("paraphrase", "deictic", "role_swap", "antonym", "entity_swap", "other")
 SIDES = ("a", "b")
 Z95 = 1.959964
+# The shipped verdicts, on the QQP dev pairs (../shared/data/qqp_pairs_dev.jsonl).
+QQP_DEV_VERDICTS = Path(__file__).resolve().parent / "data" / "judged_qqp_dev.jsonl"
 
 
 class TextPair(Protocol):

@@ -87,6 +87,29 @@ def _pairs_file(tmp_path):
     return path
 
 
+def _verdicts_file(tmp_path, rows):
+    """Write verdicts on _pairs_file's lines: (query line, candidate line, verdict, kind)."""
+    from semcache.evaluation import load_pairs
+    from semcache.judged import pair_hash
+
+    pairs = load_pairs(_pairs_file(tmp_path))
+    path = tmp_path / "verdicts.jsonl"
+    path.write_text("".join(json.dumps({
+        "query_line": q, "candidate_line": c, "candidate_side": "a",
+        "hash": pair_hash(pairs[q - 1].text_b, pairs[c - 1].text_a), "verdict": verdict,
+        "kind": kind, "reason": "synthetic"}) + "\n" for q, c, verdict, kind in rows))
+    return path
+
+
+VERDICTS = [
+    (1, 1, "SAME", "paraphrase"),
+    (3, 3, "SAME", "paraphrase"),
+    (4, 4, "DIFFERENT", "entity_swap"),
+    (5, 5, "DIFFERENT", "other"),
+    (6, 1, "UNSURE", "other"),
+]
+
+
 class TestEvalCache:
     def test_json_report_on_a_small_file(self, tmp_path):
         result = json.loads(run("eval_cache", str(_pairs_file(tmp_path)), "--json",
@@ -102,11 +125,65 @@ class TestEvalCache:
         assert run("eval_cache", str(_pairs_file(tmp_path)), "--cache-dir", "none").count(
             "\n") > 18
 
+    def test_judged_block_beside_the_label_figures(self, tmp_path):
+        pairs, verdicts = _pairs_file(tmp_path), _verdicts_file(tmp_path, VERDICTS)
+        result = json.loads(run("eval_cache", str(pairs), "--json", "--cache-dir", "none",
+                                "--judged", str(verdicts)))
+        judged = result["judged"]
+        assert judged["verdicts"] == 5
+        # The judged run is the decision's: the same hits, every query a hit or a miss.
+        assert judged["hits"] == result["hits"] and judged["hits"] + judged["misses"] == 6
+        assert judged["hits_identical"] >= 1  # line 2 asks line 2's question verbatim
+        assert judged["same"] + judged["different"] + judged["unsure"] == (
+            judged["hits_identical"] + judged["hits_judged"])
+        assert judged["recall_queries"] == 2  # lines 1 and 3 have a SAME entry
+        for key in ("precision", "precision_unsure_right", "precision_interval", "recall",
+                    "recall_interval", "coverage_hits", "coverage_misses", "different_by_kind"):
+            assert key in judged
+        without = json.loads(run("eval_cache", str(pairs), "--json", "--cache-dir", "none"))
+        assert "judged" not in without
+        assert without["hits"] == result["hits"] and without["thresholds"] == result["thresholds"]
+        text = run("eval_cache", str(pairs), "--cache-dir", "none", "--judged", str(verdicts))
+        lines = text.splitlines()
+        assert lines[1].startswith("decision (cosine >= 0.968")
+        assert lines[2].startswith("judged (5 verdicts): precision ")
+        assert "UNSURE wrong-right, 95% interval" in lines[2] and " recall " in lines[2]
+        assert lines[3].startswith("  coverage: ") and f"of {result['hits']} hits (" in lines[3]
+        assert lines[4].startswith("search + decision per lookup")
+
+    def test_judged_verdicts_must_match_the_pairs_file(self, tmp_path):
+        pairs = _pairs_file(tmp_path)
+        verdicts = _verdicts_file(tmp_path, VERDICTS)
+        rows = verdicts.read_text().splitlines()
+        stale = json.loads(rows[2])
+        stale["hash"] = "0" * 64  # line 4's texts as another file holds them
+        verdicts.write_text("\n".join([*rows[:2], json.dumps(stale), *rows[3:]]) + "\n")
+        with pytest.raises(CommandError, match=r"--judged: 1 verdicts do not match the pairs "
+                                               r"file \(first: query line 4, candidate line 4\)"):
+            run("eval_cache", str(pairs), "--cache-dir", "none", "--judged", str(verdicts))
+        verdicts.write_text('{"query_line": 1}\n')
+        with pytest.raises(CommandError, match=r"--judged: .*verdicts.jsonl:1: not a verdict"):
+            run("eval_cache", str(pairs), "--cache-dir", "none", "--judged", str(verdicts))
+        with pytest.raises(CommandError, match="No such file"):
+            run("eval_cache", str(pairs), "--judged", str(tmp_path / "missing.jsonl"))
+
+    def test_judged_with_a_limit_keeps_the_verdicts_inside_it(self, tmp_path):
+        result = json.loads(run("eval_cache", str(_pairs_file(tmp_path)), "--json", "--limit",
+                                "3", "--cache-dir", "none", "--judged",
+                                str(_verdicts_file(tmp_path, VERDICTS))))
+        assert result["judged"]["verdicts"] == 2 and result["queries"] == 3
+        # 'default' is the shipped file: none of its verdicts falls within six lines.
+        result = json.loads(run("eval_cache", str(_pairs_file(tmp_path)), "--json",
+                                "--cache-dir", "none", "--judged", "default"))
+        assert result["judged"]["verdicts"] == 0 and result["judged"]["hits_judged"] == 0
+
     @pytest.mark.skipif(not QQP.exists(), reason="../shared/data/qqp_pairs_dev.jsonl missing")
     def test_bounded_qqp_subset(self, tmp_path):
         result = json.loads(run("eval_cache", str(QQP), "--json", "--limit", "600",
-                                "--cache-dir", str(tmp_path)))
+                                "--cache-dir", str(tmp_path), "--judged", "default"))
         assert result["queries"] == 600
+        # The shipped verdicts match the file they were read on.
+        assert result["judged"]["verdicts"] > 0 and result["judged"]["hits"] == result["hits"]
         plain_095 = next(r for r in result["thresholds"] if r["threshold"] == 0.95)
         # The configured decision is at least as precise as the seed's plain 0.95.
         assert result["precision"] >= plain_095["precision"] - 0.02
