@@ -22,8 +22,7 @@ from llmops.gateway.admission import Prepared, admit
 from llmops.gateway.context import RequestContext
 from llmops.gateway.responses import completion_body
 from llmops.gateway.settlement import DISCONNECTED, Outcome, settle
-from llmops.gateway.streaming import Relay, close_opening
-from llmops.gateway.streaming import replay_stream as _replay_stream
+from llmops.gateway.streaming import Relay, close_opening, replay_stream
 from llmops.gateway.usage import billed_usage
 from llmops.observability.judge import judge_sample_maybe_async
 from llmops.providers.base import Completion, Usage
@@ -31,10 +30,6 @@ from routing.models import ModelProfile
 from routing.router import route
 
 logger = logging.getLogger("llmops.gateway")
-
-# Settlement must survive the request task being cancelled (client gone): `_spawn` keeps it.
-_spawn = spawn
-
 
 @dataclass
 class CompletionResult:
@@ -128,7 +123,7 @@ async def _call_upstream(ctx: RequestContext, prepared: Prepared, outcome: Outco
     """Run `call(ctx, chain, outcome)` in a task of its own; whatever ends it early, settle the
     admission once. If the client leaves meanwhile, `client_gone(task)` takes over the call
     (detached from the request) and settles it with what the provider bills."""
-    task = _spawn(call(ctx, prepared.chain, outcome))
+    task = spawn(call(ctx, prepared.chain, outcome))
     try:
         return await asyncio.shield(task)
     except GatewayError as exc:
@@ -137,12 +132,12 @@ async def _call_upstream(ctx: RequestContext, prepared: Prepared, outcome: Outco
         await settle(ctx, prepared.admission, outcome)
         raise
     except asyncio.CancelledError:
-        _spawn(client_gone(ctx, prepared, outcome, task))
+        spawn(client_gone(ctx, prepared, outcome, task))
         raise
     except BaseException:
         # Our own failure: the settlement must still happen, whatever happens to this task.
         outcome.fail("gateway_error", "internal", 500)
-        await asyncio.shield(_spawn(settle(ctx, prepared.admission, outcome)))
+        await asyncio.shield(spawn(settle(ctx, prepared.admission, outcome)))
         raise
 
 
@@ -199,7 +194,7 @@ async def _answer_from_cache(ctx: RequestContext, hit) -> CompletionResult | Str
                      completion_tokens=int(hit.usage.get("completion_tokens", 0)))
     headers = _headers(ctx, model=hit.model, entry=entry)
     if ctx.stream:
-        return StreamResult(headers=headers, events=_replay_stream(ctx, hit, original, entry))
+        return StreamResult(headers=headers, events=replay_stream(ctx, hit, original, entry))
     body = completion_body(ctx, model=hit.model, message=hit.message,
                            finish_reason=hit.finish_reason, usage=original, entry=entry)
     return CompletionResult(body=body, headers=headers)
