@@ -210,6 +210,7 @@ class UsageRecordAdmin(admin.ModelAdmin):
         ("team", admin.RelatedOnlyFieldListFilter),
         ("api_key", admin.RelatedOnlyFieldListFilter),
         ("served_model", admin.AllValuesFieldListFilter),
+        "endpoint",
         "status",
         "cache_status",
         "stream",

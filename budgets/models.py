@@ -32,6 +32,15 @@ class UsageStatus(models.TextChoices):
     GATEWAY_ERROR = "gateway_error", "Gateway error"
 
 
+class Endpoint(models.TextChoices):
+    """The API a request came through (the ledger keeps it; roll-ups group by it)."""
+
+    CHAT_COMPLETIONS = "chat.completions", "POST /v1/chat/completions"
+    RESPONSES = "responses", "POST /v1/responses"
+    MESSAGES = "messages", "POST /v1/messages"
+    EMBEDDINGS = "embeddings", "POST /v1/embeddings"
+
+
 class BudgetScope(models.TextChoices):
     KEY = "key", "API key"
     USER = "user", "User"
@@ -317,6 +326,8 @@ class UsageRecord(models.Model):
     team = models.ForeignKey("llmops.Team", null=True, on_delete=models.SET_NULL,
                              related_name="usage_records")
 
+    endpoint = models.CharField(max_length=24, choices=Endpoint.choices,
+                                default=Endpoint.CHAT_COMPLETIONS)
     requested_model = models.CharField(max_length=100)
     served_model = models.CharField(max_length=100, blank=True)
     attempted_models = models.JSONField(default=list, blank=True,

@@ -36,6 +36,7 @@ class UsageEntry:
     request_id: str
     principal: Principal
     requested_model: str
+    endpoint: str = "chat.completions"  # budgets.models.Endpoint
     served_model: str = ""
     attempted_models: list[str] = field(default_factory=list)
     routing_reason: str = ""

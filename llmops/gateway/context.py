@@ -40,6 +40,8 @@ class RequestContext:
     requested_model: str
     params: dict
     stream: bool = False
+    # The API the request came through (budgets.models.Endpoint), recorded in its ledger row.
+    endpoint: str = "chat.completions"
     include_usage: bool = False
     max_output_tokens: int | None = None  # the request's own max_tokens / max_completion_tokens
     # The team's (or LLMOPS_DEFAULT_MAX_TOKENS') limit for a request that set none: sent

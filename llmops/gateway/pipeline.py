@@ -137,7 +137,7 @@ async def _call_upstream(ctx: RequestContext, prepared: Prepared, outcome: Outco
     except BaseException:
         # Our own failure: the settlement must still happen, whatever happens to this task.
         outcome.fail("gateway_error", "internal", 500)
-        await asyncio.shield(spawn(settle(ctx, prepared.admission, outcome)))
+        await settle(ctx, prepared.admission, outcome)
         raise
 
 
@@ -217,10 +217,10 @@ async def chat_completion_stream(ctx: RequestContext) -> StreamResult:
                                   client_gone=close_opening)
     relay = Relay(ctx, prepared, outcome, opened, on_answer=_after_answer)
     # The server may never start iterating (the client left between the headers and the first
-    # chunk): an iterator never started never runs its `finally`, so when the task serving this
-    # request ends, whatever the relay did not settle is settled here.
+    # chunk), or stop between two chunks without closing the iterator: when the task serving
+    # this request ends, whatever the relay did not settle is settled then.
     serving = asyncio.current_task()
     if serving is not None:
-        serving.add_done_callback(relay.settle_if_never_started)
+        serving.add_done_callback(relay.settle_if_abandoned)
     return StreamResult(headers=_headers(ctx, model=outcome.profile.name), events=relay.events())
 

@@ -45,7 +45,7 @@ class Outcome:
         """Return the outcome of `ctx` before anything happened upstream."""
         return cls(UsageEntry(request_id=ctx.request_id, principal=ctx.principal,
                               requested_model=ctx.requested_model, routing_reason=reason,
-                              stream=ctx.stream))
+                              stream=ctx.stream, endpoint=ctx.endpoint))
 
     def fail(self, status: str, error_kind: str, http_status: int) -> None:
         """Record how the request ended when it did not end well."""
@@ -80,7 +80,18 @@ def entry_finish(ctx: RequestContext, outcome: Outcome, *, cost_saved: Decimal =
 async def settle(ctx: RequestContext, admission: Admission | None, outcome: Outcome,
                  *, cost_saved: Decimal = Decimal(0), hit=None) -> UsageEntry:
     """Write the request's one ledger row (charging `admission`'s budgets), count it in the
-    metrics and log it; return its entry. A write that fails goes on in the background."""
+    metrics and log it; return its entry. A write that fails goes on in the background.
+
+    The settlement runs in a task of its own and to its end even when the caller is cancelled
+    (the client left while the row was being written): a write still queued for the database
+    pool would otherwise be dropped with the caller, leaving the provider's bill off the books
+    and the reservation held for as long as this process lives."""
+    return await asyncio.shield(spawn(_settle(ctx, admission, outcome, cost_saved=cost_saved,
+                                              hit=hit)))
+
+
+async def _settle(ctx: RequestContext, admission: Admission | None, outcome: Outcome,
+                  *, cost_saved: Decimal, hit) -> UsageEntry:
     entry = entry_finish(ctx, outcome, cost_saved=cost_saved, hit=hit)
     started = time.perf_counter()
     record = None

@@ -3,7 +3,7 @@ and replay a cached answer as a stream."""
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 
 from budgets.services import UsageEntry
@@ -80,6 +80,7 @@ class Relay:
         self.settled = False
         self.text_parts: list[str] = []
         self.reported: Usage | None = None
+        self._events: AsyncGenerator[bytes, None] | None = None
 
     def _usage(self) -> Usage:
         return billed_usage(self.ctx, self.outcome.profile, self.reported,
@@ -89,12 +90,19 @@ class Relay:
         self.settled = True
         return await settle(self.ctx, self.prepared.admission, self.outcome)
 
-    def settle_if_never_started(self, _task: asyncio.Task | None = None) -> None:
-        """Settle the stream if the server never started relaying it (a task done-callback)."""
-        if self.started or self.settled:
+    def settle_if_abandoned(self, _task: asyncio.Task | None = None) -> None:
+        """Settle the stream if the task serving the request ended before the relay did (a
+        task done-callback): the server never started relaying it, or stopped between two
+        chunks without closing it (Django's ASGI handler closes its own wrapper generator, and
+        a wrapper closed at its `yield` leaves ours suspended, to be closed only when collected).
+        """
+        if self.settled:
             return
-        self.settled = True
-        spawn(self._close_unstarted())
+        if not self.started:
+            self.settled = True
+            spawn(self._close_unstarted())
+        elif self._events is not None:
+            spawn(self._events.aclose())  # runs the relay's `finally`: close upstream, settle
 
     async def _close_unstarted(self) -> None:
         await self.opened.aclose()
@@ -103,8 +111,12 @@ class Relay:
         self.outcome.usage = self._usage()
         await settle(self.ctx, self.prepared.admission, self.outcome)
 
-    async def events(self) -> AsyncIterator[bytes]:
-        """Yield the stream's SSE bytes as the upstream deltas arrive, then settle."""
+    def events(self) -> AsyncIterator[bytes]:
+        """Return the stream's SSE bytes as the upstream deltas arrive; it settles at the end."""
+        self._events = self._relay()
+        return self._events
+
+    async def _relay(self) -> AsyncIterator[bytes]:
         if self.settled:
             return  # settled as abandoned before the server asked for the first chunk
         self.started = True
@@ -161,8 +173,7 @@ class Relay:
                 # is closed above, so the provider bills the prompt and what it had sent.
                 outcome.fail(*DISCONNECTED)
                 outcome.usage = self._usage()
-                task = spawn(self._settle())
                 try:
-                    await asyncio.shield(task)
+                    await self._settle()
                 except (asyncio.CancelledError, GeneratorExit):
-                    pass  # the settle task runs on; `spawn` keeps it alive
+                    pass  # the settlement runs on in its own task (see `settle`)

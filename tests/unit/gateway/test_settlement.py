@@ -97,3 +97,42 @@ class TestSettle:
         assert (row.api_key_id, row.team_id, row.created_at) == (
             principal.api_key_id, principal.team_id, admission.admitted_at)
         assert row.cost == Decimal("0.0011") and "settle" in ctx.timings
+
+    async def test_a_settlement_whose_caller_is_cancelled_is_still_written(self, api_key):
+        """The client left while the row was queued for the database pool (every pool thread
+        busy): cancelling the request must not cancel its settlement."""
+        import asyncio
+        import threading
+
+        from asgiref.sync import sync_to_async
+        from django.conf import settings
+
+        from budgets.models import BudgetReservation
+        from llmops.db import _get_executor
+
+        principal = principal_of(api_key.api_key)
+        ctx = request(principal=principal)
+        ctx.estimated_cost = Decimal("0.5")
+        admission = await sync_to_async(request_admit)(
+            principal=principal, request_id=ctx.request_id, estimated_cost=ctx.estimated_cost)
+        outcome = answered(ctx, profile("m"), Usage(prompt_tokens=1000, completion_tokens=50))
+        release = threading.Event()
+        blockers = [_get_executor().submit(release.wait, 10)
+                    for _ in range(settings.GATEWAY_DB_THREADS)]
+        try:
+            settling = asyncio.ensure_future(settle(ctx, admission, outcome))
+            await asyncio.sleep(0.05)  # the write is queued behind the blockers
+            settling.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await settling
+        finally:
+            release.set()
+        for blocker in blockers:
+            await asyncio.wrap_future(blocker)
+        for _ in range(100):
+            if await UsageRecord.objects.aexists():
+                break
+            await asyncio.sleep(0.05)
+        [row] = [row async for row in UsageRecord.objects.all()]
+        assert row.request_id == ctx.request_id and row.cost == Decimal("0.0011")
+        assert not await BudgetReservation.objects.aexists()

@@ -130,16 +130,35 @@ class TestRelay:
         assert 1 <= row.completion_tokens < 40 and row.prompt_tokens == 20
         assert streaming.answers == []
 
-    async def test_a_stream_never_started_is_settled_once_and_relays_nothing(self, relay):
+    @staticmethod
+    async def settled_row() -> UsageRecord:
+        """Return the one ledger row once a background settlement wrote it."""
         import asyncio
 
-        streaming = await relay("fake-words-4")
-        streaming.settle_if_never_started()
-        streaming.settle_if_never_started()  # the done-callback may fire more than once
-        assert [chunk async for chunk in streaming.events()] == []
         for _ in range(100):
             if await UsageRecord.objects.aexists():
                 break
             await asyncio.sleep(0.05)
-        [row] = await self.ledger()
+        [row] = await TestRelay.ledger()
+        return row
+
+    async def test_a_stream_never_started_is_settled_once_and_relays_nothing(self, relay):
+        streaming = await relay("fake-words-4")
+        streaming.settle_if_abandoned()
+        streaming.settle_if_abandoned()  # the done-callback may fire more than once
+        assert [chunk async for chunk in streaming.events()] == []
+        row = await self.settled_row()
         assert row.status == "client_disconnected" and row.prompt_tokens == 20
+
+    async def test_a_stream_the_server_stopped_reading_without_closing_is_settled(self, relay):
+        """The serving task ended between two chunks and nobody closed the relay (Django's
+        handler closes only its own wrapper): the done-callback closes it, which settles."""
+        streaming = await relay("fake-words-40-pace-20")
+        events = streaming.events()
+        for _ in range(3):
+            await anext(events)
+        streaming.settle_if_abandoned()
+        row = await self.settled_row()
+        assert (row.status, row.http_status) == ("client_disconnected", 499)
+        assert 1 <= row.completion_tokens < 40 and row.prompt_tokens == 20
+        assert streaming.answers == []
