@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from llmops.api.base import AsyncAPIView
 from llmops.api.context import context_from_request
 from llmops.api.serializers import ChatCompletionInputSerializer
+from llmops.api.sse import chat_completion_sse
 from llmops.gateway.pipeline import (
     StreamResult,
     chat_completion_create,
@@ -62,7 +63,8 @@ class ChatCompletionCreateApi(AsyncAPIView):
         if timing:
             result.headers["Server-Timing"] = timing
         if isinstance(result, StreamResult):
-            response = StreamingHttpResponse(result.events, content_type="text/event-stream")
+            response = StreamingHttpResponse(chat_completion_sse(result.events),
+                                             content_type="text/event-stream")
             response["Cache-Control"] = "no-cache"
             response["X-Accel-Buffering"] = "no"
             for name, value in result.headers.items():

@@ -41,10 +41,11 @@ class CompletionResult:
 
 @dataclass
 class StreamResult:
-    """A stream that has started upstream: headers now, SSE bytes as they come."""
+    """A stream that has started upstream: headers now, `chat.completion.chunk` objects as they
+    come (llmops/gateway/streaming.py); the front door encodes them in its wire format."""
 
     headers: dict[str, str]
-    events: AsyncIterator[bytes]
+    events: AsyncIterator[dict]
 
 
 # --- Steps ------------------------------------------------------------------------------------

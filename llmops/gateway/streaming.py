@@ -1,8 +1,11 @@
 """Streams: relay an upstream stream to the client and settle it exactly once however it ends,
-and replay a cached answer as a stream."""
+and replay a cached answer as a stream.
+
+Both yield `chat.completion.chunk` objects (dicts; a stream that broke mid-way ends with an
+`{"error": ...}` object): each front door encodes them in its own wire format (Chat Completions'
+SSE in llmops/api/sse.py), so every API relays, settles and caches through this one path."""
 
 import asyncio
-import json
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 
@@ -23,25 +26,19 @@ from routing.models import ModelProfile
 OnAnswer = Callable[[RequestContext, Completion, ModelProfile, Usage, Decimal], Awaitable[None]]
 
 
-def _sse(payload: dict | str) -> bytes:
-    data = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
-    return f"data: {data}\n\n".encode()
-
-
 async def replay_stream(ctx: RequestContext, hit, usage: Usage,
-                        entry: UsageEntry) -> AsyncIterator[bytes]:
+                        entry: UsageEntry) -> AsyncIterator[dict]:
     """Yield a cached answer (`hit`) as the chunks of a stream."""
-    yield _sse(chunk_body(ctx, model=hit.model, delta={"role": "assistant", "content": ""}))
+    yield chunk_body(ctx, model=hit.model, delta={"role": "assistant", "content": ""})
     content = hit.message.get("content") or ""
     if content:
-        yield _sse(chunk_body(ctx, model=hit.model, delta={"content": content}))
+        yield chunk_body(ctx, model=hit.model, delta={"content": content})
     if hit.message.get("tool_calls"):
         calls = [dict(c, index=i) for i, c in enumerate(hit.message["tool_calls"])]
-        yield _sse(chunk_body(ctx, model=hit.model, delta={"tool_calls": calls}))
-    yield _sse(chunk_body(ctx, model=hit.model, delta={}, finish_reason=hit.finish_reason))
+        yield chunk_body(ctx, model=hit.model, delta={"tool_calls": calls})
+    yield chunk_body(ctx, model=hit.model, delta={}, finish_reason=hit.finish_reason)
     if ctx.include_usage:
-        yield _sse(chunk_body(ctx, model=hit.model, usage=usage_body(ctx, usage, entry)))
-    yield _sse("[DONE]")
+        yield chunk_body(ctx, model=hit.model, usage=usage_body(ctx, usage, entry))
 
 
 async def close_opening(ctx: RequestContext, prepared: Prepared, outcome: Outcome,
@@ -80,7 +77,7 @@ class Relay:
         self.settled = False
         self.text_parts: list[str] = []
         self.reported: Usage | None = None
-        self._events: AsyncGenerator[bytes, None] | None = None
+        self._events: AsyncGenerator[dict, None] | None = None
 
     def _usage(self) -> Usage:
         return billed_usage(self.ctx, self.outcome.profile, self.reported,
@@ -111,12 +108,12 @@ class Relay:
         self.outcome.usage = self._usage()
         await settle(self.ctx, self.prepared.admission, self.outcome)
 
-    def events(self) -> AsyncIterator[bytes]:
-        """Return the stream's SSE bytes as the upstream deltas arrive; it settles at the end."""
+    def events(self) -> AsyncIterator[dict]:
+        """Return the stream's chunks as the upstream deltas arrive; it settles at the end."""
         self._events = self._relay()
         return self._events
 
-    async def _relay(self) -> AsyncIterator[bytes]:
+    async def _relay(self) -> AsyncIterator[dict]:
         if self.settled:
             return  # settled as abandoned before the server asked for the first chunk
         self.started = True
@@ -140,14 +137,12 @@ class Relay:
                 if delta.finish_reason:
                     finish_reason = delta.finish_reason
                 if piece or delta.finish_reason:
-                    yield _sse(chunk_body(ctx, model=model, delta=piece,
-                                          finish_reason=delta.finish_reason))
+                    yield chunk_body(ctx, model=model, delta=piece,
+                                     finish_reason=delta.finish_reason)
             outcome.usage = self._usage()
             entry = await self._settle()
             if ctx.include_usage:
-                yield _sse(chunk_body(ctx, model=model,
-                                      usage=usage_body(ctx, outcome.usage, entry)))
-            yield _sse("[DONE]")
+                yield chunk_body(ctx, model=model, usage=usage_body(ctx, outcome.usage, entry))
             message: dict = {"role": "assistant", "content": "".join(self.text_parts)}
             if tool_calls:
                 message["tool_calls"] = [tool_calls[i] for i in sorted(tool_calls)]
@@ -163,9 +158,8 @@ class Relay:
             outcome.fail("upstream_error", exc.kind, 502)
             outcome.usage = self._usage()
             await self._settle()
-            yield _sse({"error": {"message": "The model provider's stream broke mid-way.",
-                                  "type": "api_error", "code": exc.kind, "param": None}})
-            yield _sse("[DONE]")
+            yield {"error": {"message": "The model provider's stream broke mid-way.",
+                             "type": "api_error", "code": exc.kind, "param": None}}
         finally:
             await self.opened.aclose()
             if not self.settled:

@@ -1,7 +1,6 @@
 """Streams (llmops/gateway/streaming.py): a cached answer replayed as OpenAI's chunk sequence, and
 an upstream stream relayed and settled exactly once however it ends."""
 
-import json
 from decimal import Decimal
 from types import SimpleNamespace
 
@@ -28,11 +27,9 @@ ORIGINAL = Usage(prompt_tokens=7, completion_tokens=3)  # what the cached answer
 async def events(ctx, cached) -> list:
     entry = UsageEntry(request_id=ctx.request_id, principal=CALLER, requested_model="m",
                        served_model="cached-model", cost_saved=Decimal("0.002"))
-    raw = [chunk async for chunk in replay_stream(ctx, cached, ORIGINAL, entry)]
-    assert all(chunk.startswith(b"data: ") and chunk.endswith(b"\n\n") for chunk in raw)
-    payloads = [chunk[6:-2].decode() for chunk in raw]
-    assert payloads[-1] == "[DONE]"
-    return [json.loads(p) for p in payloads[:-1]]
+    chunks = [chunk async for chunk in replay_stream(ctx, cached, ORIGINAL, entry)]
+    assert {chunk["object"] for chunk in chunks} == {"chat.completion.chunk"}
+    return chunks
 
 
 class TestReplayStream:
@@ -56,12 +53,6 @@ class TestReplayStream:
         assert chunks[-1]["choices"] == []
         assert (usage["prompt_tokens"], usage["completion_tokens"], usage["cost"]) == (7, 3, 0)
         assert usage["llmops"]["cost_saved"] == 0.002
-
-
-def payloads(chunks: list[bytes]) -> list:
-    """Return the SSE payloads of `chunks`, JSON decoded ("[DONE]" as it is)."""
-    data = [chunk[6:-2].decode() for chunk in chunks]
-    return [p if p == "[DONE]" else json.loads(p) for p in data]
 
 
 @pytest.mark.usefixtures("transactional_db")
@@ -101,19 +92,18 @@ class TestRelay:
 
     async def test_a_whole_stream_is_relayed_settled_and_handed_on(self, relay):
         streaming = await relay("fake-words-4", include_usage=True)
-        events = payloads([chunk async for chunk in streaming.events()])
-        assert events[-1] == "[DONE]"
-        text = "".join(e["choices"][0]["delta"].get("content", "") for e in events[:-2])
+        events = [chunk async for chunk in streaming.events()]
+        text = "".join(e["choices"][0]["delta"].get("content", "") for e in events[:-1])
         assert len(text.split()) == 4
-        assert events[-2]["usage"]["completion_tokens"] == 4
+        assert events[-1]["usage"]["completion_tokens"] == 4
         [row] = await self.ledger()
         assert (row.status, row.completion_tokens, row.served_model) == ("ok", 4, "m")
         assert [a.message["content"] for a in streaming.answers] == [text]
 
     async def test_a_stream_that_breaks_ends_with_an_error_event_and_is_charged(self, relay):
         streaming = await relay("fake-words-10-cut-3")
-        events = payloads([chunk async for chunk in streaming.events()])
-        assert events[-1] == "[DONE]" and events[-2]["error"]["type"] == "api_error"
+        events = [chunk async for chunk in streaming.events()]
+        assert events[-1]["error"]["type"] == "api_error"
         [row] = await self.ledger()
         assert row.status == "upstream_error" and row.http_status == 502
         assert row.completion_tokens >= 1 and row.cost > 0
