@@ -30,11 +30,17 @@ UNDER_REPORT_FACTOR = 0.25
 
 def local_usage(ctx: RequestContext, profile: ModelProfile, completion_text: str) -> Usage:
     """Return the gateway's own count: the prompt's upper bound on `profile` and the answer's
-    text as the provider would at most count it."""
+    text as the provider would at most count it, but never more output than the request's
+    output limit (what was reserved, and sent upstream as max_tokens) unless the text itself
+    is longer: an estimate's margin must not charge past the reservation, where limits leak."""
+    from llmops.gateway.upstream import output_limit
+
     prompt = ctx.prompt_bounds.get(profile.name, ctx.estimated_prompt_tokens)
-    return Usage(prompt_tokens=prompt,
-                 completion_tokens=estimate_text_tokens(completion_text,
-                                                        provider=profile.provider))
+    completion = estimate_text_tokens(completion_text, provider=profile.provider)
+    limit = output_limit(ctx, profile)
+    if completion > limit and (tokenizer_count(completion_text) or 0) <= limit:
+        completion = limit
+    return Usage(prompt_tokens=prompt, completion_tokens=completion)
 
 
 def usage_problem(reported: Usage | None, *, prompt_ceiling: int,

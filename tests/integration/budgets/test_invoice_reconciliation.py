@@ -10,7 +10,8 @@ client aborts (before admission completes, while waiting for the answer, mid-str
 that lie about usage, and one gateway process SIGKILLed mid-run, whose in-flight requests are
 left to the survivor's stale-reservation sweep. Then:
 
-(a) every budget counter's spend is within its limit and equals the ledger's sum for it;
+(a) every budget counter's spend is within its limit and equals the ledger's sum for it, and no
+    request is charged more than it reserved;
 (b) no reservation is left once the sweep ran;
 (c) every request id on the invoice has exactly one ledger row, charged the invoice's tokens at
     the profile's prices, except: a lying upstream's request is charged no less than the
@@ -128,6 +129,12 @@ def _reconcile(provider: FakeProvider, run: Run) -> Books:
                           f"{what}, ledger ${row.cost} ({row.prompt_tokens}+"
                           f"{row.completion_tokens}, {row.status}/{row.error_kind or '-'})",
                           model=sent.plan.model)
+        if row.cost > row.estimated_cost:
+            # How a limit leaks: a charge past what admission held for it.
+            books.problem("(a) no charge above its reservation",
+                          f"{what}, ledger ${row.cost} ({row.prompt_tokens}+"
+                          f"{row.completion_tokens}, {row.status}/{row.error_kind or '-'}), "
+                          f"reserved ${row.estimated_cost}", model=sent.plan.model)
         if billed > row.estimated_cost:
             books.reservation_over.add(billed, row.estimated_cost, row.estimated_cost - billed)
             books.problem("(e) the reservation bounds the bill",

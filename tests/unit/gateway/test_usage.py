@@ -115,6 +115,20 @@ class TestLocalUsage:
         # A model the request was not bounded on: the request's estimate.
         assert local_usage(ctx, profile("other"), "").prompt_tokens == 55
 
+    def test_the_answer_bound_stops_at_the_output_limit_that_was_reserved(self):
+        """An answer cut at max_tokens: the estimate's margin would charge past the
+        reservation (how a limit leaks); the provider cannot bill more than the limit."""
+        exact = tokenizer_count(ANSWER)
+        assert estimate_text_tokens(ANSWER, provider="openai") > exact
+        ctx = asked(40, max_output_tokens=exact)
+        assert local_usage(ctx, profile("m"), ANSWER).completion_tokens == exact
+
+    def test_an_answer_longer_than_its_limit_is_charged_as_long_as_it_is(self):
+        """A provider that ignored max_tokens sent more than the limit: the text is the truth."""
+        ctx = asked(40, max_output_tokens=tokenizer_count(ANSWER) - 3)
+        assert local_usage(ctx, profile("m"), ANSWER).completion_tokens == estimate_text_tokens(
+            ANSWER, provider="openai")
+
 
 class TestBilledUsage:
     def test_a_report_that_passes_is_billed_as_it_is(self):
