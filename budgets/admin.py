@@ -174,7 +174,9 @@ CSV_FIELDS = [
     "served_model", "routing_reason", "prompt_tokens", "completion_tokens", "cached_tokens",
     "reasoning_tokens", "estimated_cost", "cost", "cost_saved", "cache_status",
     "cache_similarity", "stream", "latency_ms", "ttft_ms", "upstream_latency_ms", "status",
-    "error_kind", "http_status",
+    "error_kind", "http_status", "cache_saved", "reference_model", "routing_saved", "shadow",
+    "shadow_cache_status", "shadow_cache_entry", "shadow_cache_similarity", "shadow_model",
+    "shadow_cache_saved", "shadow_routing_saved",
 ]
 
 
@@ -213,6 +215,7 @@ class UsageRecordAdmin(admin.ModelAdmin):
         "endpoint",
         "status",
         "cache_status",
+        "shadow",
         "stream",
         ("created_at", admin.DateFieldListFilter),
     ]

@@ -343,8 +343,39 @@ class UsageRecord(models.Model):
     estimated_cost = models.DecimalField(**MONEY, default=0,
                                          help_text="Upper bound reserved at admission (USD).")
     cost = models.DecimalField(**MONEY, default=0, help_text="Actual cost charged (USD).")
-    cost_saved = models.DecimalField(**MONEY, default=0,
-                                     help_text="What a cache hit would have cost upstream (USD).")
+    # Savings (docs/savings.md): what llmops avoided, by source. `cost_saved` is their total,
+    # cache_saved + routing_saved; exact and semantic hits are told apart by `cache_status`.
+    cost_saved = models.DecimalField(
+        **MONEY, default=0,
+        help_text="Total cost avoided: cache_saved + routing_saved (USD; negative when routing "
+                  "chose a dearer model).")
+    cache_saved = models.DecimalField(
+        **MONEY, default=0,
+        help_text="A cache hit: what the call that stored the answer cost (USD).")
+    reference_model = models.CharField(
+        max_length=100, blank=True,
+        help_text="The usable model the request would have gone to without llmops ('' when "
+                  "there is none: no routing saving claimed).")
+    routing_saved = models.DecimalField(
+        **MONEY, default=0,
+        help_text="Reference model's cost at this request's token counts minus its cost (USD; "
+                  "negative when the model served was dearer).")
+
+    # Shadow mode: what the cache and routing would have done; the request was served as sent.
+    shadow = models.BooleanField(default=False, help_text="Served in shadow mode.")
+    shadow_cache_status = models.CharField(
+        max_length=16, blank=True, help_text="hit_exact / hit_semantic: the cache would have "
+                                             "answered ('' when it would not).")
+    shadow_cache_entry = models.CharField(max_length=64, blank=True)
+    shadow_cache_similarity = models.FloatField(null=True, blank=True)
+    shadow_model = models.CharField(max_length=100, blank=True,
+                                    help_text="The model routing would have chosen.")
+    shadow_cache_saved = models.DecimalField(
+        **MONEY, default=0, help_text="A would-hit: this request's cost, all avoided (USD).")
+    shadow_routing_saved = models.DecimalField(
+        **MONEY, default=0,
+        help_text="Not a would-hit: this request's cost minus the would-route model's at the "
+                  "same token counts (USD; may be negative).")
 
     cache_status = models.CharField(max_length=16, choices=CacheStatus.choices,
                                     default=CacheStatus.MISS)

@@ -15,6 +15,17 @@ class Team(models.Model):
                   "upstream and reserved against budgets. Empty: LLMOPS_DEFAULT_MAX_TOKENS, "
                   "else the model's own max output.",
     )
+    reference_model = models.CharField(
+        max_length=100, blank=True,
+        help_text="The model this team would call without llmops, for requests sent as `auto` "
+                  "or an alias: routing's savings are measured against it. Empty: "
+                  "LLMOPS_REFERENCE_MODEL. A request naming a model is its own reference.",
+    )
+    shadow_mode = models.BooleanField(
+        null=True, blank=True,
+        help_text="Cache and routing decide but do not act: requests are served as sent, and "
+                  "the ledger records what they would have saved. Unknown: LLMOPS_SHADOW_MODE.",
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:

@@ -48,6 +48,16 @@ class UsageEntry:
     estimated_cost: Decimal = ZERO
     cost: Decimal = ZERO
     cost_saved: Decimal = ZERO
+    cache_saved: Decimal = ZERO
+    reference_model: str = ""
+    routing_saved: Decimal = ZERO
+    shadow: bool = False
+    shadow_cache_status: str = ""
+    shadow_cache_entry: str = ""
+    shadow_cache_similarity: float | None = None
+    shadow_model: str = ""
+    shadow_cache_saved: Decimal = ZERO
+    shadow_routing_saved: Decimal = ZERO
     cache_status: str = "miss"
     cache_similarity: float | None = None
     stream: bool = False
@@ -74,7 +84,8 @@ class UsageEntry:
 
 # Whose and when are the principal's ids and the admission's time; the rest maps one to one.
 _COLUMNS = [f.name for f in fields(UsageEntry) if f.name not in {"principal", "recorded_at"}]
-_AMOUNTS = ("estimated_cost", "cost", "cost_saved")
+_AMOUNTS = ("estimated_cost", "cost", "cost_saved", "cache_saved", "routing_saved",
+            "shadow_cache_saved", "shadow_routing_saved")
 
 
 def request_settle(*, admission: Admission | None, entry: UsageEntry) -> UsageRecord:

@@ -3,7 +3,7 @@
 from django.conf import settings
 
 from llmops.api.serializers import FORWARDED_PARAMS
-from llmops.gateway.context import CacheControl, RequestContext
+from llmops.gateway.context import CacheControl, RequestContext, SavingsOptions
 from llmops.principal import Principal
 
 # Request headers steps may read (cache threshold overrides, routing hints).
@@ -32,6 +32,15 @@ def default_max_tokens(team) -> int | None:
     return team.default_max_tokens or settings.LLMOPS_DEFAULT_MAX_TOKENS or None
 
 
+def savings_options(team) -> SavingsOptions:
+    """Return the savings options of `team`'s requests: its reference model and shadow mode,
+    each falling back to the gateway-wide setting when the team sets none."""
+    default = SavingsOptions.from_settings()
+    return SavingsOptions(
+        reference_model=team.reference_model or default.reference_model,
+        shadow=default.shadow if team.shadow_mode is None else team.shadow_mode)
+
+
 def context_from_request(request, data: dict) -> RequestContext:
     """Return the RequestContext for a validated chat completion request."""
     params = {name: data[name] for name in FORWARDED_PARAMS if data.get(name) is not None}
@@ -52,6 +61,7 @@ def context_from_request(request, data: dict) -> RequestContext:
         include_usage=bool(stream_options.get("include_usage")),
         max_output_tokens=data.get("max_completion_tokens") or data.get("max_tokens"),
         default_max_tokens=default_max_tokens(request.auth.team),
+        savings=savings_options(request.auth.team),
         metadata=data.get("metadata") or {},
         headers=headers,
         cache_control=_cache_control(request.headers.get("Cache-Control", "")),

@@ -5,6 +5,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
+
 from llmops.principal import Principal
 
 
@@ -14,6 +16,21 @@ class CacheControl:
 
     no_cache: bool = False
     no_store: bool = False
+
+
+@dataclass(frozen=True)
+class SavingsOptions:
+    """How a request's savings are measured (docs/savings.md): the model its team would call
+    without llmops for `auto` and aliases, and whether the cache and routing only shadow."""
+
+    reference_model: str = ""
+    shadow: bool = False
+
+    @classmethod
+    def from_settings(cls) -> "SavingsOptions":
+        """Return the gateway-wide options (LLMOPS_REFERENCE_MODEL, LLMOPS_SHADOW_MODE)."""
+        return cls(reference_model=settings.LLMOPS_REFERENCE_MODEL,
+                   shadow=settings.LLMOPS_SHADOW_MODE)
 
 
 # Generation parameters that change the answer, so they belong to a cache namespace.
@@ -51,6 +68,8 @@ class RequestContext:
     headers: dict[str, str] = field(default_factory=dict)  # lower-cased names
     cache_control: CacheControl = field(default_factory=CacheControl)
     started: float = field(default_factory=time.perf_counter)
+    # The team's savings options (a front door that sets none gets the gateway-wide ones).
+    savings: SavingsOptions = field(default_factory=SavingsOptions.from_settings)
 
     embedding: Any = None  # numpy vector of the prompt, set by the semantic cache
     # {layer: numpy vector}: the embedder's mean-pooled intermediate layers of the same pass
@@ -59,6 +78,11 @@ class RequestContext:
     cache_status: str = "miss"
     cache_similarity: float | None = None
     route: Any = None  # routing.router.RouteDecision
+    # The usable model the request would have gone to without llmops (routing.reference), or
+    # None: no routing saving is claimed. Set with the routing decision.
+    reference: Any = None
+    # Shadow mode's findings (llmops.gateway.shadow.ShadowFindings); None outside shadow mode.
+    shadow: Any = None
     estimated_prompt_tokens: int = 0
     # {profile name: upper bound on the prompt tokens it bills}: the reservation's basis, and
     # the local count when a provider's usage is missing, invalid or cut off.

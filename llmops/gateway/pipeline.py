@@ -21,13 +21,14 @@ from llmops.gateway import upstream
 from llmops.gateway.admission import Prepared, admit
 from llmops.gateway.context import RequestContext
 from llmops.gateway.responses import completion_body
+from llmops.gateway.savings import route_request
 from llmops.gateway.settlement import DISCONNECTED, Outcome, settle
+from llmops.gateway.shadow import withhold_hit
 from llmops.gateway.streaming import Relay, close_opening, replay_stream
 from llmops.gateway.usage import billed_usage
 from llmops.observability.judge import judge_sample_maybe_async
 from llmops.providers.base import Completion, Usage
 from routing.models import ModelProfile
-from routing.router import route
 
 logger = logging.getLogger("llmops.gateway")
 
@@ -60,12 +61,12 @@ async def _lookup_cache(ctx: RequestContext):
     if "cache_lookup" in ctx.timings:  # the cache ran (switched off, it is no stage)
         # The embedding is its own stage ("embed", set by semcache); "cache" is the rest.
         ctx.timings["cache"] = time.perf_counter() - started - ctx.timings.get("embed", 0.0)
-    return hit
+    return withhold_hit(ctx, hit)  # shadow mode serves no hit, only records it
 
 
 async def _prepare(ctx: RequestContext) -> Prepared:
     started = time.perf_counter()
-    decision = await route(ctx)
+    decision = await route_request(ctx)  # with the reference model; as sent in shadow mode
     ctx.route = decision
     chain = [decision.profile, *decision.fallbacks]
     ctx.timings["route"] = time.perf_counter() - started

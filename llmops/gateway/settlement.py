@@ -19,8 +19,8 @@ from llmops import metrics
 from llmops.background import spawn
 from llmops.db import run_db
 from llmops.gateway.context import RequestContext
+from llmops.gateway.savings import savings_finish
 from llmops.observability.logs import log_request
-from llmops.observability.savings import routing_saved_usd
 from llmops.providers.base import Usage
 from routing.models import ModelProfile
 from routing.pricing import usage_cost
@@ -57,7 +57,8 @@ def entry_finish(ctx: RequestContext, outcome: Outcome, *, cost_saved: Decimal =
                  hit=None) -> UsageEntry:
     """Complete the outcome's entry with what is known only at the end (the served model, the
     billed usage at its prices, the request's estimates and cache result, its latency); return
-    it. A cache hit (`hit`) costs nothing and saves `cost_saved`."""
+    it. A cache hit (`hit`) costs nothing and saves `cost_saved`; a call saves what routing
+    saved against the reference model (llmops/gateway/savings.py)."""
     entry, usage, profile = outcome.entry, outcome.usage or Usage(), outcome.profile
     if hit is not None:
         entry.served_model = hit.model
@@ -69,7 +70,7 @@ def entry_finish(ctx: RequestContext, outcome: Outcome, *, cost_saved: Decimal =
                                 reasoning_tokens=usage.reasoning_tokens)
     entry.prompt_tokens, entry.completion_tokens = usage.prompt_tokens, usage.completion_tokens
     entry.cached_tokens, entry.reasoning_tokens = usage.cached_tokens, usage.reasoning_tokens
-    entry.cost_saved = cost_saved
+    savings_finish(ctx, entry, hit=hit, cache_saved=cost_saved)
     entry.estimated_prompt_tokens = ctx.estimated_prompt_tokens
     entry.estimated_cost = ctx.estimated_cost
     entry.cache_status, entry.cache_similarity = ctx.cache_status, ctx.cache_similarity
@@ -108,15 +109,11 @@ async def _settle(ctx: RequestContext, admission: Admission | None, outcome: Out
         # request id, so a retry that races a late success cannot charge twice.
         spawn(_settle_eventually(admission, entry))
     ctx.timings["settle"] = time.perf_counter() - started
-    routing_saved = 0.0
-    if hit is None:
-        routing_saved = await routing_saved_usd(
-            requested_model=ctx.requested_model, prompt_tokens=entry.prompt_tokens,
-            completion_tokens=entry.completion_tokens, cost=entry.cost)
     metrics.observe_request(
-        team=ctx.principal.team_name, tier=ctx.principal.tier, routing_saved=routing_saved,
-        model=entry.served_model, status=entry.status, cache_status=ctx.cache_status,
-        cost=float(entry.cost), cost_saved=float(cost_saved), prompt_tokens=entry.prompt_tokens,
+        team=ctx.principal.team_name, tier=ctx.principal.tier,
+        routing_saved=float(entry.routing_saved), model=entry.served_model, status=entry.status,
+        cache_status=ctx.cache_status, cost=float(entry.cost),
+        cost_saved=float(entry.cache_saved), prompt_tokens=entry.prompt_tokens,
         completion_tokens=entry.completion_tokens, duration_s=ctx.elapsed_ms() / 1000,
         upstream_s=(None if entry.upstream_latency_ms is None
                     else entry.upstream_latency_ms / 1000),

@@ -1,31 +1,126 @@
-"""What `auto` routing saved on one request: the baseline model's price minus what was paid.
+"""The savings report: spend, savings by source and shadow estimates, read from the ledger.
 
-The baseline is the priciest enabled profile (the one a client would pick to be safe), the same
-reference the dashboard uses (`selectors.routing_savings`), so Grafana and the page agree.
+`savings_summary` is the one place these figures are aggregated: `manage.py savings_report`, the
+dashboard and anything else that shows savings read it, so pointing it at ledger roll-ups moves
+them all. Every figure is a database aggregate over ledger rows (docs/savings.md says how each
+row's amounts are computed).
 """
 
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime
 from decimal import Decimal
 
-from routing.models import ModelProfile
-from routing.pricing import usage_cost
-from routing.router import AUTO
-from routing.selectors import profiles_enabled
+from django.db.models import Count, DecimalField, Q, Sum, Value
+from django.db.models.functions import Coalesce
+
+from budgets.models import UsageRecord
+from routing.models import ModelProfile, Tier
+
+_ZERO = Value(Decimal(0), output_field=DecimalField(max_digits=20, decimal_places=12))
+# Requests routing chose a model for: not named by the client (nor moved to a fallback because
+# the named one was cooling down), and not answered from the cache.
+_NOT_ROUTED = ("explicit", "cooldown", "")
+ROUTED = ~Q(routing_reason__in=_NOT_ROUTED) & ~Q(routing_reason__startswith="cache:")
 
 
-def baseline_profile(profiles: list[ModelProfile]) -> ModelProfile | None:
-    """Return the priciest profile of `profiles` (output price first, then input price)."""
-    return max(profiles, default=None,
-               key=lambda p: (p.output_price_per_token, p.input_price_per_token))
+def _usd(field: str, condition: Q | None = None) -> Coalesce:
+    return Coalesce(Sum(field, filter=condition), _ZERO)
 
 
-async def routing_saved_usd(*, requested_model: str, prompt_tokens: int, completion_tokens: int,
-                            cost: Decimal) -> float:
-    """Return USD saved by routing this request (0 unless the client asked for `auto`)."""
-    if requested_model != AUTO or not (prompt_tokens or completion_tokens):
-        return 0.0
-    baseline = baseline_profile(await profiles_enabled())  # in-process snapshot: no query
-    if baseline is None:
-        return 0.0
-    would_cost = usage_cost(baseline, prompt_tokens=prompt_tokens,
-                            completion_tokens=completion_tokens)
-    return float(max(would_cost - cost, Decimal(0)))
+@dataclass(frozen=True)
+class SavingsSummary:
+    """Savings over a window of the ledger (USD amounts; counts of requests)."""
+
+    requests: int
+    spend: Decimal
+    # Realized: what llmops avoided on requests it acted on.
+    saved_exact: Decimal        # exact cache hits
+    saved_semantic: Decimal     # semantic cache hits
+    saved_routing: Decimal      # routing, net: reference cost − charged (negatives included)
+    routing_extra_cost: Decimal  # the part of it that is negative: dearer than the reference
+    saved_total: Decimal        # the sum of the three sources (= the ledger's cost_saved)
+    exact_hits: int
+    semantic_hits: int
+    # Routing's strong-model share: routed requests served by a premium-tier model.
+    routed: int
+    routed_strong: int
+    # Shadow mode: requests served as sent, and what the cache and routing would have avoided.
+    shadow_requests: int
+    shadow_exact_hits: int
+    shadow_semantic_hits: int
+    shadow_saved_exact: Decimal
+    shadow_saved_semantic: Decimal
+    shadow_saved_routing: Decimal
+    shadow_routed: int          # shadow rows with a would-route model
+    shadow_routed_strong: int
+
+    @property
+    def saved_cache(self) -> Decimal:
+        return self.saved_exact + self.saved_semantic
+
+    @property
+    def without_llmops(self) -> Decimal:
+        """Return the bill without llmops: what was charged plus what was avoided."""
+        return self.spend + self.saved_total
+
+    @property
+    def strong_share(self) -> float | None:
+        return self.routed_strong / self.routed if self.routed else None
+
+    @property
+    def shadow_saved_total(self) -> Decimal:
+        return self.shadow_saved_exact + self.shadow_saved_semantic + self.shadow_saved_routing
+
+    @property
+    def shadow_strong_share(self) -> float | None:
+        return self.shadow_routed_strong / self.shadow_routed if self.shadow_routed else None
+
+    def as_dict(self) -> dict:
+        """Return the summary for JSON: amounts as exact decimal strings, shares as floats."""
+        data = {name: (str(value) if isinstance(value, Decimal) else value)
+                for name, value in asdict(self).items()}
+        data.update(saved_cache=str(self.saved_cache), without_llmops=str(self.without_llmops),
+                    strong_share=self.strong_share,
+                    shadow_saved_total=str(self.shadow_saved_total),
+                    shadow_strong_share=self.shadow_strong_share)
+        return data
+
+
+def savings_summary(*, since: datetime, until: datetime | None = None,
+                    team_id: int | None = None) -> SavingsSummary:
+    """Return the savings of the ledger rows created in [since, until), of one team or all
+    (one aggregate query, plus one for the premium-tier model names)."""
+    rows = UsageRecord.objects.filter(created_at__gte=since)
+    if until is not None:
+        rows = rows.filter(created_at__lt=until)
+    if team_id is not None:
+        rows = rows.filter(team_id=team_id)
+    strong = list(ModelProfile.objects.filter(tier=Tier.PREMIUM).values_list("name", flat=True))
+    exact, semantic = Q(cache_status="hit_exact"), Q(cache_status="hit_semantic")
+    shadow = Q(shadow=True)
+    shadow_exact = shadow & Q(shadow_cache_status="hit_exact")
+    shadow_semantic = shadow & Q(shadow_cache_status="hit_semantic")
+    shadow_routed = shadow & ~Q(shadow_model="")
+    totals = rows.aggregate(
+        requests=Count("id"),
+        spend=_usd("cost"),
+        saved_exact=_usd("cache_saved", exact),
+        saved_semantic=_usd("cache_saved", semantic),
+        saved_routing=_usd("routing_saved"),
+        routing_extra_cost=_usd("routing_saved", Q(routing_saved__lt=0)),
+        saved_total=_usd("cost_saved"),
+        exact_hits=Count("id", filter=exact),
+        semantic_hits=Count("id", filter=semantic),
+        routed=Count("id", filter=ROUTED),
+        routed_strong=Count("id", filter=ROUTED & Q(served_model__in=strong)),
+        shadow_requests=Count("id", filter=shadow),
+        shadow_exact_hits=Count("id", filter=shadow_exact),
+        shadow_semantic_hits=Count("id", filter=shadow_semantic),
+        shadow_saved_exact=_usd("shadow_cache_saved", shadow_exact),
+        shadow_saved_semantic=_usd("shadow_cache_saved", shadow_semantic),
+        shadow_saved_routing=_usd("shadow_routing_saved", shadow),
+        shadow_routed=Count("id", filter=shadow_routed),
+        shadow_routed_strong=Count("id", filter=shadow_routed & Q(shadow_model__in=strong)),
+    )
+    totals["routing_extra_cost"] = -totals["routing_extra_cost"]
+    return SavingsSummary(**{f.name: totals[f.name] for f in fields(SavingsSummary)})

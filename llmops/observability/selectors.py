@@ -10,7 +10,7 @@ from django.db.models.functions import Coalesce, TruncDate
 
 from budgets.models import BudgetCounter, UsageRecord
 from llmops.models import RateLimitRefusal, ResponseFeedback
-from routing.models import ModelProfile
+from llmops.observability.savings import savings_summary
 
 ZERO = Value(Decimal(0), output_field=DecimalField(max_digits=20, decimal_places=12))
 HIT = Q(cache_status__startswith="hit")
@@ -25,11 +25,11 @@ def _window(since: datetime):
 
 
 def usage_totals(*, since: datetime) -> dict:
-    """Return request, spend, savings, cache and error totals since `since` (one query)."""
+    """Return request, spend, cache and error totals since `since` (one query); savings are
+    `llmops.observability.savings.savings_summary`'s."""
     totals = _window(since).aggregate(
         requests=Count("id"),
         cost=_usd("cost"),
-        cache_saved=_usd("cost_saved", filter=HIT),
         hits=Count("id", filter=HIT),
         misses=Count("id", filter=Q(cache_status="miss")),
         errors=Count("id", filter=~Q(status="ok")),
@@ -38,7 +38,6 @@ def usage_totals(*, since: datetime) -> dict:
     )
     lookups = totals["hits"] + totals["misses"]
     totals["hit_rate"] = totals["hits"] / lookups if lookups else None
-    totals["routing_saved"] = routing_savings(since=since)
     return totals
 
 
@@ -46,7 +45,7 @@ def spend_per_day(*, since: datetime) -> list[dict]:
     """Return [{day, cost, saved, requests}] per UTC day, oldest first."""
     return list(
         _window(since).annotate(day=TruncDate("created_at")).values("day")
-        .annotate(cost=_usd("cost"), saved=_usd("cost_saved", filter=HIT), requests=Count("id"))
+        .annotate(cost=_usd("cost"), saved=_usd("cache_saved", filter=HIT), requests=Count("id"))
         .order_by("day")
     )
 
@@ -78,27 +77,6 @@ def top_keys(*, since: datetime, limit: int) -> list[dict]:
         .annotate(cost=_usd("cost"), requests=Count("id"))
         .order_by("-cost", "prefix")[:limit]
     )
-
-
-def routing_baseline() -> ModelProfile | None:
-    """Return the profile routing savings are measured against: the priciest enabled one."""
-    return (ModelProfile.objects.enabled()
-            .order_by("-output_price_per_token", "-input_price_per_token").first())
-
-
-def routing_savings(*, since: datetime) -> Decimal:
-    """Return what `auto` routing saved against sending the same tokens to the baseline model."""
-    baseline = routing_baseline()
-    if baseline is None:
-        return Decimal(0)
-    routed = _window(since).filter(requested_model="auto", status="ok").exclude(HIT).aggregate(
-        prompt=Coalesce(Sum("prompt_tokens"), 0),
-        completion=Coalesce(Sum("completion_tokens"), 0),
-        cost=_usd("cost"),
-    )
-    would_cost = (routed["prompt"] * baseline.input_price_per_token
-                  + routed["completion"] * baseline.output_price_per_token)
-    return max(would_cost - routed["cost"], Decimal(0))
 
 
 @dataclass(frozen=True)
@@ -214,6 +192,7 @@ def dashboard_data(*, since: datetime) -> dict:
     top_n = settings.DASHBOARD_TOP_N
     return {
         "totals": usage_totals(since=since),
+        "savings": savings_summary(since=since),
         "per_day": spend_per_day(since=since),
         "per_model": spend_per_model(since=since),
         "top_teams": top_teams(since=since, limit=top_n),

@@ -31,13 +31,20 @@ def _chart_data(data: dict) -> dict:
         "per_model": [{"model": row["model"], "cost": float(row["cost"]),
                        "requests": row["requests"]} for row in data["per_model"]],
         "cache": {"hits": data["totals"]["hits"], "misses": data["totals"]["misses"]},
-        "savings": {"cache": float(data["totals"]["cache_saved"]),
-                    "routing": float(data["totals"]["routing_saved"])},
+        "savings": _savings_chart(data["savings"]),
         "budgets": [{"label": f"{row.target} ({row.period})", "ratio": row.ratio}
                     for row in data["budgets"]],
         "top_teams": [{"team": row["team_name"], "cost": float(row["cost"])}
                       for row in data["top_teams"]],
     }
+
+
+def _savings_chart(summary) -> dict:
+    """Return realized savings and shadow estimates by source (exact, semantic, routing)."""
+    return {"realized": [float(summary.saved_exact), float(summary.saved_semantic),
+                         float(summary.saved_routing)],
+            "shadow": [float(summary.shadow_saved_exact), float(summary.shadow_saved_semantic),
+                       float(summary.shadow_saved_routing)]}
 
 
 @staff_member_required

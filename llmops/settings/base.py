@@ -166,6 +166,15 @@ LLMOPS_MAX_OUTPUT_TOKENS = env.int("LLMOPS_MAX_OUTPUT_TOKENS", default=131072)
 LLMOPS_DEFAULT_MAX_TOKENS = env.int("LLMOPS_DEFAULT_MAX_TOKENS", default=0)
 LLMOPS_MAX_JSON_DEPTH = env.int("LLMOPS_MAX_JSON_DEPTH", default=64)
 
+# --- Savings (docs/savings.md) ----------------------------------------------------------------
+# The model a team would call without llmops when it sends `auto` (or an alias): routing's
+# savings are measured against it (a team's `reference_model` in admin comes first). Empty: no
+# routing saving is claimed for such requests. A request naming a model is its own reference.
+LLMOPS_REFERENCE_MODEL = env("LLMOPS_REFERENCE_MODEL", default="")
+# Shadow mode: the cache and routing decide but do not act; requests are served as sent and the
+# ledger records what they would have saved (a team's `shadow_mode` in admin comes first).
+LLMOPS_SHADOW_MODE = env.bool("LLMOPS_SHADOW_MODE", default=False)
+
 # --- Django REST framework ------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["llmops.authentication.ApiKeyAuthentication"],

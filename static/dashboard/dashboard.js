@@ -33,9 +33,10 @@
         datasets: [{data: [data.cache.hits, data.cache.misses], backgroundColor: [palette[4], palette[3]]}]}};
     },
     savings: function () {
-      return {type: "bar", data: {labels: ["Cache", "Routing"],
-        datasets: [{label: "Saved (USD)", data: [data.savings.cache, data.savings.routing], backgroundColor: [palette[4], palette[2]]}]},
-        options: {plugins: {legend: {display: false}}, scales: {y: {ticks: {callback: usd}}}}};
+      return {type: "bar", data: {labels: ["Exact hits", "Semantic hits", "Routing"],
+        datasets: [{label: "Saved (USD)", data: data.savings.realized, backgroundColor: palette[4]},
+                   {label: "Shadow estimate (USD)", data: data.savings.shadow, backgroundColor: palette[2]}]},
+        options: {scales: {y: {ticks: {callback: usd}}}}};
     },
     budgets: function () {
       return {type: "bar", data: {

@@ -17,9 +17,14 @@ def traffic(make_api_key, make_usage, simulated_profiles):
     globex = make_api_key(team="globex", user="bob")
     yesterday = timezone.now() - timedelta(days=1)
     make_usage(acme, cost=Decimal("0.010"), served_model="simulated-premium")
+    # auto sent 1000+1000 tokens to simulated-efficient; the team's reference model,
+    # simulated-premium, would have cost 1000 * 0.0000025 + 1000 * 0.00001 = 0.0125.
     make_usage(acme, cost=Decimal("0.002"), served_model="simulated-efficient",
-               requested_model="auto", prompt_tokens=1000, completion_tokens=1000)
-    make_usage(acme, cost=Decimal("0"), cost_saved=Decimal("0.004"), cache_status="hit_exact",
+               requested_model="auto", prompt_tokens=1000, completion_tokens=1000,
+               routing_reason="cheapest_capable", reference_model="simulated-premium",
+               routing_saved=Decimal("0.0105"), cost_saved=Decimal("0.0105"))
+    make_usage(acme, cost=Decimal("0"), cost_saved=Decimal("0.004"),
+               cache_saved=Decimal("0.004"), cache_status="hit_exact",
                served_model="simulated-efficient", created_at=yesterday)
     make_usage(globex, cost=Decimal("0.001"), served_model="simulated-standard",
                status="upstream_error", http_status=502)
@@ -32,11 +37,11 @@ def test_selectors_aggregate_the_window(traffic):
     since = timezone.now() - timedelta(days=7)
     totals = selectors.usage_totals(since=since)
     assert totals["requests"] == 4 and totals["errors"] == 1
-    assert totals["cost"] == Decimal("0.013") and totals["cache_saved"] == Decimal("0.004")
+    assert totals["cost"] == Decimal("0.013")
     assert totals["hits"] == 1 and totals["misses"] == 3 and totals["hit_rate"] == 0.25
-    # auto sent 1000+1000 tokens to simulated-efficient; the premium baseline would have cost
-    # 1000 * 0.0000025 + 1000 * 0.00001 = 0.0125.
-    assert totals["routing_saved"] == Decimal("0.0125") - Decimal("0.002")
+    savings = selectors.dashboard_data(since=since)["savings"]
+    assert savings.saved_exact == Decimal("0.004") and savings.saved_semantic == 0
+    assert savings.saved_routing == Decimal("0.0125") - Decimal("0.002")
     assert [row["model"] for row in selectors.spend_per_model(since=since)][0] == \
         "simulated-premium"
     assert [row["team_name"] for row in selectors.top_teams(since=since, limit=5)] == \
@@ -54,6 +59,8 @@ def test_the_page_shows_live_numbers_to_staff(staff_client, traffic):
     assert '<span class="value" id="kpi-requests">4</span>' in page
     assert '<span class="value" id="kpi-cost">$0.013000</span>' in page
     assert 'id="kpi-hit-rate">25%' in page
+    assert '<span class="value" id="kpi-cache-saved">$0.004000</span>' in page
+    assert "$0.010500" in page[page.index('id="table-savings"'):]  # routing, in the table
     assert "vendor/chartjs/chart.umd.min.js" in page and "cdn" not in page.lower()
     assert traffic[0].key not in page  # keys appear by prefix only
 
