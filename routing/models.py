@@ -133,7 +133,7 @@ class ModelProfile(models.Model):
         if not spec.embeddings:
             errors["provider"] = f"{spec.label} does not serve embeddings."
         for name in ("output_price_per_token", "reasoning_price_per_token"):
-            if getattr(self, name):
+            if getattr(self, name) not in (None, "") and Decimal(getattr(self, name)) != 0:
                 errors[name] = "An embedding model bills input tokens only: leave this 0."
         if errors:
             raise ValidationError(errors)

@@ -4,7 +4,12 @@ the vectors as floats or base64 (little-endian float32, as OpenAI sends them).""
 import base64
 
 import numpy as np
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+)
 from rest_framework import serializers
 from rest_framework.response import Response
 
@@ -115,6 +120,9 @@ class EmbeddingCreateApi(AsyncAPIView):
     @extend_schema(
         operation_id="embedding_create",
         request=EmbeddingInputSerializer,
+        examples=[OpenApiExample("The gateway's own model", request_only=True,
+                                 value={"model": "llmops-minilm",
+                                        "input": ["What is a semantic cache?", "Hello"]})],
         responses={200: OpenApiResponse(description="A list of embedding objects with usage "
                                                     "(prompt_tokens, total_tokens) and cost."),
                    **_ERRORS},

@@ -25,19 +25,6 @@ def embed_profile(fake_profile):
 
 
 @pytest.fixture
-def local_profile(db):
-    from routing.defaults import EMBEDDING_PROFILES, LOCAL_EMBEDDING_MODEL
-    from routing.models import ModelProfile
-    from routing.selectors import invalidate_snapshot
-
-    fields = dict(next(p for p in EMBEDDING_PROFILES if p["name"] == LOCAL_EMBEDDING_MODEL))
-    profile = ModelProfile.objects.create(**fields)
-    invalidate_snapshot()
-    yield profile
-    invalidate_snapshot()
-
-
-@pytest.fixture
 def cache_on(settings):
     settings.ENABLE_SEMANTIC_CACHE = True
 
@@ -140,7 +127,7 @@ def test_budget_refusal_is_openai_shaped(openai_client, embed_profile, api_key):
     assert not UsageRecord.objects.filter(endpoint="embeddings").exists()
 
 
-def test_local_minilm_needs_no_provider(openai_client, local_profile):
+def test_local_minilm_needs_no_provider(openai_client, local_embedding_profile):
     from semcache.embedder import get_embedder
 
     texts = ["What is a semantic cache?", "Wie spät ist es?"]
