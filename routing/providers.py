@@ -77,7 +77,7 @@ PROVIDERS: tuple[ProviderSpec, ...] = (
         adapter="llmops.providers.simulated.SimulatedAdapter", needs_key=False, tools=False,
         images=False),
     ProviderSpec(
-        name="local", label="The gateway's own embedding model (all-MiniLM-L6-v2, in process)",
+        name="local", label="Local embedding model (all-MiniLM-L6-v2, in this process)",
         adapter="llmops.providers.local_embeddings.LocalEmbeddingAdapter", needs_key=False,
         streams=False, tools=False, images=False, chat=False, embeddings=True),
 )
