@@ -83,11 +83,13 @@ class OfferedModel:
 async def models_offered() -> list[OfferedModel]:
     """Return `auto`, then every enabled profile by name, each with why it cannot be called now:
     `auto` can whenever one of them can, as it only ever picks those."""
+    profiles = sorted(await profiles_enabled(), key=lambda p: p.name)
     offered = [OfferedModel(name=p.name, owned_by=p.provider, created=p.created_at,
-                            unavailable=p.unavailable_reason())
-               for p in sorted(await profiles_enabled(), key=lambda p: p.name)]
-    auto = ("" if any(not m.unavailable for m in offered)
-            else "no enabled model can be called" if offered else "no model is enabled")
+                            unavailable=p.unavailable_reason()) for p in profiles]
+    # `auto` answers chat: an embedding model it can call does not make it usable.
+    chat = [m for m, p in zip(offered, profiles, strict=True) if not p.is_embedding]
+    auto = ("" if any(not m.unavailable for m in chat)
+            else "no enabled model can be called" if chat else "no model is enabled")
     return [OfferedModel(name=AUTO, owned_by="llmops", created=None, unavailable=auto), *offered]
 
 
