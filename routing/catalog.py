@@ -15,6 +15,13 @@ PRICE_FIELDS = {
 }
 LIMIT_FIELDS = {"max_input_tokens": "context_window", "max_output_tokens": "max_output_tokens"}
 CHAT_MODES = ("chat", "responses", None)
+EMBEDDING_MODES = ("embedding",)
+
+
+def catalog_modes(profile) -> tuple:
+    """Return the catalog `mode`s that may describe `profile`: an embedding profile matches
+    `mode: embedding` entries only, a chat profile chat ones (one upstream id may name both)."""
+    return EMBEDDING_MODES if getattr(profile, "is_embedding", False) else CHAT_MODES
 
 
 def catalog_load(path: str | Path) -> dict[str, dict]:
@@ -39,7 +46,7 @@ def catalog_entry_for(profile, catalog: dict[str, dict]) -> tuple[str, dict] | N
     providers = spec.catalog_names if spec is not None else ()
     for key in (profile.upstream_model, f"{profile.provider}/{profile.upstream_model}"):
         entry = catalog.get(key)
-        if entry and entry.get("mode") in CHAT_MODES and (
+        if entry and entry.get("mode") in catalog_modes(profile) and (
                 not providers or entry.get("litellm_provider") in providers):
             return key, entry
     return None

@@ -87,6 +87,36 @@ def simulated_profile(spec: dict) -> dict:
     }
 
 
+# Embedding models (`mode: embedding`): priced per input token, served by /v1/embeddings only.
+# OpenAI text-embedding-3-small 0.02 and -large 0.13 per million input tokens (8,191 tokens an
+# input). `llmops-minilm` is the gateway's own all-MiniLM-L6-v2 (the semantic cache's embedder,
+# 384 dimensions): free, no key, in process; it reads the first 256 word pieces of an input.
+LOCAL_EMBEDDING_MODEL = "llmops-minilm"
+
+
+def _embedding(**fields) -> dict:
+    return {"mode": "embedding", "tier": "efficient", "output_price_per_token": D(0),
+            "max_output_tokens": 0, "quality_score": 0.5, "supports_streaming": False,
+            "supports_tools": False, "supports_json_mode": False, "supports_vision": False,
+            **fields}
+
+
+EMBEDDING_PROFILES: list[dict] = [
+    _embedding(name="text-embedding-3-small", provider="openai",
+               upstream_model="text-embedding-3-small", input_price_per_token=D("0.00000002"),
+               context_window=8191, typical_latency_ms=300),
+    _embedding(name="text-embedding-3-large", provider="openai",
+               upstream_model="text-embedding-3-large", input_price_per_token=D("0.00000013"),
+               context_window=8191, typical_latency_ms=400),
+    _embedding(name=LOCAL_EMBEDDING_MODEL, provider="local", upstream_model="all-MiniLM-L6-v2",
+               input_price_per_token=D(0), context_window=8191, typical_latency_ms=20,
+               options={"dimensions": 384,
+                        "description": "The gateway's own all-MiniLM-L6-v2 (384 dimensions, "
+                                       "no key, free); reads the first 256 word pieces."}),
+]
+
+
 def all_default_profiles() -> list[dict]:
-    """Return every default profile's fields, real providers first."""
-    return [dict(p) for p in DEFAULT_PROFILES] + [simulated_profile(s) for s in SIMULATED_PROFILES]
+    """Return every default profile's fields: real chat models, simulated ones, embeddings."""
+    return ([dict(p) for p in DEFAULT_PROFILES] + [simulated_profile(s) for s in SIMULATED_PROFILES]
+            + [dict(p) for p in EMBEDDING_PROFILES])

@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from routing.providers import provider_choices, provider_spec
+from routing.providers import ProviderSpec, provider_choices, provider_spec
 
 
 class Tier(models.TextChoices):
@@ -20,6 +20,15 @@ def _price_field(help_text: str, **kwargs) -> models.DecimalField:
         max_digits=20, decimal_places=15, validators=[MinValueValidator(Decimal(0))],
         help_text=help_text, **kwargs,
     )
+
+
+class Mode(models.TextChoices):
+    """What a profile serves: chat (completions, responses, messages) or embeddings. The two
+    never stand in for each other: chat routing never picks an embedding profile, and
+    `/v1/embeddings` serves only embedding profiles."""
+
+    CHAT = "chat", "Chat"
+    EMBEDDING = "embedding", "Embedding"
 
 
 class ModelProfileQuerySet(models.QuerySet):
@@ -41,6 +50,10 @@ class ModelProfile(models.Model):
         help_text="Environment variable holding the provider key (empty: provider default).",
     )
     tier = models.CharField(max_length=16, choices=Tier.choices, default=Tier.STANDARD)
+    mode = models.CharField(
+        max_length=16, choices=Mode.choices, default=Mode.CHAT,
+        help_text="chat: served by the chat endpoints and routing; embedding: served by "
+                  "/v1/embeddings only, priced per input token (its output prices stay 0).")
 
     input_price_per_token = _price_field("USD per prompt token.")
     output_price_per_token = _price_field("USD per completion token.")
@@ -96,10 +109,16 @@ class ModelProfile(models.Model):
         return self.name
 
     def clean(self) -> None:
-        """Refuse a capability the provider's wire format lacks (routing/providers.py)."""
+        """Refuse a capability the provider's wire format lacks (routing/providers.py), and an
+        embedding profile that could bill output (its reservation counts input tokens only)."""
         spec = provider_spec(self.provider)
         if spec is None:
             return  # the choices check names an unknown provider
+        if self.is_embedding:
+            self._clean_embedding(spec)
+            return
+        if not spec.chat:
+            raise ValidationError({"mode": f"{spec.label} serves embeddings only."})
         lacking = {name: label for name, label, claimed, possible in (
             ("supports_streaming", "streaming", self.supports_streaming, spec.streams),
             ("supports_tools", "tools", self.supports_tools, spec.tools),
@@ -108,6 +127,21 @@ class ModelProfile(models.Model):
         if lacking:
             raise ValidationError({name: f"{spec.label} does not support {label}."
                                    for name, label in lacking.items()})
+
+    def _clean_embedding(self, spec: ProviderSpec) -> None:
+        errors = {}
+        if not spec.embeddings:
+            errors["provider"] = f"{spec.label} does not serve embeddings."
+        for name in ("output_price_per_token", "reasoning_price_per_token"):
+            if getattr(self, name) not in (None, "") and Decimal(getattr(self, name)) != 0:
+                errors[name] = "An embedding model bills input tokens only: leave this 0."
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def is_embedding(self) -> bool:
+        """Return whether this profile serves `/v1/embeddings` (and nothing else)."""
+        return self.mode == Mode.EMBEDDING
 
     @property
     def latency_ms(self) -> int:

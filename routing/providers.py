@@ -40,6 +40,9 @@ class ProviderSpec:
     streams: bool = True  #: its wire format streams
     tools: bool = True  #: its wire format carries tool definitions and calls
     images: bool = True  #: its wire format carries image parts
+    chat: bool = True  #: it answers chat (False: an embeddings-only provider)
+    #: it answers `/v1/embeddings` (its adapter implements `embed`)
+    embeddings: bool = False
     #: defaults for its adapter, under any options a profile sets (e.g. `max_tokens_name`)
     adapter_options: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
@@ -54,12 +57,12 @@ PROVIDERS: tuple[ProviderSpec, ...] = (
         catalog_names=("openai", "text-completion-openai"), key_setting="OPENAI_API_KEY",
         base_url="https://api.openai.com/v1",
         # Its reasoning models refuse the deprecated `max_tokens`; every chat model takes this.
-        adapter_options={"max_tokens_name": "max_completion_tokens"}),
+        adapter_options={"max_tokens_name": "max_completion_tokens"}, embeddings=True),
     ProviderSpec(
         name="gemini", label="Google Gemini (OpenAI-compatible endpoint)",
         adapter=f"{_OPENAI_CHAT}.GeminiChatAdapter", billing_rules="gemini",
         catalog_names=("gemini", "vertex_ai-language-models"), key_setting="GEMINI_API_KEY",
-        base_url="https://generativelanguage.googleapis.com/v1beta/openai"),
+        base_url="https://generativelanguage.googleapis.com/v1beta/openai", embeddings=True),
     ProviderSpec(
         name="anthropic", label="Anthropic",
         adapter="llmops.providers.anthropic_messages.AnthropicMessagesAdapter",
@@ -68,11 +71,15 @@ PROVIDERS: tuple[ProviderSpec, ...] = (
     ProviderSpec(
         name="openai_compatible", label="OpenAI-compatible server (vLLM, Ollama, llama.cpp)",
         adapter=f"{_OPENAI_CHAT}.OpenAICompatibleChatAdapter", tokenizer="openai",
-        needs_key=False),
+        needs_key=False, embeddings=True),
     ProviderSpec(
         name="simulated", label="Simulated (demo and benchmarks, no real model)",
         adapter="llmops.providers.simulated.SimulatedAdapter", needs_key=False, tools=False,
         images=False),
+    ProviderSpec(
+        name="local", label="Local embedding model (all-MiniLM-L6-v2, in this process)",
+        adapter="llmops.providers.local_embeddings.LocalEmbeddingAdapter", needs_key=False,
+        streams=False, tools=False, images=False, chat=False, embeddings=True),
 )
 
 

@@ -83,11 +83,13 @@ class OfferedModel:
 async def models_offered() -> list[OfferedModel]:
     """Return `auto`, then every enabled profile by name, each with why it cannot be called now:
     `auto` can whenever one of them can, as it only ever picks those."""
+    profiles = sorted(await profiles_enabled(), key=lambda p: p.name)
     offered = [OfferedModel(name=p.name, owned_by=p.provider, created=p.created_at,
-                            unavailable=p.unavailable_reason())
-               for p in sorted(await profiles_enabled(), key=lambda p: p.name)]
-    auto = ("" if any(not m.unavailable for m in offered)
-            else "no enabled model can be called" if offered else "no model is enabled")
+                            unavailable=p.unavailable_reason()) for p in profiles]
+    # `auto` answers chat: an embedding model it can call does not make it usable.
+    chat = [m for m, p in zip(offered, profiles, strict=True) if not p.is_embedding]
+    auto = ("" if any(not m.unavailable for m in chat)
+            else "no enabled model can be called" if chat else "no model is enabled")
     return [OfferedModel(name=AUTO, owned_by="llmops", created=None, unavailable=auto), *offered]
 
 
@@ -167,7 +169,8 @@ async def _usable_fallbacks(profile: ModelProfile, needs: policy.Needs,
     result = []
     for name in profile.fallbacks or []:
         candidate = await profile_get_enabled(name=name)
-        if (candidate is None or candidate.name == profile.name or not candidate.is_available()
+        if (candidate is None or candidate.name == profile.name or candidate.is_embedding
+                or not candidate.is_available()
                 or policy.missing_capability(candidate, needs)
                 or policy.context_problem(candidate, needs)
                 or await cooldowns.is_active(candidate)):
@@ -178,6 +181,11 @@ async def _usable_fallbacks(profile: ModelProfile, needs: policy.Needs,
 
 async def _route_explicit(profile: ModelProfile, needs: policy.Needs,
                           cooldowns: Cooldowns) -> RouteDecision:
+    if profile.is_embedding:
+        raise InvalidRequest(
+            f"The model '{profile.name}' is an embedding model: it does not answer chat. Use "
+            "POST /v1/embeddings with it, or a chat model that GET /v1/models lists.",
+            param="model", code="model_not_chat")
     unavailable = profile.unavailable_reason()
     if unavailable:
         # Asked for by name: a configuration the caller can be told about, not a fallback.
@@ -226,7 +234,9 @@ async def _route_auto(ctx: RouteRequest, needs: policy.Needs, cooldowns: Cooldow
     limits = policy.Limits(min_quality=required_quality(ctx.principal.tier, hints, alias_quality),
                            max_latency_ms=_latency_limit(hints, alias_latency),
                            max_cost=hints.max_cost)
-    named = [p for p in await profiles_enabled() if names is None or p.name in names]
+    # Chat routing chooses among chat models only: an embedding model answers no prompt.
+    named = [p for p in await profiles_enabled()
+             if not p.is_embedding and (names is None or p.name in names)]
     profiles = [p for p in named if p.is_available()]
     if not profiles:
         _raise_none_callable(ctx.requested_model, named)

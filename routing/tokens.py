@@ -67,6 +67,28 @@ def tokenizer_count(text: str) -> int | None:
     return len(encoding.encode(text, disallowed_special=()))
 
 
+def token_vocabulary_size() -> int:
+    """Return how many token ids cl100k has (its largest id + 1): what OpenAI's embedding
+    models take as token-id input."""
+    encoding = _encoding()
+    return CL100K_VOCABULARY if encoding is None else encoding.n_vocab
+
+
+CL100K_VOCABULARY = 100277  # tiktoken's cl100k_base n_vocab, for when no tokenizer is installed
+
+
+def decode_token_ids(ids: list[int]) -> str:
+    """Return the text of cl100k token ids (invalid UTF-8 replaced); raise ValueError for an
+    id cl100k does not have, or when no tokenizer is installed."""
+    encoding = _encoding()
+    if encoding is None:
+        raise ValueError("no tokenizer is installed to read token ids")
+    try:
+        return encoding.decode(ids, errors="replace")
+    except KeyError:
+        raise ValueError("a token id is not in the cl100k vocabulary") from None
+
+
 def count_text_tokens(text: str) -> int:
     """Return an approximate token count of `text` (words and punctuation)."""
     return len(_WORDISH.findall(text))

@@ -183,6 +183,8 @@ class CacheEngine:
             self.store.forget_namespace(namespace)
         if not dry_run:
             self.registry.sync()
+            if tenant is None and model_scope is None and older_than is None:
+                count += self.store.clear_values()  # everything: cached embeddings too
         return count
 
     def expire(self, *, now: float | None = None) -> int:

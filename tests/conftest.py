@@ -107,6 +107,20 @@ def simulated_profiles(db):
 
 
 @pytest.fixture
+def local_embedding_profile(db):
+    """The gateway's own embedding model `llmops-minilm`, as `load_default_models` installs it."""
+    from routing.defaults import EMBEDDING_PROFILES, LOCAL_EMBEDDING_MODEL
+    from routing.models import ModelProfile
+    from routing.selectors import invalidate_snapshot
+
+    fields = dict(next(p for p in EMBEDDING_PROFILES if p["name"] == LOCAL_EMBEDDING_MODEL))
+    profile = ModelProfile.objects.create(**fields)
+    invalidate_snapshot()
+    yield profile
+    invalidate_snapshot()
+
+
+@pytest.fixture
 def make_api_key(db):
     """Return a factory: make_api_key(team="t", user="u", tier="standard") -> IssuedKey."""
     from llmops.services import api_key_create

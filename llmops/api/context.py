@@ -26,6 +26,11 @@ def _cache_control(header: str) -> CacheControl:
     return CacheControl(no_cache="no-cache" in directives, no_store="no-store" in directives)
 
 
+def request_cache_control(request) -> CacheControl:
+    """Return the client's `Cache-Control` wishes for the cache."""
+    return _cache_control(request.headers.get("Cache-Control", ""))
+
+
 def default_max_tokens(team) -> int | None:
     """Return the output-token limit for a request of `team` that sets none: the team's
     `default_max_tokens`, else LLMOPS_DEFAULT_MAX_TOKENS, else None (the model's max output)."""
@@ -64,7 +69,7 @@ def context_from_request(request, data: dict) -> RequestContext:
         savings=savings_options(request.auth.team),
         metadata=data.get("metadata") or {},
         headers=headers,
-        cache_control=_cache_control(request.headers.get("Cache-Control", "")),
+        cache_control=request_cache_control(request),
     )
     if hasattr(request, "auth_seconds"):
         ctx.timings["auth"] = request.auth_seconds

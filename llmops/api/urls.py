@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from llmops.api.embeddings import EmbeddingCreateApi
 from llmops.api.feedback import FeedbackCreateApi
 from llmops.api.health import healthz, readyz
 from llmops.api.views import ChatCompletionCreateApi, ModelListApi
@@ -9,6 +10,7 @@ from llmops.api.views import ChatCompletionCreateApi, ModelListApi
 urlpatterns = [
     path("v1/chat/completions", ChatCompletionCreateApi.as_view(), name="chat-completions"),
     path("v1/models", ModelListApi.as_view(), name="models"),
+    path("v1/embeddings", EmbeddingCreateApi.as_view(), name="embeddings"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
     path("v1/feedback", FeedbackCreateApi.as_view(), name="feedback"),

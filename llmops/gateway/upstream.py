@@ -16,7 +16,7 @@ from llmops.background import spawn
 from llmops.errors import UpstreamError, UpstreamTimeout
 from llmops.gateway.context import RequestContext
 from llmops.gateway.settlement import Outcome
-from llmops.providers.base import Completion, Delta, ProviderCall
+from llmops.providers.base import Completion, Delta, Embeddings, ProviderCall
 from llmops.providers.errors import ProviderError, ProviderNotConfigured, ProviderTimeout
 from llmops.providers.registry import get_adapter
 from routing import policy, resilience
@@ -149,6 +149,20 @@ async def complete_with_fallbacks(ctx: RequestContext, chain: list[ModelProfile]
         # The shared failure reset need not hold up the answer.
         spawn(resilience.record_success(profile, latency_ms=ctx.elapsed_ms(), ttft_ms=None))
         return completion
+
+    return await _attempts(ctx, chain, outcome, call_once)
+
+
+async def embed_with_fallbacks(ctx: RequestContext, chain: list[ModelProfile],
+                               outcome: Outcome) -> Embeddings:
+    """Return the embeddings of `ctx.params["input"]` from the first profile of the chain that
+    makes them (retries, cooldowns and error mapping as for chat); raise an UpstreamError when
+    none does."""
+
+    async def call_once(profile: ModelProfile, call: ProviderCall) -> Embeddings:
+        embeddings = await get_adapter(profile.provider).embed(call)
+        spawn(resilience.record_success(profile, latency_ms=ctx.elapsed_ms(), ttft_ms=None))
+        return embeddings
 
     return await _attempts(ctx, chain, outcome, call_once)
 

@@ -73,6 +73,15 @@ class Completion:
                 Delta(finish_reason=self.finish_reason, usage=self.usage)]
 
 
+@dataclass
+class Embeddings:
+    """The vectors of an embeddings call, one per input in order (float32), and the usage the
+    provider reported (None when it reported none)."""
+
+    vectors: list
+    usage: Usage | None = None
+
+
 class ProviderAdapter(ABC):
     """Base for adapters. Subclasses implement `stream`; `complete` may be overridden.
 
@@ -124,6 +133,12 @@ class ProviderAdapter(ABC):
         if tool_calls:
             message["tool_calls"] = tool_calls
         return Completion(message=message, finish_reason=finish_reason, usage=usage)
+
+    async def embed(self, call: ProviderCall) -> Embeddings:
+        """Return the embeddings of `call.params["input"]` (a list of strings or of token-id
+        lists; `dimensions` and `user` when set); raise a `ProviderError` on failure. Only
+        adapters of providers whose registry entry says `embeddings` implement it."""
+        raise ProviderNotConfigured(f"provider {self.spec.name} does not serve embeddings")
 
 
 def provider_key(spec: ProviderSpec) -> str:

@@ -237,29 +237,29 @@ class HTTPAdapterMixin:
 
     async def complete(self, call: ProviderCall) -> Completion:
         """Return the whole answer from one non-streamed request."""
-        request = self._request(call, stream=False)
-        first_timeout, _, _ = _timeouts()
         label = self.label_for(call)
+        body = await self.post_json(with_request_id(self.build_request(call, stream=False),
+                                                    call), label)
+        return self._completion(body, label)
+
+    async def post_json(self, request: HTTPRequest, label: str) -> bytes:
+        """Send `request` and return its whole JSON body; raise the typed `ProviderError` for
+        a status, a timeout or a broken connection."""
+        first_timeout, _, _ = _timeouts()
         # The read timeout covers the whole answer: a body trickling in forever is a timeout.
         deadline = asyncio.get_running_loop().time() + first_timeout
         try:
             async with asyncio.timeout_at(deadline):
                 response = await self._send(request, label, deadline=deadline)
                 try:
-                    body = await _read(response, label)
+                    return await _read(response, label)
                 finally:
                     await response.aclose()
         except TimeoutError:
             raise errors.ProviderTimeout(f"{label} did not answer in {first_timeout:g}s") from None
-        return self._completion(body, label)
 
     def _request(self, call: ProviderCall, *, stream: bool) -> HTTPRequest:
-        request = self.build_request(call, stream=stream)
-        if call.request_id:
-            # The provider's logs and invoices can then name the gateway's request (the ledger
-            # row has the same id), which is how a bill is reconciled call by call.
-            request.headers.setdefault("X-Request-ID", call.request_id)
-        return request
+        return with_request_id(self.build_request(call, stream=stream), call)
 
     async def _send(self, request: HTTPRequest, label: str, *, deadline: float) -> httpx.Response:
         """Send `request`; return the open response, or raise the typed error for its status."""
@@ -296,6 +296,15 @@ class HTTPAdapterMixin:
         except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
             raise errors.ProviderMalformedResponse(
                 f"{label} answer is missing a field ({type(exc).__name__})") from None
+
+
+def with_request_id(request: HTTPRequest, call: ProviderCall) -> HTTPRequest:
+    """Return `request` carrying the gateway's request id as `X-Request-ID`: the provider's
+    logs and invoices can then name the gateway's request (the ledger row has the same id),
+    which is how a bill is reconciled call by call."""
+    if call.request_id:
+        request.headers.setdefault("X-Request-ID", call.request_id)
+    return request
 
 
 async def _read(response: httpx.Response, label: str) -> bytes:

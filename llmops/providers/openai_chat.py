@@ -5,19 +5,23 @@ known parameters; the work is in reading the stream (usage arrives in a last chu
 choices when `stream_options.include_usage` is asked for) and normalizing usage in one place.
 """
 
+import base64
 import logging
+
+import numpy as np
 
 from llmops.providers import errors
 from llmops.providers.base import (
     Completion,
     Delta,
+    Embeddings,
     ProviderAdapter,
     ProviderCall,
     Usage,
     check_options,
     provider_key,
 )
-from llmops.providers.http import HTTPAdapterMixin, HTTPRequest
+from llmops.providers.http import HTTPAdapterMixin, HTTPRequest, with_request_id
 from llmops.providers.sse import SSEEvent, StreamDecoder, load_json
 from routing.providers import ProviderSpec, provider_spec
 
@@ -160,9 +164,10 @@ class OpenAIChatAdapter(HTTPAdapterMixin, ProviderAdapter):
             key = provider_key(spec)
         return key
 
-    def build_request(self, call: ProviderCall, *, stream: bool) -> HTTPRequest:
+    def endpoint(self, call: ProviderCall) -> tuple[ProviderSpec, str, str]:
+        """Return (registry entry, base URL, API key) for `call`; raise ProviderNotConfigured
+        when it has no base URL, or no key where its provider needs one."""
         spec = self.spec_for(call)
-        options = check_options(call.options, OPTIONS)
         base_url = (call.base_url or spec.base_url).rstrip("/")
         if not base_url:
             raise errors.ProviderNotConfigured("this OpenAI-compatible profile has no base_url")
@@ -171,6 +176,11 @@ class OpenAIChatAdapter(HTTPAdapterMixin, ProviderAdapter):
             # With a custom base_url (a proxy, a private deployment) the server decides.
             raise errors.ProviderNotConfigured(
                 f"{self.label_for(call)} has no API key ({spec.key_setting} is empty)")
+        return spec, base_url, api_key
+
+    def build_request(self, call: ProviderCall, *, stream: bool) -> HTTPRequest:
+        options = check_options(call.options, OPTIONS)
+        spec, base_url, api_key = self.endpoint(call)
         body = {"model": call.upstream_model, "messages": call.messages,
                 **chat_params(call.params)}
         newer, older = body.pop("max_completion_tokens", None), body.pop("max_tokens", None)
@@ -212,6 +222,73 @@ class OpenAIChatAdapter(HTTPAdapterMixin, ProviderAdapter):
             message["content"] = ""
         return Completion(message=message, finish_reason=choice.get("finish_reason") or "stop",
                           usage=usage_from_openai(payload.get("usage")))
+
+
+    # --- Embeddings: POST {base}/embeddings ---------------------------------------------
+    def build_embeddings_request(self, call: ProviderCall) -> HTTPRequest:
+        """Return the `/embeddings` request for `call` (input, dimensions, user; floats back:
+        every compatible server speaks them, not all of them base64)."""
+        options = check_options(call.options, OPTIONS)
+        _, base_url, api_key = self.endpoint(call)
+        body = {"model": call.upstream_model, "input": call.params["input"],
+                "encoding_format": "float"}
+        for name in EMBEDDING_PARAMS:
+            if call.params.get(name) is not None:
+                body[name] = call.params[name]
+        body.update(options.get("extra_body") or {})
+        headers = {"Content-Type": "application/json", "Accept": "application/json",
+                   **(options.get("extra_headers") or {})}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        return HTTPRequest(url=f"{base_url}/embeddings", headers=headers, body=body,
+                           secret=api_key)
+
+    async def embed(self, call: ProviderCall) -> Embeddings:
+        """Return the embeddings of `call.params["input"]`, in input order."""
+        label = self.label_for(call)
+        request = with_request_id(self.build_embeddings_request(call), call)
+        payload = load_json(await self.post_json(request, label), what=f"{label} embeddings")
+        try:
+            return parse_embeddings(payload, count=len(call.params["input"]))
+        except errors.ProviderError:
+            raise
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+            raise errors.ProviderMalformedResponse(
+                f"{label} embeddings are missing a field ({type(exc).__name__})") from None
+
+
+#: Embeddings parameters forwarded when set (the gateway validated them).
+EMBEDDING_PARAMS = ("dimensions", "user")
+
+
+def parse_embeddings(payload: dict, *, count: int) -> Embeddings:
+    """Return the `count` vectors of an OpenAI embeddings body (float lists or base64
+    little-endian float32), ordered by their `index`; raise ProviderMalformedResponse when
+    it holds another number of them or vectors of different lengths."""
+    data = payload["data"]
+    if not isinstance(data, list) or len(data) != count:
+        raise errors.ProviderMalformedResponse(
+            f"embeddings answer holds {len(data) if isinstance(data, list) else 'no'} vectors "
+            f"for {count} inputs")
+    by_index = {}
+    for position, item in enumerate(data):
+        raw = item["embedding"]
+        if isinstance(raw, str):
+            vector = np.frombuffer(base64.b64decode(raw, validate=True), dtype="<f4")
+        else:
+            vector = np.asarray(raw, dtype=np.float32)
+        if vector.ndim != 1 or not vector.size or not np.isfinite(vector).all():
+            raise errors.ProviderMalformedResponse("an embedding is not a finite vector")
+        by_index[item.get("index", position)] = vector.astype(np.float32, copy=False)
+    if sorted(by_index) != list(range(count)):
+        raise errors.ProviderMalformedResponse("embeddings answer indexes do not match inputs")
+    if len({v.size for v in by_index.values()}) > 1:
+        raise errors.ProviderMalformedResponse("embeddings answer vectors differ in length")
+    raw_usage = payload.get("usage")
+    usage = None
+    if isinstance(raw_usage, dict) and isinstance(raw_usage.get("prompt_tokens"), int | float):
+        usage = Usage(prompt_tokens=raw_usage["prompt_tokens"])
+    return Embeddings(vectors=[by_index[i] for i in range(count)], usage=usage)
 
 
 class GeminiChatAdapter(OpenAIChatAdapter):

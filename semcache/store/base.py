@@ -125,6 +125,20 @@ class BaseStore:
         """Raise the namespace's threshold delta by `step` (at most `ceiling`); return it."""
         raise NotImplementedError("subclasses of BaseStore must provide a tighten() method")
 
+    def get_values(self, keys: list[str]) -> list[bytes | None]:
+        """Return the live value stored under each key (None where absent or expired), in one
+        round trip: plain values beside the entries, e.g. cached embedding vectors
+        (semcache/embeddings.py)."""
+        raise NotImplementedError("subclasses of BaseStore must provide get_values()")
+
+    def put_values(self, values: dict[str, bytes], *, ttl_seconds: float) -> None:
+        """Store each value under its key for `ttl_seconds`, in one round trip."""
+        raise NotImplementedError("subclasses of BaseStore must provide put_values()")
+
+    def clear_values(self) -> int:
+        """Delete every value `put_values` stored; return how many (`purge_cache --all`)."""
+        raise NotImplementedError("subclasses of BaseStore must provide clear_values()")
+
     def ping(self) -> None:
         raise NotImplementedError("subclasses of BaseStore must provide a ping() method")
 

@@ -2,15 +2,19 @@
 
 import threading
 import time
+from collections import OrderedDict
 from decimal import Decimal
 
 from semcache.store.base import REQUEST_TTL_SECONDS, BaseStore, Entry, Event
+
+# Values (`put_values`) one process keeps at most; the least recently used go first.
+MAX_VALUES = 100_000
 
 
 class MemoryStore(BaseStore):
     """In-process store: the embedded default when no Redis is configured (one process)."""
 
-    def __init__(self, *, max_events: int = 200_000, **_):
+    def __init__(self, *, max_events: int = 200_000, max_values: int = MAX_VALUES, **_):
         self._lock = threading.RLock()
         self._entries: dict[str, Entry] = {}
         self._exact: dict[str, str] = {}
@@ -22,6 +26,8 @@ class MemoryStore(BaseStore):
         self._stats: dict[str, dict] = {}
         self._requests: dict[str, tuple[str, float]] = {}
         self._deltas: dict[str, float] = {}
+        self._values: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
+        self._max_values = max_values
 
     def _emit(self, **fields) -> None:
         seq = self._event_base + len(self._events)
@@ -176,6 +182,35 @@ class MemoryStore(BaseStore):
             self._deltas[namespace] = min(self._deltas.get(namespace, 0.0) + step, ceiling)
             return self._deltas[namespace]
 
+    def get_values(self, keys):
+        now = time.time()
+        out = []
+        with self._lock:
+            for key in keys:
+                held = self._values.get(key)
+                if held is not None and held[1] <= now:
+                    del self._values[key]
+                    held = None
+                elif held is not None:
+                    self._values.move_to_end(key)
+                out.append(None if held is None else held[0])
+        return out
+
+    def put_values(self, values, *, ttl_seconds):
+        expires = time.time() + ttl_seconds
+        with self._lock:
+            for key, value in values.items():
+                self._values[key] = (bytes(value), expires)
+                self._values.move_to_end(key)
+            while len(self._values) > self._max_values:
+                self._values.popitem(last=False)
+
+    def clear_values(self):
+        with self._lock:
+            count = len(self._values)
+            self._values.clear()
+            return count
+
     def ping(self):
         return None
 
@@ -187,3 +222,4 @@ class MemoryStore(BaseStore):
             self._stats.clear()
             self._requests.clear()
             self._deltas.clear()
+            self._values.clear()

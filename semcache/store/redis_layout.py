@@ -12,6 +12,7 @@ Redis layout (prefix `SEMCACHE_KEY_PREFIX`, default "semcache"):
                           misses with its next write, at most SEMCACHE_SYNC_INTERVAL_MS later)
   {p}:top:{ns}     zset   entry id -> hits (most-hit entries)
   {p}:thr:{ns}     string threshold increase learned from feedback
+  {p}:v:{key}      string a plain value with its TTL (`put_values`): cached embedding vectors
 """
 
 import json

@@ -296,6 +296,38 @@ class RedisStore(BaseStore):
     def ping(self):
         self._call(self.r.ping)
 
+    def get_values(self, keys):
+        if not keys:
+            return []
+        return self._call(lambda: self.r.mget([self._k("v", key) for key in keys]))
+
+    def put_values(self, values, *, ttl_seconds):
+        if not values:
+            return
+        ttl = max(1, int(ttl_seconds))
+
+        def run():
+            pipe = self.r.pipeline(transaction=False)
+            for key, value in values.items():
+                pipe.set(self._k("v", key), value, ex=ttl)
+            pipe.execute()
+
+        self._call(run)
+
+    def clear_values(self):
+        def run():
+            count, batch = 0, []
+            for key in self.r.scan_iter(match=self._k("v", "*"), count=1000):
+                batch.append(key)
+                if len(batch) >= 1000:
+                    count += self.r.delete(*batch)
+                    batch = []
+            if batch:
+                count += self.r.delete(*batch)
+            return count
+
+        return self._call(run)
+
     def flush(self):
         """Delete every key under the prefix (SCAN, never KEYS; an admin action, not a hot path)."""
         def run():

@@ -60,12 +60,13 @@ def _as_httpx(response) -> httpx.Response:
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
                          ids=["positive", "negative"])
 def test_every_operation_answers_without_5xx_and_with_openai_errors(
-        api_schema, live_gateway, api_key, simulated_profiles, settings, mode):
+        api_schema, live_gateway, api_key, simulated_profiles, local_embedding_profile,
+        settings, mode):
     settings.ENABLE_SEMANTIC_CACHE = False  # fuzzing exercises validation, routing and ledger
     auth = {"Authorization": f"Bearer {api_key.key}"}
     operations = _operations(api_schema)
     names = {f"{op.method.upper()} {op.path}" for op in operations}
-    assert {"POST /v1/chat/completions", "GET /v1/models"} <= names, names
+    assert {"POST /v1/chat/completions", "GET /v1/models", "POST /v1/embeddings"} <= names, names
     problems: list[str] = []
     statuses: list[int] = []
     for operation in operations:

@@ -9,8 +9,9 @@ from routing.services import profiles_load_defaults
 
 class Command(BaseCommand):
     help = ("Create the default model profiles (OpenAI, Gemini, Anthropic at current public "
-            "prices, and simulated-efficient/-standard/-premium). Existing profiles are kept "
-            "unless --update.")
+            "prices, simulated-efficient/-standard/-premium, and the embedding models "
+            "text-embedding-3-small/-large and the free local llmops-minilm). Existing "
+            "profiles are kept unless --update.")
 
     def add_arguments(self, parser):
         parser.add_argument("--update", action="store_true",

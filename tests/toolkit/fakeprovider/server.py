@@ -12,6 +12,7 @@ from dataclasses import replace
 from tests.toolkit.fakeprovider.answers import BillingMeter, WordMeter
 from tests.toolkit.fakeprovider.anthropic_format import AnthropicFormat
 from tests.toolkit.fakeprovider.behaviors import Behavior, behavior_for_model
+from tests.toolkit.fakeprovider.embeddings_format import EmbeddingsFormat
 from tests.toolkit.fakeprovider.openai_format import OpenAIFormat
 from tests.toolkit.fakeprovider.records import Bill, InvoiceLine, RecordedRequest, raw_key, redact
 from tests.toolkit.fakeprovider.transport import (
@@ -23,7 +24,8 @@ from tests.toolkit.fakeprovider.transport import (
     send,
 )
 
-_FORMATS = {OpenAIFormat.path: OpenAIFormat, AnthropicFormat.path: AnthropicFormat}
+_FORMATS = {OpenAIFormat.path: OpenAIFormat, AnthropicFormat.path: AnthropicFormat,
+            EmbeddingsFormat.path: EmbeddingsFormat}
 
 
 class FakeProvider:
