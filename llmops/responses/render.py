@@ -102,6 +102,7 @@ class ResponseEvents:
         self.sequence = 0
         self.items: list[dict] = []
         self.text_item: dict | None = None  # the message item text is being added to
+        self.text_parts: list[str] = []  # its text so far
         self.calls: dict[int, dict] = {}  # chat tool-call index → its open function_call item
         self.finish_reason: str | None = None
         self.usage: dict | None = None
@@ -173,23 +174,30 @@ class ResponseEvents:
     def _text(self, text: str) -> list[Event]:
         events = self._open_text() if self.text_item is None else []
         item = self.text_item
-        item["content"] = [{"type": "output_text", "annotations": [], "logprobs": [],
-                            "text": self._item_text(item) + text}]
+        self.text_parts.append(text)  # joined once, when the item is done (no quadratic copy)
         return events + [self._event("response.output_text.delta", item_id=item["id"],
-                                     output_index=self.items.index(item), content_index=0,
+                                     output_index=len(self.items) - 1, content_index=0,
                                      delta=text, logprobs=[])]
+
+    def _position(self, item: dict) -> int:
+        """Return the item's output_index (by identity: two items may look alike)."""
+        return next(index for index, other in enumerate(self.items) if other is item)
 
     @staticmethod
     def _item_text(item: dict) -> str:
         return item["content"][0]["text"] if item["content"] else ""
 
+    def _finish_text_item(self) -> None:
+        """Give the open message item its whole text."""
+        self.text_item["content"] = [{"type": "output_text", "annotations": [], "logprobs": [],
+                                      "text": "".join(self.text_parts)}]
+        self.text_parts = []
+
     def _close_text(self, status: str) -> list[Event]:
+        self._finish_text_item()
         item, self.text_item = self.text_item, None
-        if not item["content"]:
-            item["content"] = [{"type": "output_text", "text": "", "annotations": [],
-                                "logprobs": []}]
         item["status"] = status
-        index, part = self.items.index(item), item["content"][0]
+        index, part = self._position(item), item["content"][0]
         return [self._event("response.output_text.done", item_id=item["id"], output_index=index,
                             content_index=0, text=part["text"], logprobs=[]),
                 self._event("response.content_part.done", item_id=item["id"],
@@ -218,13 +226,13 @@ class ResponseEvents:
         if function.get("arguments"):
             item["arguments"] += function["arguments"]
             events.append(self._event("response.function_call_arguments.delta",
-                                      item_id=item["id"], output_index=self.items.index(item),
+                                      item_id=item["id"], output_index=self._position(item),
                                       delta=function["arguments"]))
         return events
 
     def _close_call(self, item: dict) -> list[Event]:
         item["status"] = "completed"
-        index = self.items.index(item)
+        index = self._position(item)
         return [self._event("response.function_call_arguments.done", item_id=item["id"],
                             output_index=index, arguments=item["arguments"]),
                 self._event("response.output_item.done", output_index=index, item=item)]
@@ -232,6 +240,8 @@ class ResponseEvents:
     # --- endings ----------------------------------------------------------------------------
 
     def _failed(self, error: dict) -> list[Event]:
+        if self.text_item is not None:
+            self._finish_text_item()
         for item in self.items:
             if item["status"] == "in_progress":
                 item["status"] = "incomplete"
