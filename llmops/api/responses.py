@@ -133,8 +133,11 @@ def _chat_data(chat: dict) -> dict:
 
 def _event_stream(events) -> StreamingHttpResponse:
     async def encoded():
-        async for name, data in events:
-            yield sse_event(data, event=name)
+        try:
+            async for name, data in events:
+                yield sse_event(data, event=name)
+        finally:
+            await events.aclose()  # a client that left: the relay settles what it relayed
 
     response = StreamingHttpResponse(encoded(), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"

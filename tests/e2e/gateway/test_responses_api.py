@@ -354,3 +354,28 @@ def test_images_count_in_the_reservation(small_budget_client, priced_model, fake
         ask(20)  # ~20 x 765 tokens at $2.50 per million: more than a cent
     assert refused.value.status_code == 402
     assert len(fake_provider.requests) == 1
+
+
+def test_a_stream_left_mid_way_is_charged_what_was_relayed(live_gateway, api_key,
+                                                           tools_model, fake_provider, settings):
+    from budgets.models import BudgetReservation
+    from tests.toolkit.gateway_calls import caller_headers, wait_for_record
+
+    settings.ENABLE_SEMANTIC_CACHE = False
+    fake_provider.enqueue(Behavior(words=200, interval_ms=20))
+    request_id = uuid.uuid4().hex
+    with httpx.stream("POST", f"{live_gateway.api_base}/responses", timeout=30,
+                      headers=caller_headers(api_key, request_id),
+                      json={"model": "resp-tools", "input": fresh("Go on"), "stream": True,
+                            "max_output_tokens": 300}) as response:
+        assert response.status_code == 200
+        deltas = 0
+        for line in response.iter_lines():
+            deltas += line == "event: response.output_text.delta"
+            if deltas >= 5:
+                break
+    record = wait_for_record(request_id)
+    assert record.endpoint == "responses" and record.status == "client_disconnected"
+    assert record.prompt_tokens > 0 and 5 <= record.completion_tokens < 200
+    assert UsageRecord.objects.count() == 1
+    assert not BudgetReservation.objects.exists()
