@@ -125,6 +125,28 @@ def test_function_calling_round_trip(openai_client, tools_model, fake_provider):
     assert UsageRecord.objects.filter(endpoint="responses").count() == 2
 
 
+def test_client_kept_state_round_trip(openai_client, tools_model, fake_provider):
+    """The other way to continue (the Agents SDK's default): send the earlier output items back
+    as input, with no previous_response_id and nothing stored."""
+    fake_provider.enqueue(Behavior(text="Checking.", tool_call=ToolCall(id="call_state_1")))
+    fake_provider.enqueue(Behavior(text="Sunny."))
+    question = {"role": "user", "content": fresh("Weather in Paris?")}
+    first = openai_client.responses.create(model="resp-tools", tools=[WEATHER_TOOL],
+                                           input=[question], store=False)
+    assert [item.type for item in first.output] == ["message", "function_call"]
+
+    second = openai_client.responses.create(
+        model="resp-tools", tools=[WEATHER_TOOL], store=False,
+        input=[question, *[item.model_dump(exclude_none=True) for item in first.output],
+               {"type": "function_call_output", "call_id": "call_state_1", "output": "sunny"}])
+
+    assert second.output_text == "Sunny."
+    messages = fake_provider.requests[-1].body["messages"]
+    assert messages[1]["content"] == "Checking."
+    assert messages[1]["tool_calls"][0]["id"] == "call_state_1"
+    assert messages[2] == {"role": "tool", "tool_call_id": "call_state_1", "content": "sunny"}
+
+
 def test_streamed_function_call(openai_client, tools_model, fake_provider):
     fake_provider.enqueue(Behavior(text="", tool_call=ToolCall(id="call_stream_1")))
 
