@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "routing",
     "budgets",
     "semcache",
+    "llmops.responses",
 ]
 
 # Under ASGI (llmops/asgi.py) Django's own middlewares here run as their hop-free subclasses in
@@ -236,4 +237,5 @@ from llmops.settings.components.budgets import *  # noqa: E402,F403
 from llmops.settings.components.semcache import *  # noqa: E402,F403
 from llmops.settings.components.routing import *  # noqa: E402,F403
 from llmops.settings.components.observability import *  # noqa: E402,F403
+from llmops.settings.components.responses import *  # noqa: E402,F403
 # isort: on

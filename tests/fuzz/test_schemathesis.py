@@ -66,7 +66,9 @@ def test_every_operation_answers_without_5xx_and_with_openai_errors(
     auth = {"Authorization": f"Bearer {api_key.key}"}
     operations = _operations(api_schema)
     names = {f"{op.method.upper()} {op.path}" for op in operations}
-    assert {"POST /v1/chat/completions", "GET /v1/models", "POST /v1/embeddings"} <= names, names
+    assert {"POST /v1/chat/completions", "GET /v1/models", "POST /v1/embeddings",
+            "POST /v1/responses", "GET /v1/responses/{response_id}",
+            "DELETE /v1/responses/{response_id}"} <= names, names
     problems: list[str] = []
     statuses: list[int] = []
     for operation in operations:

@@ -43,4 +43,9 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "semcache.expire",
         "schedule": env.float("SEMCACHE_EXPIRE_INTERVAL_SECONDS", default=60.0),
     },
+    # responses: delete stored responses past RESPONSES_STORE_TTL_DAYS.
+    "responses-purge-expired": {
+        "task": "llmops.responses.purge_expired",
+        "schedule": env.float("RESPONSES_PURGE_INTERVAL_SECONDS", default=3600.0),
+    },
 }

@@ -77,6 +77,18 @@ def test_non_streamed_completion(wsgi_client):
     assert UsageRecord.objects.count() == 1
 
 
+def test_responses_stream_arrives_whole_and_is_charged_once(wsgi_client, fake_provider):
+    text = "one two three four five six"
+    fake_provider.enqueue(Behavior(text=text, interval_ms=20))
+    with wsgi_client.responses.stream(model="wsgi-model", input="count to six") as stream:
+        deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
+        final = stream.get_final_response()
+    assert "".join(deltas) == text == final.output_text and len(deltas) == 6
+    record = _record(final.usage.model_extra["llmops"]["request_id"])
+    _assert_charged(record, prompt=final.usage.input_tokens, completion=6)
+    assert record.endpoint == "responses" and record.stream
+
+
 def test_streams_run_side_by_side(wsgi_client, fake_provider):
     """Two slow streams open at once and read in turns: runserver's threads each relay their
     own (served one after the other, the second would not even start while the first waits
