@@ -2,7 +2,6 @@
 
 import time
 
-from django.http import StreamingHttpResponse
 from drf_spectacular.utils import (
     OpenApiResponse,
     extend_schema,
@@ -11,15 +10,12 @@ from drf_spectacular.utils import (
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from llmops.api.answering import answer, event_stream_response
 from llmops.api.base import AsyncAPIView
 from llmops.api.context import context_from_request
 from llmops.api.serializers import ChatCompletionInputSerializer
 from llmops.api.sse import chat_completion_sse
-from llmops.gateway.pipeline import (
-    StreamResult,
-    chat_completion_create,
-    chat_completion_stream,
-)
+from llmops.gateway.pipeline import StreamResult
 from routing.router import models_offered
 
 _ERROR = inline_serializer(
@@ -31,12 +27,6 @@ _ERROR = inline_serializer(
 )
 _ERRORS = {status: OpenApiResponse(_ERROR) for status in (400, 401, 402, 404, 413, 415, 429,
                                                           502, 503, 504)}
-
-
-def _server_timing(timings: dict[str, float]) -> str:
-    """Return a `Server-Timing` header value: per-stage durations in ms, so regressions have
-    an address (cache, route, admission, upstream, settle)."""
-    return ", ".join(f"{name};dur={seconds * 1000:.2f}" for name, seconds in timings.items())
 
 
 class ChatCompletionCreateApi(AsyncAPIView):
@@ -55,21 +45,9 @@ class ChatCompletionCreateApi(AsyncAPIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         ctx = context_from_request(request, serializer.validated_data)
-        if ctx.stream:
-            result = await chat_completion_stream(ctx)
-        else:
-            result = await chat_completion_create(ctx)
-        timing = _server_timing(ctx.timings)
-        if timing:
-            result.headers["Server-Timing"] = timing
+        result = await answer(ctx)
         if isinstance(result, StreamResult):
-            response = StreamingHttpResponse(chat_completion_sse(result.events),
-                                             content_type="text/event-stream")
-            response["Cache-Control"] = "no-cache"
-            response["X-Accel-Buffering"] = "no"
-            for name, value in result.headers.items():
-                response[name] = value
-            return response
+            return event_stream_response(chat_completion_sse(result.events), result.headers)
         return Response(result.body, headers=result.headers)
 
 
