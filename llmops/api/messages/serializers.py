@@ -166,7 +166,7 @@ class ToolSerializer(serializers.Serializer):
     type = serializers.CharField(required=False, allow_null=True, max_length=64)
     name = serializers.RegexField(TOOL_NAME, max_length=64)
     description = serializers.CharField(required=False, allow_blank=True)
-    input_schema = serializers.DictField()
+    input_schema = serializers.DictField(required=False)
 
     def validate(self, attrs):
         kind = attrs.get("type")
@@ -174,6 +174,8 @@ class ToolSerializer(serializers.Serializer):
             raise serializers.ValidationError(
                 f"tool type {kind!r} (an Anthropic server or client tool) is not supported "
                 "by this gateway; define the tool with name, description and input_schema.")
+        if "input_schema" not in attrs:
+            raise serializers.ValidationError({"input_schema": "This field is required."})
         if attrs["input_schema"].get("type", "object") != "object":
             raise serializers.ValidationError({"input_schema": "type must be 'object'."})
         return attrs

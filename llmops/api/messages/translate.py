@@ -61,18 +61,19 @@ def _user_messages(content) -> list[dict]:
     if isinstance(content, str):
         return [{"role": "user", "content": content}]
     results: list[dict] = []
+    result_images: list[dict] = []
     parts: list[dict] = []
     for block in content:
         if block["type"] == "tool_result":
             message, images = _tool_result_messages(block)
             results.append(message)
-            parts.extend(images)
+            result_images.extend(images)
         elif block["type"] == "text":
             parts.append(_text_part(block["text"]))
         elif block["type"] == "image":
             parts.append(_image_part(block))
-    if parts:
-        results.append({"role": "user", "content": parts})
+    if result_images or parts:
+        results.append({"role": "user", "content": result_images + parts})
     return results
 
 

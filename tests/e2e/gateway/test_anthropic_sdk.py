@@ -1,14 +1,19 @@
 """End to end: the official anthropic SDK, unchanged, against the live gateway's /v1/messages."""
 
+import base64
+import struct
 import time
 import uuid
+import zlib
 from decimal import Decimal
 
 import anthropic
+import httpx
 import pytest
 
 from budgets.models import UsageRecord
 from budgets.services import budget_set
+from tests.toolkit.assertions import assert_anthropic_error, assert_openai_error
 from tests.toolkit.fakeprovider import Behavior, ToolCall
 from tests.toolkit.gateway_calls import wait_for_record
 
@@ -128,8 +133,9 @@ def test_tool_use_round_trip_on_an_openai_compatible_model(client, tool_model, f
     assert UsageRecord.objects.filter(endpoint="messages").count() == 2
 
 
-def test_tool_use_round_trip_on_an_anthropic_model(client, claude_model, fake_provider):
-    sent = _tool_use_round_trip(client, fake_provider, "fake-claude", stream=False)
+@pytest.mark.parametrize("stream", [False, True], ids=["create", "stream"])
+def test_tool_use_round_trip_on_an_anthropic_model(client, claude_model, fake_provider, stream):
+    sent = _tool_use_round_trip(client, fake_provider, "fake-claude", stream=stream)
     assert fake_provider.requests[-1].path.endswith("/messages")
     assert sent["tools"] == [WEATHER_TOOL]
     assistant, result = sent["messages"][-2:]
@@ -137,6 +143,22 @@ def test_tool_use_round_trip_on_an_anthropic_model(client, claude_model, fake_pr
             "input": {"city": "Paris"}} in assistant["content"]
     assert result["content"] == [{"type": "tool_result", "tool_use_id": "toolu_fake_1",
                                   "content": "sunny, 24 C"}]
+
+
+def test_a_stream_that_breaks_mid_way_ends_with_an_error_event(client, tool_model,
+                                                               fake_provider):
+    fake_provider.enqueue(Behavior(words=40, cut_after=3))
+    received: list[str] = []
+    with pytest.raises(anthropic.APIStatusError) as caught:
+        with client.messages.stream(model="fake-tools", max_tokens=64,
+                                    messages=[{"role": "user", "content": _question()}]) as stream:
+            received.extend(stream.text_stream)
+    assert received  # the text before the break was relayed
+    assert caught.value.body["type"] == "error"
+    assert caught.value.body["error"]["type"] == "api_error"
+    record = wait_for_record()
+    assert record.endpoint == "messages" and record.stream and record.status == "upstream_error"
+    assert record.completion_tokens > 0
 
 
 def test_count_tokens_bounds_the_prompt_without_a_call_or_a_charge(client, tool_model,
@@ -201,3 +223,175 @@ def test_a_budget_refusal_is_an_anthropic_billing_error(client, api_key):
     assert "budget" in body["error"]["message"].lower()
     assert body["error"]["llmops"]["code"] == "budget_exceeded"
     assert UsageRecord.objects.count() == 0
+
+
+# --- The reservation bounds tools and images -------------------------------------------------
+
+def _png(width: int, height: int) -> str:
+    """Return the base64 of a PNG header announcing `width` x `height` (what the gateway reads
+    to bound an image's tokens)."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    raw = (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr
+           + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr)))
+    return base64.b64encode(raw).decode()
+
+
+def _big_tool(index: int) -> dict:
+    """A tool whose definition is ~1.8k tokens."""
+    properties = {f"field_{index}_{n}": {
+        "type": "string", "description": f"Parameter {n} of operation {index}: "
+        + "the value to use " * 9, "enum": [f"option_{n}_{k}" for k in range(4)]}
+        for n in range(24)}
+    return {"name": f"operation_{index}", "description": "Run one back-office operation. " * 8,
+            "input_schema": {"type": "object", "properties": properties}}
+
+
+@pytest.fixture
+def dear_model(fake_profile, settings, monkeypatch):
+    """A vision and tools model at $1,000 per million prompt tokens: a ~1k-token image or tool
+    definition costs about $1, the short question about $0.02."""
+    settings.ENABLE_SEMANTIC_CACHE = False
+    monkeypatch.setenv("MESSAGES_FAKE_OPENAI_KEY", "sk-fake-for-messages-tests")
+    return fake_profile("fake-dear", provider="openai", upstream="gpt-4o",
+                        api_key_env="MESSAGES_FAKE_OPENAI_KEY", supports_tools=True,
+                        supports_vision=True, input_price_per_token="0.001",
+                        output_price_per_token="0.001")
+
+
+@pytest.fixture
+def half_dollar_client(live_gateway, make_api_key, dear_model):
+    issued = make_api_key(team="messages-budget", user="frugal")
+    budget_set(scope="key", api_key=issued.api_key, daily_limit=Decimal("0.5"))
+    return anthropic.Anthropic(base_url=live_gateway.url, api_key=issued.key, max_retries=0,
+                               timeout=30)
+
+
+_IMAGES = {
+    "base64": {"type": "base64", "media_type": "image/png", "data": _png(1920, 1080)},
+    "url": {"type": "url", "url": "https://images.example.invalid/screenshot.png"},
+}
+
+
+@pytest.mark.parametrize("extra", ["tools", "base64", "url"])
+def test_tools_and_images_count_in_the_reservation(half_dollar_client, fake_provider, extra):
+    question = {"type": "text", "text": "Which operation fits this?"}
+    fake_provider.enqueue(Behavior(text="operation 1"))
+    plain = half_dollar_client.messages.create(
+        model="fake-dear", max_tokens=1, messages=[{"role": "user", "content": [question]}])
+    assert plain.content[0].text  # the question alone fits the budget
+
+    if extra == "tools":
+        kwargs = {"tools": [_big_tool(1)], "messages": [{"role": "user",
+                                                        "content": [question]}]}
+    else:
+        kwargs = {"messages": [{"role": "user", "content": [
+            question, {"type": "image", "source": _IMAGES[extra]}]}]}
+    counted = half_dollar_client.messages.count_tokens(model="fake-dear", **kwargs)
+    assert counted.input_tokens > 500
+    with pytest.raises(anthropic.APIStatusError) as caught:
+        half_dollar_client.messages.create(model="fake-dear", max_tokens=1, **kwargs)
+    assert caught.value.status_code == 402
+    assert caught.value.body["error"]["type"] == "billing_error"
+    assert len(fake_provider.requests) == 1  # the refused request reached no model
+    assert UsageRecord.objects.filter(endpoint="messages").count() == 1
+
+
+def test_images_reach_the_provider_as_image_parts(client, dear_model, fake_provider):
+    client.messages.create(model="fake-dear", max_tokens=8, messages=[{"role": "user", "content": [
+        {"type": "image", "source": _IMAGES["base64"]},
+        {"type": "image", "source": _IMAGES["url"]},
+        {"type": "text", "text": "Compare them."}]}])
+    parts = fake_provider.requests[-1].body["messages"][-1]["content"]
+    assert [part["type"] for part in parts] == ["image_url", "image_url", "text"]
+    assert parts[0]["image_url"]["url"] == f"data:image/png;base64,{_IMAGES['base64']['data']}"
+    assert parts[1]["image_url"]["url"] == _IMAGES["url"]["url"]
+
+
+# --- Bad input: Anthropic's error shape, never a 500 ------------------------------------------
+
+_HI = [{"role": "user", "content": "hi"}]
+BAD_BODIES = {
+    "no max_tokens": ({"model": "simulated-standard", "messages": _HI}, "max_tokens"),
+    "no messages": ({"model": "simulated-standard", "max_tokens": 5, "messages": []},
+                    "messages"),
+    "system role": ({"model": "simulated-standard", "max_tokens": 5,
+                     "messages": [{"role": "system", "content": "x"}]}, "role"),
+    "unknown block": ({"model": "simulated-standard", "max_tokens": 5, "messages": [
+        {"role": "user", "content": [{"type": "document", "source": {}}]}]}, "document"),
+    "tool_use from the user": ({"model": "simulated-standard", "max_tokens": 5, "messages": [
+        {"role": "user", "content": [{"type": "tool_use", "id": "t", "name": "f",
+                                      "input": {}}]}]}, "type"),
+    "bad image source": ({"model": "simulated-standard", "max_tokens": 5, "messages": [
+        {"role": "user", "content": [{"type": "image", "source": {
+            "type": "base64", "media_type": "image/tiff", "data": "AAAA"}}]}]},
+        "media_type"),
+    "server tool": ({"model": "simulated-standard", "max_tokens": 5, "messages": _HI,
+                     "tools": [{"type": "web_search_20250305", "name": "web_search"}]},
+                    "web_search_20250305"),
+    "tool_choice names no tool": ({"model": "simulated-standard", "max_tokens": 5,
+                                   "messages": _HI, "tools": [WEATHER_TOOL],
+                                   "tool_choice": {"type": "tool", "name": "nope"}}, "nope"),
+    "temperature above 1": ({"model": "simulated-standard", "max_tokens": 5, "messages": _HI,
+                             "temperature": 1.5}, "temperature"),
+    "five stop sequences": ({"model": "simulated-standard", "max_tokens": 5, "messages": _HI,
+                             "stop_sequences": list("abcde")}, "stop_sequences"),
+    "content an object": ({"model": "simulated-standard", "max_tokens": 5,
+                           "messages": [{"role": "user", "content": {"text": "x"}}]},
+                          "content"),
+}
+
+
+@pytest.fixture
+def raw(live_gateway, api_key, simulated_profiles):
+    with httpx.Client(base_url=live_gateway.url, timeout=30,
+                      headers={"x-api-key": api_key.key,
+                               "anthropic-version": "2023-06-01",
+                               "anthropic-beta": "prompt-caching-2024-07-31"}) as http:
+        yield http
+
+
+@pytest.mark.parametrize("case", list(BAD_BODIES))
+def test_bad_bodies_are_invalid_request_errors(raw, case):
+    body, mentioned = BAD_BODIES[case]
+    for path in ("/v1/messages", "/v1/messages/count_tokens"):
+        if path.endswith("count_tokens") and mentioned in ("max_tokens", "temperature",
+                                                           "stop_sequences"):
+            continue  # not count_tokens fields
+        error = assert_anthropic_error(raw.post(path, json=body), 400,
+                                       error_type="invalid_request_error")
+        assert mentioned in error["message"], error
+    assert UsageRecord.objects.count() == 0
+
+
+def test_bodies_that_are_not_json_objects(raw):
+    for content, kind in ((b"{", "application/json"), (b"", "application/json"),
+                          (b"[]", "application/json"), (b"max_tokens=1", "text/plain")):
+        response = raw.post("/v1/messages", content=content, headers={"content-type": kind})
+        assert_anthropic_error(response, (400, 415), error_type="invalid_request_error")
+
+
+def test_an_unknown_model_is_not_found(raw):
+    error = assert_anthropic_error(raw.post("/v1/messages", json={
+        "model": "claude-nonexistent", "max_tokens": 5, "messages": _HI}), 404,
+        error_type="not_found_error")
+    assert "claude-nonexistent" in error["message"]
+
+
+def test_no_key_is_an_authentication_error(live_gateway, simulated_profiles):
+    for path in ("/v1/messages", "/v1/messages/count_tokens"):
+        response = httpx.post(f"{live_gateway.url}{path}", timeout=30, json={
+            "model": "simulated-standard", "max_tokens": 5, "messages": _HI})
+        assert_anthropic_error(response, 401, error_type="authentication_error")
+
+
+def test_an_oversized_body_is_request_too_large(raw, settings):
+    settings.LLMOPS_MAX_BODY_BYTES = 1000
+    response = raw.post("/v1/messages", json={"model": "simulated-standard", "max_tokens": 5,
+                                              "messages": [{"role": "user",
+                                                            "content": "x" * 2000}]})
+    assert_anthropic_error(response, 413, error_type="request_too_large")
+
+
+def test_the_chat_endpoint_keeps_openais_error_shape(raw):
+    response = raw.post("/v1/chat/completions", json={"model": "simulated-standard"})
+    assert_openai_error(response, 400)
