@@ -3,16 +3,21 @@
 import httpx
 
 
-def assert_openai_error(response: httpx.Response, status: int | tuple[int, ...] | None = None,
-                        *, code: str | None = None, param: str | None = None) -> dict:
-    """Assert `response` is an OpenAI-style error object (with `status` if given); return it."""
+def _error_json(response: httpx.Response, status: int | tuple[int, ...] | None) -> object:
+    """Assert `response` is a JSON error (with `status` if given); return its body."""
     statuses = (status,) if isinstance(status, int) else status
     if statuses is not None:
         assert response.status_code in statuses, (response.status_code, response.text[:500])
     assert response.status_code >= 400, response.text[:500]
     assert response.headers.get("content-type", "").startswith("application/json"), (
         response.headers.get("content-type"), response.text[:300])
-    body = response.json()
+    return response.json()
+
+
+def assert_openai_error(response: httpx.Response, status: int | tuple[int, ...] | None = None,
+                        *, code: str | None = None, param: str | None = None) -> dict:
+    """Assert `response` is an OpenAI-style error object (with `status` if given); return it."""
+    body = _error_json(response, status)
     assert isinstance(body, dict) and set(body) == {"error"}, body
     error = body["error"]
     assert {"message", "type", "code", "param"} <= set(error), error
@@ -51,13 +56,7 @@ def assert_anthropic_error(response: httpx.Response,
                            error_type: str | None = None) -> dict:
     """Assert `response` is Anthropic's error object (with `status` and `error_type` if given):
     `{"type": "error", "error": {"type", "message"}}`; return its `error`."""
-    statuses = (status,) if isinstance(status, int) else status
-    if statuses is not None:
-        assert response.status_code in statuses, (response.status_code, response.text[:500])
-    assert response.status_code >= 400, response.text[:500]
-    assert response.headers.get("content-type", "").startswith("application/json"), (
-        response.headers.get("content-type"), response.text[:300])
-    body = response.json()
+    body = _error_json(response, status)
     assert isinstance(body, dict) and body.get("type") == "error", body
     assert set(body) <= {"type", "error", "request_id"}, body
     error = body["error"]
