@@ -120,7 +120,7 @@ def _check_blocks(blocks: list, where: str, allowed: tuple[str, ...]) -> None:
                                           _TOOL_RESULT_BLOCK]}}]})
 class ContentField(serializers.Field):
     """A message's content: a string or a list of content blocks (checked against the role by
-    MessageSerializer)."""
+    AnthropicMessageSerializer)."""
 
     def to_internal_value(self, data):
         if isinstance(data, str):
@@ -134,7 +134,7 @@ class ContentField(serializers.Field):
         return value
 
 
-class MessageSerializer(serializers.Serializer):
+class AnthropicMessageSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=("user", "assistant"))
     content = ContentField()
 
@@ -162,26 +162,29 @@ class SystemField(serializers.Field):
         return value
 
 
-class ToolSerializer(serializers.Serializer):
+class AnthropicToolSerializer(serializers.Serializer):
     type = serializers.CharField(required=False, allow_null=True, max_length=64)
     name = serializers.RegexField(TOOL_NAME, max_length=64)
     description = serializers.CharField(required=False, allow_blank=True)
-    input_schema = serializers.DictField(required=False)
+    input_schema = serializers.DictField()
 
-    def validate(self, attrs):
-        kind = attrs.get("type")
+    def to_internal_value(self, data):
+        # Before the fields: a server tool has no input_schema, and that is not what is wrong.
+        kind = data.get("type") if isinstance(data, dict) else None
         if kind not in (None, "custom"):
             raise serializers.ValidationError(
-                f"tool type {kind!r} (an Anthropic server or client tool) is not supported "
-                "by this gateway; define the tool with name, description and input_schema.")
-        if "input_schema" not in attrs:
-            raise serializers.ValidationError({"input_schema": "This field is required."})
+                f"tool type {str(kind)[:64]!r} (an Anthropic server or client tool) is not "
+                "supported by this gateway; define the tool with name, description and "
+                "input_schema.")
+        return super().to_internal_value(data)
+
+    def validate(self, attrs):
         if attrs["input_schema"].get("type", "object") != "object":
             raise serializers.ValidationError({"input_schema": "type must be 'object'."})
         return attrs
 
 
-class ToolChoiceSerializer(serializers.Serializer):
+class AnthropicToolChoiceSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=("auto", "any", "tool", "none"))
     name = serializers.RegexField(TOOL_NAME, max_length=64, required=False)
     disable_parallel_tool_use = serializers.BooleanField(required=False, default=False)
@@ -192,36 +195,36 @@ class ToolChoiceSerializer(serializers.Serializer):
         return attrs
 
 
-class MetadataSerializer(serializers.Serializer):
+class AnthropicMetadataSerializer(serializers.Serializer):
     user_id = serializers.CharField(required=False, allow_null=True, allow_blank=True,
                                     max_length=256)
 
 
-class OutputFormatSerializer(serializers.Serializer):
+class AnthropicOutputFormatSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=("json_schema",))
     schema = serializers.DictField()
 
 
-class OutputConfigSerializer(serializers.Serializer):
+class AnthropicOutputConfigSerializer(serializers.Serializer):
     effort = serializers.ChoiceField(choices=("low", "medium", "high", "xhigh", "max"),
                                      required=False, allow_null=True,
                                      help_text="Accepted and not forwarded.")
-    format = OutputFormatSerializer(required=False, allow_null=True,
+    format = AnthropicOutputFormatSerializer(required=False, allow_null=True,
                                     help_text="Structured output: the answer is a JSON "
                                               "object matching `schema`.")
 
 
-class CountTokensInputSerializer(FieldsBuiltOnceMixin, serializers.Serializer):
+class AnthropicCountTokensInputSerializer(FieldsBuiltOnceMixin, serializers.Serializer):
     """The prompt of an Anthropic Messages request (what count_tokens counts)."""
 
     model = serializers.CharField(max_length=200, help_text='A model profile name, an alias, '
                                                             'or "auto".')
-    messages = serializers.ListField(child=MessageSerializer(), min_length=1,
+    messages = serializers.ListField(child=AnthropicMessageSerializer(), min_length=1,
                                      max_length=settings.LLMOPS_MAX_MESSAGES)
     system = SystemField(required=False, allow_null=True)
-    tools = serializers.ListField(child=ToolSerializer(), required=False, max_length=128)
-    tool_choice = ToolChoiceSerializer(required=False, allow_null=True)
-    output_config = OutputConfigSerializer(required=False, allow_null=True)
+    tools = serializers.ListField(child=AnthropicToolSerializer(), required=False, max_length=128)
+    tool_choice = AnthropicToolChoiceSerializer(required=False, allow_null=True)
+    output_config = AnthropicOutputConfigSerializer(required=False, allow_null=True)
 
     def validate(self, attrs):
         choice = attrs.get("tool_choice")
@@ -233,7 +236,7 @@ class CountTokensInputSerializer(FieldsBuiltOnceMixin, serializers.Serializer):
         return attrs
 
 
-class MessageCreateInputSerializer(CountTokensInputSerializer):
+class AnthropicMessageCreateInputSerializer(AnthropicCountTokensInputSerializer):
     """The Anthropic Messages request (fields the gateway does not use are ignored)."""
 
     max_tokens = serializers.IntegerField(min_value=1,
@@ -247,5 +250,5 @@ class MessageCreateInputSerializer(CountTokensInputSerializer):
     top_k = serializers.IntegerField(required=False, allow_null=True, min_value=0,
                                      help_text="Accepted and not forwarded: the gateway's "
                                                "provider contract has no top_k.")
-    metadata = MetadataSerializer(required=False, allow_null=True)
+    metadata = AnthropicMetadataSerializer(required=False, allow_null=True)
     stream = serializers.BooleanField(required=False, default=False)

@@ -10,8 +10,8 @@ from llmops.api.base import AsyncAPIView
 from llmops.api.context import context_from_request
 from llmops.api.messages.errors import messages_exception_handler
 from llmops.api.messages.serializers import (
-    CountTokensInputSerializer,
-    MessageCreateInputSerializer,
+    AnthropicCountTokensInputSerializer,
+    AnthropicMessageCreateInputSerializer,
 )
 from llmops.api.messages.stream import messages_sse
 from llmops.api.messages.translate import chat_messages, chat_params, message_body
@@ -60,11 +60,11 @@ class MessagesApiView(AsyncAPIView):
 class MessageCreateApi(MessagesApiView):
     """POST /v1/messages — Anthropic's Messages API, streamed or not, on any provider."""
 
-    InputSerializer = MessageCreateInputSerializer
+    InputSerializer = AnthropicMessageCreateInputSerializer
 
     @extend_schema(
         operation_id="message_create",
-        request=MessageCreateInputSerializer,
+        request=AnthropicMessageCreateInputSerializer,
         responses={200: OpenApiResponse(_MESSAGE, description=(
             "An Anthropic message object, or Anthropic's event stream (message_start, "
             "content_block_*, message_delta, message_stop) when stream=true.")), **_ERRORS},
@@ -87,11 +87,11 @@ class MessageCountTokensApi(MessagesApiView):
     routed model bills for this request (what admission reserves for it), not the provider's
     exact count. No model is called, nothing is charged and no ledger row is written."""
 
-    InputSerializer = CountTokensInputSerializer
+    InputSerializer = AnthropicCountTokensInputSerializer
 
     @extend_schema(
         operation_id="message_count_tokens",
-        request=CountTokensInputSerializer,
+        request=AnthropicCountTokensInputSerializer,
         responses={200: inline_serializer("AnthropicTokenCount", {
             "input_tokens": serializers.IntegerField()}), **_ERRORS},
     )

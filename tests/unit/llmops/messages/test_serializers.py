@@ -1,8 +1,8 @@
 """Validation of Messages requests (llmops/api/messages/serializers.py)."""
 
 from llmops.api.messages.serializers import (
-    CountTokensInputSerializer,
-    MessageCreateInputSerializer,
+    AnthropicCountTokensInputSerializer,
+    AnthropicMessageCreateInputSerializer,
 )
 
 CLAUDE_CODE_LIKE = {
@@ -29,7 +29,7 @@ CLAUDE_CODE_LIKE = {
 
 
 def test_an_agents_request_is_valid():
-    serializer = MessageCreateInputSerializer(data=CLAUDE_CODE_LIKE)
+    serializer = AnthropicMessageCreateInputSerializer(data=CLAUDE_CODE_LIKE)
     assert serializer.is_valid(), serializer.errors
     data = serializer.validated_data
     assert data["stream"] is True and data["top_k"] == 40
@@ -38,15 +38,15 @@ def test_an_agents_request_is_valid():
 
 def test_count_tokens_needs_no_max_tokens():
     body = {key: value for key, value in CLAUDE_CODE_LIKE.items() if key != "max_tokens"}
-    assert CountTokensInputSerializer(data=body).is_valid()
-    assert not MessageCreateInputSerializer(data=body).is_valid()
+    assert AnthropicCountTokensInputSerializer(data=body).is_valid()
+    assert not AnthropicMessageCreateInputSerializer(data=body).is_valid()
 
 
 def test_errors_name_the_block():
     body = {**CLAUDE_CODE_LIKE, "messages": [{"role": "user", "content": [
         {"type": "text", "text": "x"}, {"type": "image", "source": {"type": "file",
                                                                   "file_id": "f"}}]}]}
-    serializer = MessageCreateInputSerializer(data=body)
+    serializer = AnthropicMessageCreateInputSerializer(data=body)
     assert not serializer.is_valid()
     message = str(serializer.errors["messages"][0]["non_field_errors"][0])
     assert message.startswith("content[1].source.type must be 'base64' or 'url'")
