@@ -211,6 +211,12 @@ def test_a_repeat_is_a_cache_hit_with_its_ledger_row(client):
     assert record.endpoint == "messages" and record.cost == 0 and record.cost_saved > 0
     assert record.cache_status.startswith("hit")
 
+    with client.messages.stream(**ask) as stream:  # a hit is replayed as Anthropic's events
+        replayed = stream.get_final_message()
+    assert replayed.content[0].text == first.content[0].text
+    assert replayed.usage.output_tokens == first.usage.output_tokens
+    assert UsageRecord.objects.filter(endpoint="messages", cost=0).count() == 2
+
 
 def test_a_budget_refusal_is_an_anthropic_billing_error(client, api_key):
     budget_set(scope="key", api_key=api_key.api_key, daily_limit=Decimal("0.0000001"))
