@@ -11,10 +11,16 @@ from django.conf import settings
 from llmops.errors import error_body
 
 
-async def _refuse(send, limit: int) -> None:
-    body = json.dumps(error_body(
-        f"Request body is larger than the {limit} bytes allowed.",
-        error_type="invalid_request_error", code="payload_too_large")).encode()
+async def _refuse(send, limit: int, path: str) -> None:
+    message = f"Request body is larger than the {limit} bytes allowed."
+    if path.startswith("/v1/messages"):  # Anthropic's API answers in its own error shape
+        from llmops.api.messages.errors import anthropic_error_body
+
+        error = anthropic_error_body(413, message, details={"code": "payload_too_large"})
+    else:
+        error = error_body(message, error_type="invalid_request_error",
+                           code="payload_too_large")
+    body = json.dumps(error).encode()
     await send({"type": "http.response.start", "status": 413,
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(body)).encode()),
@@ -42,7 +48,7 @@ class BodySizeLimitMiddleware:
                 break
         if length is not None:
             if length > limit:
-                return await _refuse(send, limit)
+                return await _refuse(send, limit, scope.get("path", ""))
             return await self.app(scope, receive, send)
         # No Content-Length (chunked): read up to the limit ourselves, then replay it.
         messages = []
@@ -54,7 +60,7 @@ class BodySizeLimitMiddleware:
                 break
             size += len(message.get("body", b""))
             if size > limit:
-                return await _refuse(send, limit)
+                return await _refuse(send, limit, scope.get("path", ""))
             if not message.get("more_body", False):
                 break
 

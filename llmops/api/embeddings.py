@@ -13,10 +13,11 @@ from drf_spectacular.utils import (
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from llmops.api.answering import server_timing
 from llmops.api.base import AsyncAPIView
 from llmops.api.context import principal_from_key, request_cache_control
+from llmops.api.schema import OPENAI_ERRORS
 from llmops.api.serializers import FieldsBuiltOnceMixin
-from llmops.api.views import _ERRORS, _server_timing
 from llmops.gateway.context import RequestContext
 from llmops.gateway.embeddings import embeddings_create
 from routing.tokens import token_vocabulary_size
@@ -125,7 +126,7 @@ class EmbeddingCreateApi(AsyncAPIView):
                                         "input": ["What is a semantic cache?", "Hello"]})],
         responses={200: OpenApiResponse(description="A list of embedding objects with usage "
                                                     "(prompt_tokens, total_tokens) and cost."),
-                   **_ERRORS},
+                   **OPENAI_ERRORS},
     )
     async def post(self, request):
         serializer = self.InputSerializer(data=request.data)
@@ -150,7 +151,7 @@ class EmbeddingCreateApi(AsyncAPIView):
                       "cost": float(result.cost),
                       "llmops": {"request_id": ctx.request_id, "cache": ctx.cache_status}},
         }
-        timing = _server_timing(ctx.timings)
+        timing = server_timing(ctx.timings)
         if timing:
             result.headers["Server-Timing"] = timing
         return Response(body, headers=result.headers)

@@ -8,11 +8,12 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
+from llmops.api.answering import event_stream_response, server_timing
 from llmops.api.base import AsyncAPIView
 from llmops.api.context import context_from_request
+from llmops.api.schema import OPENAI_ERROR, OPENAI_ERRORS
 from llmops.api.serializers import ChatCompletionInputSerializer, FieldsBuiltOnceMixin
 from llmops.api.sse import sse_event
-from llmops.api.views import _ERROR, _ERRORS, _server_timing
 from llmops.db import run_db
 from llmops.errors import GatewayError, InvalidRequest
 from llmops.responses.gateway import response_create, response_stream
@@ -139,10 +140,7 @@ def _event_stream(events) -> StreamingHttpResponse:
         finally:
             await events.aclose()  # a client that left: the relay settles what it relayed
 
-    response = StreamingHttpResponse(encoded(), content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"
-    return response
+    return event_stream_response(encoded(), {})
 
 
 class ResponseCreateApi(AsyncAPIView):
@@ -156,7 +154,7 @@ class ResponseCreateApi(AsyncAPIView):
         request=ResponseCreateInputSerializer,
         responses={200: OpenApiResponse(description="A response object, or the Responses "
                                         "event stream (text/event-stream) when stream=true."),
-                   **_ERRORS},
+                   **OPENAI_ERRORS},
     )
     async def post(self, request):
         serializer = self.InputSerializer(data=request.data)
@@ -172,7 +170,7 @@ class ResponseCreateApi(AsyncAPIView):
         else:
             result = await response_create(ctx, shell, conversation)
             response = Response(result.body)
-        timing = _server_timing(ctx.timings)
+        timing = server_timing(ctx.timings)
         if timing:
             result.headers["Server-Timing"] = timing
         for name, value in result.headers.items():
@@ -185,7 +183,8 @@ class ResponseDetailApi(AsyncAPIView):
 
     @extend_schema(operation_id="response_retrieve",
                    responses={200: OpenApiResponse(description="The stored response object."),
-                              401: OpenApiResponse(_ERROR), 404: OpenApiResponse(_ERROR)})
+                              401: OpenApiResponse(OPENAI_ERROR),
+                              404: OpenApiResponse(OPENAI_ERROR)})
     async def get(self, request, response_id: str):
         stored = None
         if _RESPONSE_ID.match(response_id):
@@ -198,7 +197,8 @@ class ResponseDetailApi(AsyncAPIView):
     @extend_schema(operation_id="response_delete",
                    responses={200: OpenApiResponse(description='{"id", "object": "response", '
                                                                '"deleted": true}'),
-                              401: OpenApiResponse(_ERROR), 404: OpenApiResponse(_ERROR)})
+                              401: OpenApiResponse(OPENAI_ERROR),
+                              404: OpenApiResponse(OPENAI_ERROR)})
     async def delete(self, request, response_id: str):
         deleted = _RESPONSE_ID.match(response_id) and await run_db(
             stored_response_delete, team_id=request.auth.team_id, response_id=response_id)

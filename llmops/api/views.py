@@ -2,7 +2,6 @@
 
 import time
 
-from django.http import StreamingHttpResponse
 from drf_spectacular.utils import (
     OpenApiResponse,
     extend_schema,
@@ -11,32 +10,14 @@ from drf_spectacular.utils import (
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from llmops.api.answering import answer, event_stream_response
 from llmops.api.base import AsyncAPIView
 from llmops.api.context import context_from_request
+from llmops.api.schema import OPENAI_ERROR, OPENAI_ERRORS
 from llmops.api.serializers import ChatCompletionInputSerializer
 from llmops.api.sse import chat_completion_sse
-from llmops.gateway.pipeline import (
-    StreamResult,
-    chat_completion_create,
-    chat_completion_stream,
-)
+from llmops.gateway.pipeline import StreamResult
 from routing.router import models_offered
-
-_ERROR = inline_serializer(
-    "Error",
-    {"error": inline_serializer("ErrorBody", {
-        "message": serializers.CharField(), "type": serializers.CharField(),
-        "code": serializers.CharField(allow_null=True),
-        "param": serializers.CharField(allow_null=True)})},
-)
-_ERRORS = {status: OpenApiResponse(_ERROR) for status in (400, 401, 402, 404, 413, 415, 429,
-                                                          502, 503, 504)}
-
-
-def _server_timing(timings: dict[str, float]) -> str:
-    """Return a `Server-Timing` header value: per-stage durations in ms, so regressions have
-    an address (cache, route, admission, upstream, settle)."""
-    return ", ".join(f"{name};dur={seconds * 1000:.2f}" for name, seconds in timings.items())
 
 
 class ChatCompletionCreateApi(AsyncAPIView):
@@ -49,27 +30,15 @@ class ChatCompletionCreateApi(AsyncAPIView):
         request=ChatCompletionInputSerializer,
         responses={200: OpenApiResponse(description="A chat.completion object, or an SSE stream "
                                         "of chat.completion.chunk objects when stream=true."),
-                   **_ERRORS},
+                   **OPENAI_ERRORS},
     )
     async def post(self, request):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         ctx = context_from_request(request, serializer.validated_data)
-        if ctx.stream:
-            result = await chat_completion_stream(ctx)
-        else:
-            result = await chat_completion_create(ctx)
-        timing = _server_timing(ctx.timings)
-        if timing:
-            result.headers["Server-Timing"] = timing
+        result = await answer(ctx)
         if isinstance(result, StreamResult):
-            response = StreamingHttpResponse(chat_completion_sse(result.events),
-                                             content_type="text/event-stream")
-            response["Cache-Control"] = "no-cache"
-            response["X-Accel-Buffering"] = "no"
-            for name, value in result.headers.items():
-                response[name] = value
-            return response
+            return event_stream_response(chat_completion_sse(result.events), result.headers)
         return Response(result.body, headers=result.headers)
 
 
@@ -96,7 +65,8 @@ class ModelListApi(AsyncAPIView):
                     "reason": serializers.CharField(allow_null=True),
                 }, required=False, help_text="With ?all=true: whether the gateway can call "
                                              "the model now, and why not."),
-            }, many=True)}), 400: OpenApiResponse(_ERROR), 401: OpenApiResponse(_ERROR)},
+            }, many=True)}), 400: OpenApiResponse(OPENAI_ERROR),
+            401: OpenApiResponse(OPENAI_ERROR)},
     )
     async def get(self, request):
         params = self.InputSerializer(data=request.query_params)

@@ -16,7 +16,7 @@ import numpy as np
 from llmops.gateway import upstream
 from llmops.gateway.admission import Prepared, admit
 from llmops.gateway.context import RequestContext
-from llmops.gateway.pipeline import _call_upstream, _headers
+from llmops.gateway.pipeline import call_upstream, response_headers
 from llmops.gateway.settlement import DISCONNECTED, Outcome, settle
 from llmops.gateway.usage import ABSURD_FACTOR, UNDER_REPORT_FACTOR, usage_problem
 from llmops.providers.base import Embeddings, Usage
@@ -65,7 +65,7 @@ async def embeddings_create(ctx: RequestContext, *, inputs: list,
                              hit=_CachedModel(profile.name))
         return EmbeddingsResult(model=profile.name, vectors=list(lookup.vectors),
                                 prompt_tokens=hit_tokens, cost=entry.cost,
-                                headers=_headers(ctx, model=profile.name, entry=entry))
+                                headers=response_headers(ctx, model=profile.name, entry=entry))
 
     sent = [inputs[i] for i in misses]
     ctx.params = {"input": sent, "dimensions": dimensions, "user": ctx.params.get("user")}
@@ -75,7 +75,7 @@ async def embeddings_create(ctx: RequestContext, *, inputs: list,
                         reason="explicit")
     outcome = Outcome.of(ctx, reason=prepared.reason)
     detached = _Detached(route, lookup, misses, sent, saved)
-    embeddings = await _call_upstream(ctx, prepared, outcome, upstream.embed_with_fallbacks,
+    embeddings = await call_upstream(ctx, prepared, outcome, upstream.embed_with_fallbacks,
                                       client_gone=detached.finish)
     entry = await detached.settle(ctx, prepared, outcome, embeddings)
     vectors = list(lookup.vectors)
@@ -84,7 +84,7 @@ async def embeddings_create(ctx: RequestContext, *, inputs: list,
     return EmbeddingsResult(model=outcome.profile.name, vectors=vectors,
                             prompt_tokens=outcome.usage.prompt_tokens + hit_tokens,
                             cost=entry.cost,
-                            headers=_headers(ctx, model=outcome.profile.name, entry=entry))
+                            headers=response_headers(ctx, model=outcome.profile.name, entry=entry))
 
 
 @dataclass

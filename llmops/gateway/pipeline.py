@@ -83,7 +83,9 @@ async def _prepare(ctx: RequestContext) -> Prepared:
     return Prepared(ctx=ctx, chain=chain, admission=admission, reason=decision.reason)
 
 
-def _headers(ctx: RequestContext, *, model: str, entry: UsageEntry | None = None) -> dict:
+def response_headers(ctx: RequestContext, *, model: str,
+                     entry: UsageEntry | None = None) -> dict:
+    """Return the headers that say what happened to the request (cache, model, cost, id)."""
     headers = {
         "X-LLMOps-Cache": ctx.cache_status,
         "X-LLMOps-Model": model,
@@ -120,7 +122,7 @@ def _store_in_cache(ctx: RequestContext, completion: Completion, profile: ModelP
     )
 
 
-async def _call_upstream(ctx: RequestContext, prepared: Prepared, outcome: Outcome, call,
+async def call_upstream(ctx: RequestContext, prepared: Prepared, outcome: Outcome, call,
                          *, client_gone):
     """Run `call(ctx, chain, outcome)` in a task of its own; whatever ends it early, settle the
     admission once. If the client leaves meanwhile, `client_gone(task)` takes over the call
@@ -172,7 +174,7 @@ async def chat_completion_create(ctx: RequestContext) -> CompletionResult:
 
     prepared = await _prepare(ctx)
     outcome = Outcome.of(ctx, reason=prepared.reason)
-    completion = await _call_upstream(ctx, prepared, outcome, upstream.complete_with_fallbacks,
+    completion = await call_upstream(ctx, prepared, outcome, upstream.complete_with_fallbacks,
                                       client_gone=_finish_detached)
 
     usage = billed_usage(ctx, outcome.profile, completion.usage,
@@ -182,7 +184,7 @@ async def chat_completion_create(ctx: RequestContext) -> CompletionResult:
     await _after_answer(ctx, completion, outcome.profile, usage, entry.cost)
     body = completion_body(ctx, model=outcome.profile.name, message=completion.message,
                            finish_reason=completion.finish_reason, usage=usage, entry=entry)
-    return CompletionResult(body=body, headers=_headers(ctx, model=outcome.profile.name,
+    return CompletionResult(body=body, headers=response_headers(ctx, model=outcome.profile.name,
                                                         entry=entry))
 
 
@@ -194,7 +196,7 @@ async def _answer_from_cache(ctx: RequestContext, hit) -> CompletionResult | Str
     cache_hit_served(ctx, hit)  # its ledger row is written: count the hit
     original = Usage(prompt_tokens=int(hit.usage.get("prompt_tokens", 0)),
                      completion_tokens=int(hit.usage.get("completion_tokens", 0)))
-    headers = _headers(ctx, model=hit.model, entry=entry)
+    headers = response_headers(ctx, model=hit.model, entry=entry)
     if ctx.stream:
         return StreamResult(headers=headers, events=replay_stream(ctx, hit, original, entry))
     body = completion_body(ctx, model=hit.model, message=hit.message,
@@ -215,7 +217,7 @@ async def chat_completion_stream(ctx: RequestContext) -> StreamResult:
 
     prepared = await _prepare(ctx)
     outcome = Outcome.of(ctx, reason=prepared.reason)
-    opened = await _call_upstream(ctx, prepared, outcome, upstream.open_stream_with_fallbacks,
+    opened = await call_upstream(ctx, prepared, outcome, upstream.open_stream_with_fallbacks,
                                   client_gone=close_opening)
     relay = Relay(ctx, prepared, outcome, opened, on_answer=_after_answer)
     # The server may never start iterating (the client left between the headers and the first
@@ -224,5 +226,6 @@ async def chat_completion_stream(ctx: RequestContext) -> StreamResult:
     serving = asyncio.current_task()
     if serving is not None:
         serving.add_done_callback(relay.settle_if_abandoned)
-    return StreamResult(headers=_headers(ctx, model=outcome.profile.name), events=relay.events())
+    return StreamResult(headers=response_headers(ctx, model=outcome.profile.name),
+                        events=relay.events())
 

@@ -145,3 +145,22 @@ def test_client_leaving_mid_stream_closes_upstream_and_is_charged(wsgi_gateway, 
     assert record.cost == (record.prompt_tokens * PRICE_IN
                            + record.completion_tokens * PRICE_OUT)
     assert UsageRecord.objects.count() == 1
+
+
+def test_anthropic_messages_stream_arrives_whole_and_is_charged_once(wsgi_client, wsgi_gateway,
+                                                                     api_key, fake_provider):
+    import anthropic
+
+    text = "one two three four five six seven eight"
+    fake_provider.enqueue(Behavior(text=text, interval_ms=20))
+    client = anthropic.Anthropic(base_url=wsgi_gateway.url, api_key=api_key.key,
+                                 max_retries=0, timeout=30)
+    with client.messages.stream(model="wsgi-model", max_tokens=64,
+                                messages=[{"role": "user", "content": "count to eight"}]) as stream:
+        received = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert received == text == final.content[0].text
+    record = _record(final.id.removeprefix("msg_"))
+    assert record.stream and record.endpoint == "messages"
+    _assert_charged(record, prompt=final.usage.input_tokens, completion=8)
+    assert final.usage.output_tokens == 8

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from llmops.api.views import _server_timing
+from llmops.api.answering import server_timing
 from llmops.gateway import pipeline
 from llmops.providers.base import Completion, Usage
 from routing.models import ModelProfile
@@ -45,7 +45,7 @@ class TestCacheStage:
         assert ctx.timings["embed"] >= 0.05
         assert 0 < ctx.timings["cache"] < total - 0.05
         assert ctx.timings["cache_lookup"] <= ctx.timings["cache"]
-        header = _server_timing(ctx.timings)
+        header = server_timing(ctx.timings)
         assert header.index("embed;dur=") < header.index("cache;dur=")
 
     async def test_exact_hit_has_no_embed_stage(self, memory_engine):
