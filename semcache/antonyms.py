@@ -60,6 +60,7 @@ _PAIRS = (
     ("agree agrees agreed agreeing", "disagree disagrees disagreed disagreeing"),
     ("success successful successfully succeed succeeds", "failure failures fail fails failed"),
     ("true", "false"),
+    ("same", "different"),
     ("best", "worst"),
     ("most", "least"),
     ("more", "less fewer"),

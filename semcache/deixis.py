@@ -20,7 +20,7 @@ _MEDIA = (
     r"video|videos|clip|gif|meme|drawing|painting|diagram|graph|chart|figure|map|sign|symbol|"
     r"logo|handwriting|code|snippet|program|script|function|equation|equations|expression|"
     r"integral|matrix|circuit|problem|puzzle|riddle|question|sentence|sentences|text|passage|"
-    r"paragraph|essay|poem|lyrics|quote|quotation|statement|phrase|word|words|article|link|url|file|"
+    r"paragraph|essay|poem|lyrics|command|quote|quotation|statement|phrase|word|words|article|link|url|file|"
     r"document|pdf|table|list|sequence|series|message|email|letter|song|tune)"
 )
 # "this math equation", "the following C++ code", "the attached handwritten note's text": the
@@ -36,16 +36,22 @@ _PLACED = re.compile(
     r"listed|included|displayed)\s+)?(?:below|above|here)\b"
 )
 # "who is the man in the picture?", "see attached", "what is the output of the following?",
-# "what does this mean?", "can anyone solve this?".
+# "which of these is prime?".
 _OTHER = re.compile(
     r"\bin the (?:picture|image|photo|video|screenshot|gif|clip)\b"
     r"|\b(?:see|find|in the) attached\b"
     r"|\bthe following\s*[?:.]*$"
-    r"|\b(?:what|who) (?:is|are) (?:this|these)\s*[?.!]*$"
+    r"|\bwhich of (?:these|those|the following)\b"
+)
+# A bare "this": "what does this mean?", "can anyone solve this?". Only in a prompt's first
+# sentence: after one ("My phone will not charge. How can I solve this?") it points at that.
+_BARE = re.compile(
+    r"\b(?:what|who) (?:is|are) (?:this|these)\s*[?.!]*$"
     r"|\bwhat does this (?:mean|say|do|show)\b"
     r"|\b(?:solve|translate|identify|decode|decipher|interpret|explain|read|proofread|correct) "
     r"(?:this|these)\s*[?.!]*$"
 )
+_SENTENCE_END = re.compile(r"[.?!]\s+\S")
 # A prompt that brings its content along: a colon or quotes followed by text, code or math
 # characters, or simply a long text (a description in the prompt itself).
 _CARRIED = re.compile(r":\s*\S.{2,}|[\"“”«»`].+[\"“”«»`]|[{};=<>^\\|]|\d\s*[-+*/]\s*\d")
@@ -56,6 +62,10 @@ def refers_to_unseen(text: str) -> bool:
     """Return whether `text` points at content (an image, code, an equation, "the following")
     that it does not itself carry."""
     lowered = text.lower().replace("’", "'")
-    if not (_POINTED.search(lowered) or _PLACED.search(lowered) or _OTHER.search(lowered)):
+    bare = _BARE.search(lowered)
+    if bare and _SENTENCE_END.search(lowered, 0, bare.start()):
+        bare = None
+    if not (bare or _POINTED.search(lowered) or _PLACED.search(lowered)
+            or _OTHER.search(lowered)):
         return False
     return len(text) < _LONG and not _CARRIED.search(text)

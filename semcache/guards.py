@@ -169,7 +169,14 @@ _DIRECTED = {"before", "after", "than", "to", "from", "into", "over", "under", "
 # Words that join two terms without ordering them: "bacteria and a virus" asks what "a virus
 # and bacteria" asks.
 _SYMMETRIC = {"and", "or", "vs", "versus", "v", "with", "plus", "nor", "both", "either",
-              "between", "the", "a", "an", "also", "as", "well"}
+              "between", "also", "as", "well"}
+# Words that carry no relation between two terms: articles, auxiliaries, pronouns, question words,
+# intensifiers ("How smart is X?" / "Is X very smart?").
+_FILLERS = {"a", "an", "the", "is", "are", "was", "were", "be", "been", "am", "do", "does", "did",
+            "can", "could", "will", "would", "should", "shall", "may", "might", "must", "have",
+            "has", "had", "i", "you", "we", "they", "he", "she", "it", "my", "your", "our",
+            "their", "his", "her", "its", "what", "which", "who", "how", "why", "when", "where",
+            "that", "this", "very", "really", "so", "too", "s", "t"}
 
 
 def _order(sequence: tuple) -> tuple:
@@ -185,16 +192,23 @@ def _first_positions(f: TextFeatures) -> tuple[tuple, tuple]:
     return tuple(first), tuple(first.values())
 
 
-def _relational(span: tuple) -> bool:
-    """Return whether words between two terms relate them in an order (not "and", not nothing:
-    "history books" and "books on history" ask the same)."""
-    return any(w not in _SYMMETRIC for w in span)
+def _relation(span: tuple, repeated: frozenset) -> tuple:
+    """Return the words of `span` that relate the terms around it: not fillers, not content words
+    the text repeats ("web designer and web developer")."""
+    return tuple(w for w in span if w not in _FILLERS and _stem(w) not in repeated)
+
+
+def _repeated(f: TextFeatures) -> frozenset:
+    return frozenset(stem for stem in f.sequence if f.sequence.count(stem) > 1)
 
 
 def role_swapped(q: TextFeatures, s: TextFeatures) -> bool:
     """Return whether `s` says what `q` says with two terms, or runs of terms, exchanged around
-    a relation: "people in Seattle think of Denver" / "people in Denver think of Seattle", "the
-    recruits bark at the officer" / "the officer barks at the recruits"."""
+    the same relation: "people in Seattle think of Denver" / "people in Denver think of
+    Seattle", "the recruits bark at the officer" / "the officer barks at the recruits". The words
+    between the terms must relate them (not "and", "or", "vs": "bacteria and a virus" asks what
+    "a virus and bacteria" asks) and be the same on both sides (not "history books" / "books on
+    history", "where in Spain can I go hiking" / "where can I go hiking in Spain")."""
     if q.content != s.content:
         return False
     a, a_at = _first_positions(q)
@@ -209,9 +223,11 @@ def role_swapped(q: TextFeatures, s: TextFeatures) -> bool:
             # a: X M Y; b: Y M X.
             if mid_b != mid_a[m - ly:] + mid_a[lx:m - ly] + mid_a[:lx]:
                 continue
-            between_a = q.tokens[a_at[start + lx - 1] + 1:a_at[start + m - ly]]
-            between_b = s.tokens[b_at[start + ly - 1] + 1:b_at[start + m - lx]]
-            return _relational(between_a) and _relational(between_b)
+            between_a = _relation(q.tokens[a_at[start + lx - 1] + 1:a_at[start + m - ly]],
+                                  _repeated(q))
+            between_b = _relation(s.tokens[b_at[start + ly - 1] + 1:b_at[start + m - lx]],
+                                  _repeated(s))
+            return between_a == between_b and any(w not in _SYMMETRIC for w in between_a)
     return False
 
 
