@@ -42,7 +42,7 @@ def decisions() -> list[tuple[str, float, tuple | bool]]:
     for guard in NEW_GUARDS:
         added = (*added, guard)
         rows.append((f"+ {guard}", SAMPLED_THRESHOLD, added))
-    for threshold in (0.96, 0.95, 0.94, 0.93, 0.90):
+    for threshold in (0.966, 0.964, 0.962, 0.96, 0.95, 0.94, 0.93, 0.90):
         rows.append(("sampled guards", threshold, SAMPLED_GUARDS))
         rows.append(("all guards", threshold, True))
     return rows
