@@ -19,7 +19,14 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.semcache_judged_sample import ROOT, STRATA, _settings, draw, run_lookups  # noqa: E402
+from bench.semcache_judged_sample import (  # noqa: E402
+    ROOT,
+    STRATA,
+    _settings,
+    draw,
+    judged_arguments,
+    run_lookups,
+)
 
 THRESHOLDS = (0.95, 0.93, 0.90)
 
@@ -200,11 +207,7 @@ def print_report(result: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("pairs", type=Path)
-    parser.add_argument("--verdicts", type=Path,
-                        default=ROOT / "semcache" / "data" / "judged_qqp_dev.jsonl")
-    parser.add_argument("--seed", type=int, default=20240611)
-    parser.add_argument("--json", action="store_true")
+    judged_arguments(parser)
     args = parser.parse_args()
     result = report(args.pairs, args.verdicts, args.seed)
     if args.json:

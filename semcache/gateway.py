@@ -23,8 +23,9 @@ import numpy as np
 from django.conf import settings
 
 from llmops.background import Background
+from semcache.deixis import refers_to_unseen
 from semcache.embedder import get_embedder
-from semcache.namespaces import Scope, build_scope
+from semcache.namespaces import Scope, build_scope, content_text
 from semcache.policy import TeamPolicy, breaker, clear_policy_cache, team_policy
 from semcache.services import Found, get_engine
 from semcache.store import StoreUnavailable
@@ -290,15 +291,28 @@ async def _store_behind(scope: Scope, vector, request_id: str, fields: dict,
         logger.exception("semcache: storing an answer failed")
 
 
+def points_at_unseen(messages: list[dict]) -> bool:
+    """Return whether the last message is user text pointing at content it does not carry ("the
+    equation below", "this picture": semcache/deixis.py). A message with an image part carries
+    what it points at."""
+    last = messages[-1] if messages else None
+    if not isinstance(last, dict) or last.get("role") != "user":
+        return False
+    text, text_only = content_text(last.get("content"))
+    return text_only and refers_to_unseen(text)
+
+
 def answer_cacheable(ctx: CacheRequest, *, message: dict, finish_reason: str) -> bool:
     """Return whether the answer to this request may be stored: the cache is on, the client did
     not send no-store, the answer was not served from the cache nor the team's cache turned off
-    (status "hit_exact", "hit_semantic", "disabled"), and it is complete (CACHEABLE_FINISH) and
-    not empty (content or tool calls)."""
+    (status "hit_exact", "hit_semantic", "disabled"), it is complete (CACHEABLE_FINISH) and
+    not empty (content or tool calls), and the prompt does not point at content it does not
+    carry (no later prompt could be answered by that answer; the decision never serves one)."""
     return (cache_enabled() and not ctx.cache_control.no_store
             and ctx.cache_status not in ("hit_exact", "hit_semantic", "disabled")
             and finish_reason in CACHEABLE_FINISH
-            and bool(message.get("content") or message.get("tool_calls")))
+            and bool(message.get("content") or message.get("tool_calls"))
+            and not points_at_unseen(ctx.messages))
 
 
 async def _schedule_store(ctx: CacheRequest, *, message: dict, finish_reason: str, model: str,

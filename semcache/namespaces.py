@@ -21,7 +21,7 @@ def normalize_text(text: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", text).split())
 
 
-def _content_text(content) -> tuple[str, bool]:
+def content_text(content) -> tuple[str, bool]:
     """Return (text of a message content, whether it is text only)."""
     if content is None:
         return "", True
@@ -100,7 +100,7 @@ def build_scope(
          "history": history}
     )[:32]
     exact_key = _digest({"ns": namespace, "last": last})[:40]
-    query_text, text_only = _content_text(messages[-1].get("content")) if messages else ("", False)
+    query_text, text_only = content_text(messages[-1].get("content")) if messages else ("", False)
     semantic = bool(
         messages and messages[-1].get("role") == "user" and text_only and query_text
     )
