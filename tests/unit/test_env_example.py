@@ -50,8 +50,22 @@ def code_variables() -> set[str]:
         for path in (ROOT / package).rglob("*.py"):
             if "migrations" in path.parts:
                 continue
-            names |= _reads(ast.parse(path.read_text(), filename=str(path)))
+            names |= _reads(_parse(path))
     return names - PLATFORM
+
+
+def _parse(path: Path, attempts: int = 5) -> ast.AST:
+    """`ast.parse`, retried: CPython 3.11's AST conversion keeps its recursion depth in state
+    shared by threads, so a parse racing a compile elsewhere in the process (the live gateway's
+    threads import and compile modules) can fail with "AST constructor recursion depth
+    mismatch"; the same parse succeeds when tried again."""
+    for attempt in range(attempts):
+        try:
+            return ast.parse(path.read_text(), filename=str(path))
+        except SystemError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def example_variables() -> set[str]:

@@ -104,14 +104,14 @@ class TestHeaders:
         ctx = request()
         ctx.cache_status = "miss"
         entry = SimpleNamespace(cost=Decimal("0.00123"))
-        assert pipeline._headers(ctx, model="m", entry=entry) == {
+        assert pipeline.response_headers(ctx, model="m", entry=entry) == {
             "X-LLMOps-Cache": "miss", "X-LLMOps-Model": "m", "X-Request-ID": "req-1",
             "X-LLMOps-Cost": "0.0012300000"}
 
     def test_routing_and_similarity_are_said_when_known(self):
         ctx = request(cache_similarity=0.91234)
         ctx.route = SimpleNamespace(reason="auto")
-        headers = pipeline._headers(ctx, model="m")
+        headers = pipeline.response_headers(ctx, model="m")
         assert headers["X-LLMOps-Route-Reason"] == "auto"
         assert headers["X-LLMOps-Similarity"] == "0.9123"
         assert "X-LLMOps-Cost" not in headers  # a stream's cost is known only at its end
