@@ -249,8 +249,14 @@ def get_engine() -> CacheEngine:
     return _build_engine()
 
 
+# Verified hits' settings: read where they are used, nothing of the engine is built from them.
+_POLICY_SETTINGS = ("SEMCACHE_VERIFY_", "SEMCACHE_PRECISION_", "SEMCACHE_THRESHOLD_")
+
+
 @receiver(setting_changed)
 def _reset_engine(*, setting, **kwargs):
+    if setting.startswith(_POLICY_SETTINGS):
+        return  # read at each use; the engine (and its store) stays
     if setting.startswith("SEMCACHE_") or setting in ("CACHE_TTL_HOURS", "REDIS_URL"):
         get_engine.cache_clear()
 

@@ -2,11 +2,15 @@
 (its own ledger row), the two answers compared, and the namespace's threshold moved by the
 measured precision. Live gateway, scripted fake provider, openai SDK."""
 
+import json
 import time
 import uuid
+from decimal import Decimal
+from io import StringIO
 
 import openai
 import pytest
+from django.core.management import call_command
 
 from budgets.models import UsageRecord
 from semcache.models import ThresholdChange
@@ -33,7 +37,7 @@ def verifying(settings):
     settings.SEMCACHE_THRESHOLD_MIN = 0.85
     settings.SEMCACHE_THRESHOLD_MAX = 0.99
     settings.QUALITY_JUDGE_MODEL = ""
-    with fresh_cache_engine(settings) as engine:  # after the SEMCACHE_ settings: they rebuild it
+    with fresh_cache_engine(settings) as engine:
         yield engine
 
 
@@ -135,3 +139,49 @@ def test_an_agreeing_provider_measures_high_precision_and_lowers_it_within_bound
     for _ in range(VERDICTS * 10):
         engine.verification_record(namespace, agreed=True, base=BASE)
     assert engine.threshold_for(namespace, BASE) == pytest.approx(0.85)
+
+
+def test_precision_is_shown_in_cache_stats_savings_report_and_dashboard(
+        client, fake_provider, verifying, admin_client):
+    engine = verifying
+    question, namespace = stored_question(client, fake_provider, engine)
+    verified_hits(client, fake_provider, engine, namespace, question, OTHER)
+    bounded(lambda: UsageRecord.objects.filter(routing_reason="cache:verify").count() == VERDICTS,
+            "settled")
+    out = StringIO()
+    call_command("cache_stats", "--json", stdout=out)
+    stats = json.loads(out.getvalue())
+    row = next(r for r in stats["namespaces"] if r["namespace"] == namespace)
+    assert (row["verified_agree"], row["verified_disagree"], row["precision"]) == (0, VERDICTS,
+                                                                                   0.0)
+    assert row["precision_interval"][1] < 0.5 and row["threshold"] == pytest.approx(BASE + 0.01)
+    out = StringIO()
+    call_command("savings_report", "--json", stdout=out)
+    report = json.loads(out.getvalue())
+    assert report["verifications"] == VERDICTS
+    assert Decimal(report["verification_cost"]) == sum(
+        UsageRecord.objects.filter(routing_reason="cache:verify").values_list("cost", flat=True))
+    assert report["verified_hits"]["verified_disagree"] == VERDICTS
+    assert report["routed"] == 0  # verification calls are not routing decisions
+    page = admin_client.get("/dashboard/").content.decode()
+    assert 'id="table-verified"' in page and f"0 / {VERDICTS}" in page
+
+
+def test_every_shadow_would_hit_is_verified_by_its_own_call(client, fake_provider, verifying,
+                                                            api_key, settings):
+    engine = verifying
+    question, namespace = stored_question(client, fake_provider, engine)
+    fake_provider.enqueue(Behavior(text=STORED))  # the served hit's verification: agreeing
+    assert ask(client, paraphrase(question))[1]["x-llmops-cache"] == "hit_semantic"
+    bounded(lambda: sum(_counts(engine, namespace)) == 1, "verified")
+    settings.SEMCACHE_VERIFY_SHARE = 0.0  # served hits no longer sampled; shadow ones still are
+    team = api_key.api_key.team
+    team.shadow_mode = True
+    team.save()
+    calls = len(fake_provider.requests)
+    fake_provider.enqueue(Behavior(text=OTHER))
+    content, headers = ask(client, paraphrase(question))
+    assert content == OTHER and headers["x-llmops-cache"] == "miss"  # served as sent
+    bounded(lambda: _counts(engine, namespace) == (1, 1), "compared")
+    assert len(fake_provider.requests) == calls + 1  # no call beyond the request's own
+    assert not UsageRecord.objects.filter(request_id=f"{headers['x-request-id']}.verify").exists()
