@@ -29,14 +29,15 @@ from semcache.namespaces import Scope, build_scope, content_text
 from semcache.policy import TeamPolicy, breaker, clear_policy_cache, team_policy
 from semcache.services import Found, get_engine
 from semcache.store import StoreUnavailable
+from semcache.verification import answer_agreement, threshold_change_create
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "CACHEABLE_FINISH", "COUNTERS", "CacheHit", "CacheRequest", "answer_cacheable", "breaker",
     "cache_enabled", "cache_feedback", "cache_hit_served", "cache_lookup", "cache_store",
-    "cache_store_behind", "clear_policy_cache", "embed_with_layers", "wait_for_pending_writes",
-    "warm_up",
+    "cache_store_behind", "cache_verification_record", "clear_policy_cache", "embed_with_layers",
+    "wait_for_pending_writes", "warm_up",
 ]
 
 # This process's tally of outcomes (cache_status, and "store_error"), for tests and benchmarks.
@@ -383,6 +384,46 @@ async def cache_feedback(*, team_id: int | None, request_id: str, correct: bool)
     except Exception:  # noqa: BLE001
         logger.warning("semcache: feedback not applied", exc_info=True)
         return False
+
+
+async def cache_verification_record(ctx: CacheRequest, hit: CacheHit, fresh: dict, *,
+                                    judged_right: bool | None = None) -> bool | None:
+    """Compare a semantic hit's cached answer with a fresh answer to the same request, count the
+    verdict in the hit's namespace and let it move the namespace's threshold (logged); return
+    whether they agreed, or None when there was nothing to compare (an answer without text, an
+    exact hit). `judged_right`: the judge's verdict on the cached answer, where it gave one.
+    Never raises."""
+    cached_text = str(hit.message.get("content") or "")
+    fresh_text = str(fresh.get("content") or "")
+    if hit.kind != "semantic" or hit.found is None or not cached_text or not fresh_text:
+        return None
+    try:
+        embedder = get_embedder()
+        cosine = answer_agreement(await embedder.embed(cached_text),
+                                  await embedder.embed(fresh_text))
+        agreed = cosine >= settings.SEMCACHE_VERIFY_AGREEMENT and judged_right is not False
+        team_id = ctx.principal.team_id
+        policy = await team_policy(team_id)
+        base = (policy.threshold if policy.threshold is not None
+                else settings.CACHE_SIMILARITY_THRESHOLD)
+        move = await asyncio.to_thread(get_engine().verification_record,
+                                       hit.found.entry.namespace, agreed=agreed, base=base,
+                                       team_id=hit.found.entry.team_id)
+        COUNTERS["verified_agree" if agreed else "verified_disagree"] += 1
+        if move is not None:
+            logger.info("semcache: namespace %s threshold %.4f -> %.4f (verified precision "
+                        "%d/%d, target %.3f)", move.namespace[:12], move.old, move.new,
+                        move.window.agree, move.window.verdicts, move.target)
+            from llmops.db import run_db
+
+            await run_db(threshold_change_create, move=move)
+        return agreed
+    except StoreUnavailable:
+        breaker.trip()
+        logger.warning("semcache: store unavailable, verified hit not counted")
+    except Exception:  # noqa: BLE001 - off the request path; never surfaces
+        logger.exception("semcache: recording a verified hit failed")
+    return None
 
 
 def warm_up() -> None:

@@ -47,3 +47,27 @@ class TeamCachePolicy(models.Model):
 
     def __str__(self) -> str:
         return f"cache policy of {self.team}"
+
+
+class ThresholdChange(models.Model):
+    """A namespace's similarity threshold moved by verified hits: the audit log of those moves
+    (written by semcache.verification.threshold_change_create, shown in admin and cache_stats)."""
+
+    namespace = models.CharField(max_length=64, db_index=True)
+    team = models.ForeignKey("llmops.Team", null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="cache_threshold_changes")
+    old_threshold = models.FloatField()
+    new_threshold = models.FloatField()
+    agree = models.PositiveIntegerField(help_text="Agreeing verified hits the move was based on.")
+    disagree = models.PositiveIntegerField(help_text="Disagreeing verified hits the move was "
+                                           "based on.")
+    precision_low = models.FloatField(help_text="95% Wilson interval of their precision.")
+    precision_high = models.FloatField()
+    target = models.FloatField(help_text="SEMCACHE_PRECISION_TARGET at the time.")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.namespace[:12]}: {self.old_threshold:.3f} → {self.new_threshold:.3f}"

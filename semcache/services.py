@@ -21,6 +21,7 @@ from semcache.decision import Verdict, decide
 from semcache.namespaces import Scope
 from semcache.registry import IndexRegistry
 from semcache.store import BaseStore, Entry, MemoryStore, RedisStore
+from semcache.verification import Precision, ThresholdMove, delta_bounds, threshold_step
 
 CANDIDATES = 4  # neighbours the decision looks at
 MAX_CACHED_DELTAS = 10_000  # namespaces whose feedback delta a process remembers at once
@@ -101,9 +102,26 @@ class CacheEngine:
                 if len(self._deltas) >= MAX_CACHED_DELTAS:
                     self._deltas.clear()
                 self._deltas[namespace] = (delta, now)
-        if not delta:
-            return base
-        return max(base, min(base + delta, FEEDBACK_MAX_THRESHOLD))
+        return _shifted(base, delta)
+
+    def verification_record(self, namespace: str, *, agreed: bool, base: float,
+                            team_id: int | None = None) -> ThresholdMove | None:
+        """Count a verified hit's verdict in its namespace; move the namespace's threshold (over
+        `base`, the team's) when its precision since the last move calls for it (see
+        semcache.verification.threshold_step); return the move, or None."""
+        counts = self.store.record_verification(namespace, agreed=agreed)
+        window = Precision(counts["window_agree"], counts["window_disagree"])
+        step = threshold_step(window)
+        if not step:
+            return None
+        old = _shifted(base, self.store.threshold_delta(namespace))
+        low, high = delta_bounds(base)
+        delta = self.store.shift_threshold(namespace, step=step, low=low, high=high)
+        with self._lock:
+            self._deltas[namespace] = (delta, time.monotonic())
+        new = _shifted(base, delta)
+        return ThresholdMove(namespace=namespace, team_id=team_id, old=old, new=new,
+                             window=window, target=settings.SEMCACHE_PRECISION_TARGET)
 
     # --- writes -------------------------------------------------------------------------
     def put(self, scope: Scope, *, vector: np.ndarray | None, message: dict, finish_reason: str,
@@ -201,6 +219,17 @@ class CacheEngine:
         return count
 
 
+def _shifted(base: float, delta: float) -> float:
+    """Return the threshold `base` moved by a namespace's delta: up at most to
+    FEEDBACK_MAX_THRESHOLD, down (verified hits only lower it) at most to SEMCACHE_THRESHOLD_MIN,
+    never past `base` on the other side of either bound."""
+    if delta > 0:
+        return max(base, min(base + delta, FEEDBACK_MAX_THRESHOLD))
+    if delta < 0:
+        return min(base, max(base + delta, settings.SEMCACHE_THRESHOLD_MIN))
+    return base
+
+
 def _build_engine() -> CacheEngine:
     if settings.SEMCACHE_REDIS_URL:
         store = RedisStore(
@@ -220,8 +249,14 @@ def get_engine() -> CacheEngine:
     return _build_engine()
 
 
+# Verified hits' settings: read where they are used, nothing of the engine is built from them.
+_POLICY_SETTINGS = ("SEMCACHE_VERIFY_", "SEMCACHE_PRECISION_", "SEMCACHE_THRESHOLD_")
+
+
 @receiver(setting_changed)
 def _reset_engine(*, setting, **kwargs):
+    if setting.startswith(_POLICY_SETTINGS):
+        return  # read at each use; the engine (and its store) stays
     if setting.startswith("SEMCACHE_") or setting in ("CACHE_TTL_HOURS", "REDIS_URL"):
         get_engine.cache_clear()
 

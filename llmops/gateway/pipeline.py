@@ -26,6 +26,7 @@ from llmops.gateway.settlement import DISCONNECTED, Outcome, settle
 from llmops.gateway.shadow import withhold_hit
 from llmops.gateway.streaming import Relay, close_opening, replay_stream
 from llmops.gateway.usage import billed_usage
+from llmops.gateway.verification import shadow_verify_behind, verify_behind
 from llmops.observability.judge import judge_sample_maybe_async
 from llmops.providers.base import Completion, Usage
 from routing.models import ModelProfile
@@ -102,8 +103,10 @@ def response_headers(ctx: RequestContext, *, model: str,
 
 async def _after_answer(ctx: RequestContext, completion: Completion, profile: ModelProfile,
                         usage: Usage, cost: Decimal) -> None:
-    """Off the request path: store the answer in the cache, maybe sample it for the judge."""
+    """Off the request path: store the answer in the cache, maybe sample it for the judge;
+    in shadow mode, verify the would-hit against it."""
     _store_in_cache(ctx, completion, profile, usage, cost)
+    shadow_verify_behind(ctx, completion.message)
     await judge_sample_maybe_async(request_id=ctx.request_id, team_id=ctx.principal.team_id,
                                    messages=ctx.messages,
                                    answer=str(completion.message.get("content") or ""))
@@ -172,20 +175,31 @@ async def chat_completion_create(ctx: RequestContext) -> CompletionResult:
     if hit is not None:
         return await _answer_from_cache(ctx, hit)
 
-    prepared = await _prepare(ctx)
-    outcome = Outcome.of(ctx, reason=prepared.reason)
-    completion = await call_upstream(ctx, prepared, outcome, upstream.complete_with_fallbacks,
-                                      client_gone=_finish_detached)
-
-    usage = billed_usage(ctx, outcome.profile, completion.usage,
-                         str(completion.message.get("content") or ""))
-    outcome.usage = usage
-    entry = await settle(ctx, prepared.admission, outcome)
+    completion, outcome, usage, entry = await _call_and_settle(ctx)
     await _after_answer(ctx, completion, outcome.profile, usage, entry.cost)
     body = completion_body(ctx, model=outcome.profile.name, message=completion.message,
                            finish_reason=completion.finish_reason, usage=usage, entry=entry)
     return CompletionResult(body=body, headers=response_headers(ctx, model=outcome.profile.name,
                                                         entry=entry))
+
+
+async def _call_and_settle(ctx: RequestContext, *, reason: str | None = None):
+    """Route, admit, call upstream (with fallbacks) and settle; return (completion, outcome,
+    usage, entry). `reason` replaces routing's as the row's routing_reason."""
+    prepared = await _prepare(ctx)
+    outcome = Outcome.of(ctx, reason=reason or prepared.reason)
+    completion = await call_upstream(ctx, prepared, outcome, upstream.complete_with_fallbacks,
+                                      client_gone=_finish_detached)
+    usage = billed_usage(ctx, outcome.profile, completion.usage,
+                         str(completion.message.get("content") or ""))
+    outcome.usage = usage
+    entry = await settle(ctx, prepared.admission, outcome)
+    return completion, outcome, usage, entry
+
+
+async def _verification_answer(ctx: RequestContext, *, reason: str) -> Completion:
+    """A verified hit's upstream call (llmops/gateway/verification.py): settled, not stored."""
+    return (await _call_and_settle(ctx, reason=reason))[0]
 
 
 async def _answer_from_cache(ctx: RequestContext, hit) -> CompletionResult | StreamResult:
@@ -194,6 +208,7 @@ async def _answer_from_cache(ctx: RequestContext, hit) -> CompletionResult | Str
     from semcache.gateway import cache_hit_served
 
     cache_hit_served(ctx, hit)  # its ledger row is written: count the hit
+    verify_behind(ctx, hit, answer=_verification_answer)  # a sampled share, off the client's path
     original = Usage(prompt_tokens=int(hit.usage.get("prompt_tokens", 0)),
                      completion_tokens=int(hit.usage.get("completion_tokens", 0)))
     headers = response_headers(ctx, model=hit.model, entry=entry)

@@ -190,3 +190,22 @@ def judge_sample_maybe(*, request_id: str, team_id: int, messages: list[dict],
     transaction.on_commit(lambda: judge_enqueue(request_id=request_id, team_id=team_id,
                                                 messages=messages, answer=answer))
     return True
+
+
+async def answer_judged_right(*, messages: list[dict], answer: str,
+                              request_id: str) -> bool | None:
+    """Sample like `judge_sample_maybe` and, when sampled, have the judge grade `answer` as the
+    answer to `messages` now (a cached answer under verification); return whether it is right,
+    or None (not sampled, no judge, no clear verdict, or the judge failed)."""
+    if not _sampled():
+        return None
+    from llmops.db import run_db
+
+    try:
+        profile = await run_db(_judge_profile)
+        judgement = await judgement_request(profile=profile, messages=messages, answer=answer,
+                                            request_id=request_id)
+    except Exception:  # noqa: BLE001 - a judge that fails leaves the embedding's verdict
+        logger.warning("judge: a verified hit was not judged", exc_info=True)
+        return None
+    return verdict_from(score=judgement.score).correct

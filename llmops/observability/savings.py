@@ -21,6 +21,8 @@ _ZERO = Value(Decimal(0), output_field=DecimalField(max_digits=20, decimal_place
 # the named one was cooling down), and not answered from the cache.
 _NOT_ROUTED = ("explicit", "cooldown", "")
 ROUTED = ~Q(routing_reason__in=_NOT_ROUTED) & ~Q(routing_reason__startswith="cache:")
+# A verified hit's background call (llmops/gateway/verification.py, VERIFY_REASON).
+VERIFICATION = Q(routing_reason="cache:verify")
 
 
 def _usd(field: str, condition: Q | None = None) -> Coalesce:
@@ -53,6 +55,9 @@ class SavingsSummary:
     shadow_saved_routing: Decimal
     shadow_routed: int          # shadow rows with a would-route model
     shadow_routed_strong: int
+    # Verified hits: the background calls that checked served semantic hits (their own rows).
+    verifications: int
+    verification_cost: Decimal
 
     @property
     def saved_cache(self) -> Decimal:
@@ -121,6 +126,28 @@ def savings_summary(*, since: datetime, until: datetime | None = None,
         shadow_saved_routing=_usd("shadow_routing_saved", shadow),
         shadow_routed=Count("id", filter=shadow_routed),
         shadow_routed_strong=Count("id", filter=shadow_routed & Q(shadow_model__in=strong)),
+        verifications=Count("id", filter=VERIFICATION),
+        verification_cost=_usd("cost", VERIFICATION),
     )
     totals["routing_extra_cost"] = -totals["routing_extra_cost"]
     return SavingsSummary(**{f.name: totals[f.name] for f in fields(SavingsSummary)})
+
+
+def verified_hits(*, team_id: int | None = None, limit: int = 10) -> dict | None:
+    """Return the verified-hit precision from the cache's per-namespace verdicts (all time: the
+    store keeps counts, not rows) of one team or all, with the `limit` namespaces that have the
+    most verdicts; None when the cache store is unreachable."""
+    from semcache.selectors import namespace_stats, verified_precision
+    from semcache.store import StoreUnavailable
+
+    try:
+        rows = namespace_stats(top=1)
+    except StoreUnavailable:
+        return None
+    rows = [r for r in rows if (team_id is None or r["team_id"] == team_id)
+            and r["verified_agree"] + r["verified_disagree"]]
+    rows.sort(key=lambda r: -(r["verified_agree"] + r["verified_disagree"]))
+    return {**verified_precision(rows), "namespaces": [
+        {key: row[key] for key in ("namespace", "tenant", "model_scope", "threshold",
+                                   "verified_agree", "verified_disagree", "precision",
+                                   "precision_interval")} for row in rows[:limit]]}

@@ -10,7 +10,7 @@ from django.db.models.functions import Coalesce, TruncDate
 
 from budgets.models import BudgetCounter, UsageRecord
 from llmops.models import RateLimitRefusal, ResponseFeedback
-from llmops.observability.savings import savings_summary
+from llmops.observability.savings import savings_summary, verified_hits
 
 ZERO = Value(Decimal(0), output_field=DecimalField(max_digits=20, decimal_places=12))
 HIT = Q(cache_status__startswith="hit")
@@ -202,4 +202,5 @@ def dashboard_data(*, since: datetime) -> dict:
         "refused_budgets": most_refused_budgets(since=since, limit=top_n),
         "rate_limited_keys": most_rate_limited_keys(since=since, limit=top_n),
         "quality": quality_per_model(since=since),
+        "verified": verified_hits(limit=top_n),
     }

@@ -109,7 +109,8 @@ class BaseStore:
         raise NotImplementedError("subclasses of BaseStore must provide a record_miss() method")
 
     def stats(self, namespace: str, *, top: int = 5) -> dict:
-        """Return {"hits", "misses", "similarity_sum", "semantic_hits", "saved_cost", "top"}."""
+        """Return {"hits", "misses", "similarity_sum", "semantic_hits", "saved_cost", "top",
+        "verified_agree", "verified_disagree"}."""
         raise NotImplementedError("subclasses of BaseStore must provide a stats() method")
 
     def remember_request(self, request_id: str, entry_id: str) -> None:
@@ -124,6 +125,17 @@ class BaseStore:
     def tighten(self, namespace: str, *, step: float, ceiling: float) -> float:
         """Raise the namespace's threshold delta by `step` (at most `ceiling`); return it."""
         raise NotImplementedError("subclasses of BaseStore must provide a tighten() method")
+
+    def record_verification(self, namespace: str, *, agreed: bool) -> dict:
+        """Count a verified hit's verdict; return the namespace's counts after it: `agree`,
+        `disagree` (all time) and `window_agree`, `window_disagree` (since its threshold last
+        moved)."""
+        raise NotImplementedError("subclasses of BaseStore must provide record_verification()")
+
+    def shift_threshold(self, namespace: str, *, step: float, low: float, high: float) -> float:
+        """Move the namespace's threshold delta by `step` (signed), kept within [low, high], and
+        start a new verification window; return the new delta."""
+        raise NotImplementedError("subclasses of BaseStore must provide shift_threshold()")
 
     def get_values(self, keys: list[str]) -> list[bytes | None]:
         """Return the live value stored under each key (None where absent or expired), in one

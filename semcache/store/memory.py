@@ -132,7 +132,8 @@ class MemoryStore(BaseStore):
     def _ns_stats(self, namespace):
         return self._stats.setdefault(
             namespace, {"hits": 0, "misses": 0, "similarity_sum": 0.0, "semantic_hits": 0,
-                        "saved_cost": Decimal(0), "top": {}},
+                        "saved_cost": Decimal(0), "top": {}, "verified_agree": 0,
+                        "verified_disagree": 0, "window_agree": 0, "window_disagree": 0},
         )
 
     def record_hit(self, entry_id, namespace, *, similarity, saved, now, request_id=None):
@@ -181,6 +182,24 @@ class MemoryStore(BaseStore):
         with self._lock:
             self._deltas[namespace] = min(self._deltas.get(namespace, 0.0) + step, ceiling)
             return self._deltas[namespace]
+
+    def record_verification(self, namespace, *, agreed):
+        with self._lock:
+            stats = self._ns_stats(namespace)
+            side = "agree" if agreed else "disagree"
+            stats[f"verified_{side}"] += 1
+            stats[f"window_{side}"] += 1
+            return {"agree": stats["verified_agree"], "disagree": stats["verified_disagree"],
+                    "window_agree": stats["window_agree"],
+                    "window_disagree": stats["window_disagree"]}
+
+    def shift_threshold(self, namespace, *, step, low, high):
+        with self._lock:
+            delta = min(max(self._deltas.get(namespace, 0.0) + step, low), high)
+            self._deltas[namespace] = delta
+            stats = self._ns_stats(namespace)
+            stats["window_agree"] = stats["window_disagree"] = 0
+            return delta
 
     def get_values(self, keys):
         now = time.time()

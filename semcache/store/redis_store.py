@@ -270,6 +270,8 @@ class RedisStore(BaseStore):
             "similarity_sum": float(raw.get("similarity_sum", 0)),
             "saved_cost": Decimal(raw.get("saved_cost", "0")).quantize(Decimal("0.00000001")),
             "top": [(i.decode(), int(s)) for i, s in ranked],
+            "verified_agree": int(raw.get("verified_agree", 0)),
+            "verified_disagree": int(raw.get("verified_disagree", 0)),
         }
 
     def remember_request(self, request_id, entry_id):
@@ -289,6 +291,33 @@ class RedisStore(BaseStore):
             if value > ceiling:
                 self.r.set(self._k("thr", namespace), ceiling)
                 return ceiling
+            return value
+
+        return self._call(run)
+
+    def record_verification(self, namespace, *, agreed):
+        side = "agree" if agreed else "disagree"
+        key = self._k("s", namespace)
+
+        def run():
+            pipe = self.r.pipeline(transaction=True)
+            pipe.hincrby(key, f"verified_{side}", 1)
+            pipe.hincrby(key, f"window_{side}", 1)
+            pipe.hmget(key, "verified_agree", "verified_disagree", "window_agree",
+                       "window_disagree")
+            return pipe.execute()[-1]
+
+        values = [int(v or 0) for v in self._call(run)]
+        return dict(zip(("agree", "disagree", "window_agree", "window_disagree"), values,
+                        strict=True))
+
+    def shift_threshold(self, namespace, *, step, low, high):
+        def run():
+            value = min(max(self.r.incrbyfloat(self._k("thr", namespace), step), low), high)
+            pipe = self.r.pipeline(transaction=True)
+            pipe.set(self._k("thr", namespace), value)
+            pipe.hdel(self._k("s", namespace), "window_agree", "window_disagree")
+            pipe.execute()
             return value
 
         return self._call(run)

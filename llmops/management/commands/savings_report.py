@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from budgets.money import format_usd
 from llmops.models import Team
-from llmops.observability.savings import SavingsSummary, savings_summary
+from llmops.observability.savings import SavingsSummary, savings_summary, verified_hits
 from semcache.management.base import SemcacheCommand
 
 
@@ -38,7 +38,27 @@ def summary_lines(summary: SavingsSummary) -> list[str]:
         f"  routing (net)           {usd(s.shadow_saved_routing)}",
         f"  total                   {usd(s.shadow_saved_total)}",
         f"  would-route strong share {_share(s.shadow_routed_strong, s.shadow_routed)}",
+        f"verified hits: {s.verifications} background calls, {usd(s.verification_cost)}",
     ]
+
+
+def precision_lines(verified: dict | None) -> list[str]:
+    """Return the verified-hit precision (overall, then per namespace) as text lines."""
+    if verified is None:
+        return ["verified-hit precision: the cache store is unreachable"]
+    verdicts = verified["verified_agree"] + verified["verified_disagree"]
+    if not verdicts:
+        return ["verified-hit precision: no verdicts yet"]
+    low, high = verified["precision_interval"]
+    lines = [f"verified-hit precision    {verified['precision']:.1%}  95% [{low:.1%}, {high:.1%}]"
+             f"  ({verified['verified_agree']} of {verdicts} agreed; all time)"]
+    for row in verified["namespaces"]:
+        low, high = row["precision_interval"]
+        n = row["verified_agree"] + row["verified_disagree"]
+        lines.append(f"  {row['namespace'][:12]} {row['model_scope']:<20} threshold "
+                     f"{row['threshold']:.4f}  {row['precision']:.1%} [{low:.1%}, {high:.1%}]"
+                     f"  ({row['verified_agree']}/{n})")
+    return lines
 
 
 class Command(BaseCommand):
@@ -61,12 +81,14 @@ class Command(BaseCommand):
                 raise CommandError(f"No team {opts['team']!r}")
         since = timezone.now() - timedelta(seconds=SemcacheCommand.seconds(opts["since"]))
         summary = savings_summary(since=since, team_id=team.pk if team else None)
+        verified = verified_hits(team_id=team.pk if team else None)
         if opts["json"]:
             self.stdout.write(json.dumps({"since": since.isoformat(),
                                           "team": team.name if team else None,
-                                          **summary.as_dict()}, indent=2))
+                                          **summary.as_dict(), "verified_hits": verified},
+                                         indent=2))
             return
         scope = f"team {team.name}" if team else "all teams"
         self.stdout.write(f"Savings since {since:%Y-%m-%d %H:%M} UTC, {scope}")
-        for line in summary_lines(summary):
+        for line in summary_lines(summary) + precision_lines(verified):
             self.stdout.write(line)

@@ -41,3 +41,21 @@ SEMCACHE_SYNC_INTERVAL_MS = env.float("SEMCACHE_SYNC_INTERVAL_MS", default=50.0)
 
 # Write-behind: "thread" (a background thread in this process) or "celery" (a task per store).
 SEMCACHE_WRITE_BEHIND = env("SEMCACHE_WRITE_BEHIND", default="thread")
+
+# Verified hits (docs/savings.md, "Verified hits"): this share of semantic hits (and every shadow
+# would-hit) is also answered upstream, off the client's path, and the fresh answer compared with
+# the cached one. They agree when their embeddings' cosine is at least SEMCACHE_VERIFY_AGREEMENT
+# (and the judge, where QUALITY_JUDGE_MODEL is set and samples it, finds the cached answer right).
+SEMCACHE_VERIFY_SHARE = env.float("SEMCACHE_VERIFY_SHARE", default=0.02)
+SEMCACHE_VERIFY_AGREEMENT = env.float("SEMCACHE_VERIFY_AGREEMENT", default=0.85)
+# Each namespace's measured hit precision is held to this target: when the 95% Wilson interval's
+# upper end falls below it, the namespace's threshold rises by SEMCACHE_THRESHOLD_STEP; when its
+# lower end is above target + SEMCACHE_PRECISION_MARGIN, it falls by a step. A move needs
+# SEMCACHE_VERIFY_MIN_SAMPLES verdicts since the last one, and stays within
+# [SEMCACHE_THRESHOLD_MIN, SEMCACHE_THRESHOLD_MAX].
+SEMCACHE_PRECISION_TARGET = env.float("SEMCACHE_PRECISION_TARGET", default=0.95)
+SEMCACHE_PRECISION_MARGIN = env.float("SEMCACHE_PRECISION_MARGIN", default=0.03)
+SEMCACHE_VERIFY_MIN_SAMPLES = env.int("SEMCACHE_VERIFY_MIN_SAMPLES", default=10)
+SEMCACHE_THRESHOLD_STEP = env.float("SEMCACHE_THRESHOLD_STEP", default=0.005)
+SEMCACHE_THRESHOLD_MIN = env.float("SEMCACHE_THRESHOLD_MIN", default=0.94)
+SEMCACHE_THRESHOLD_MAX = env.float("SEMCACHE_THRESHOLD_MAX", default=0.99)
