@@ -64,7 +64,9 @@ PROVIDERS: tuple[ProviderSpec, ...] = (
         name="openai_responses", label="OpenAI (Responses API)",
         adapter="llmops.providers.openai_responses.OpenAIResponsesAdapter",
         tokenizer="openai", billing_rules="openai", catalog_names=("openai",),
-        key_setting="OPENAI_API_KEY", base_url="https://api.openai.com/v1"),
+        key_setting="OPENAI_API_KEY", base_url="https://api.openai.com/v1",
+        # OpenAI refuses a smaller max_output_tokens with a 400.
+        adapter_options={"min_output_tokens": 16}),
     ProviderSpec(
         name="gemini", label="Google Gemini (OpenAI-compatible endpoint)",
         adapter=f"{_OPENAI_CHAT}.GeminiChatAdapter", billing_rules="gemini",

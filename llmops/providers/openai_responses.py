@@ -39,6 +39,11 @@ _OWNED_PARAMS = frozenset({"model", "messages", "stream", "stream_options"})
 _PASSED_AS_IS = ("temperature", "top_p", "parallel_tool_calls", "service_tier",
                  "prompt_cache_key", "safety_identifier", "user")
 
+#: adapter options a profile may set: the Chat Completions adapter's (but `stream_usage`: the
+#: Responses stream always ends with its usage), and `min_output_tokens`, the least
+#: `max_output_tokens` the server takes (OpenAI's is 16: the registry entry's default)
+RESPONSES_OPTIONS = (OPTIONS - {"stream_usage"}) | {"min_output_tokens"}
+
 #: Responses' `incomplete_details.reason` → the chat finish_reason.
 INCOMPLETE_FINISH = {"max_output_tokens": "length", "content_filter": "content_filter"}
 
@@ -296,11 +301,18 @@ class OpenAIResponsesAdapter(OpenAIChatAdapter):
     provider = "openai_responses"
 
     def build_request(self, call: ProviderCall, *, stream: bool) -> HTTPRequest:
-        options = check_options(call.options, OPTIONS - {"stream_usage"})
-        _, base_url, api_key = self.endpoint(call)
+        options = check_options(call.options, RESPONSES_OPTIONS)
+        spec, base_url, api_key = self.endpoint(call)
         instructions, items = responses_input(call.messages)
         body: dict = {"model": call.upstream_model, "input": items,
                       **responses_params(call.params), "store": False}
+        least = int(options.get("min_output_tokens",
+                                spec.adapter_options.get("min_output_tokens", 0)))
+        if body.get("max_output_tokens") is not None and body["max_output_tokens"] < least:
+            # Raising the limit would let the provider bill more than was reserved: refuse.
+            raise errors.ProviderBadRequest(
+                f"max_output_tokens {body['max_output_tokens']} is below {least}, the least "
+                "the Responses API accepts")
         if instructions:
             body["instructions"] = instructions
         if stream:

@@ -91,6 +91,14 @@ class TestRequestTranslation:
             await adapter.complete(make_call(fake_provider.base_url, params=params))
         assert fake_provider.requests == []
 
+    async def test_an_output_limit_below_openais_floor_is_refused(self, fake_provider):
+        # Raising it to 16 would let the provider bill more output than the gateway reserved.
+        with pytest.raises(errors.ProviderBadRequest, match="below 16"):
+            await adapter.complete(make_call(fake_provider.base_url, params={"max_tokens": 15}))
+        assert fake_provider.requests == []
+        await adapter.complete(make_call(fake_provider.base_url, params={"max_tokens": 16}))
+        assert fake_provider.last_request.body["max_output_tokens"] == 16
+
     async def test_profile_options(self, fake_provider):
         call = make_call(fake_provider.base_url, options={
             "extra_body": {"reasoning": {"effort": "low"}},
@@ -146,7 +154,9 @@ class TestAnswers:
 
     @pytest.mark.parametrize("stream", [False, True], ids=["complete", "stream"])
     async def test_incomplete_is_length(self, fake_provider, stream):
-        call = make_call(fake_provider.base_url, params={"max_tokens": 3})
+        # A server without OpenAI's floor of 16 output tokens (vLLM, say): the profile says so.
+        call = make_call(fake_provider.base_url, params={"max_tokens": 3},
+                         options={"min_output_tokens": 0})
         if stream:
             deltas, _ = await drain(adapter, call)
             finish, text = deltas[-1].finish_reason, text_of(deltas)
