@@ -59,6 +59,15 @@ PROVIDERS: tuple[ProviderSpec, ...] = (
         # Its reasoning models refuse the deprecated `max_tokens`; every chat model takes this.
         adapter_options={"max_tokens_name": "max_completion_tokens"}, embeddings=True),
     ProviderSpec(
+        # The same account and key as `openai`, through the Responses API: requests go to
+        # {base}/responses in that wire format (llmops/providers/openai_responses.py).
+        name="openai_responses", label="OpenAI (Responses API)",
+        adapter="llmops.providers.openai_responses.OpenAIResponsesAdapter",
+        tokenizer="openai", billing_rules="openai", catalog_names=("openai",),
+        key_setting="OPENAI_API_KEY", base_url="https://api.openai.com/v1",
+        # OpenAI refuses a smaller max_output_tokens with a 400.
+        adapter_options={"min_output_tokens": 16}),
+    ProviderSpec(
         name="gemini", label="Google Gemini (OpenAI-compatible endpoint)",
         adapter=f"{_OPENAI_CHAT}.GeminiChatAdapter", billing_rules="gemini",
         catalog_names=("gemini", "vertex_ai-language-models"), key_setting="GEMINI_API_KEY",

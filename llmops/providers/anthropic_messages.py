@@ -16,6 +16,7 @@ from llmops.providers.base import (
     ProviderCall,
     Usage,
     check_options,
+    content_text,
 )
 from llmops.providers.http import HTTPAdapterMixin, HTTPRequest
 from llmops.providers.sse import SSEEvent, StreamDecoder, load_json
@@ -80,15 +81,6 @@ def usage_from_anthropic(raw: object) -> Usage | None:
 
 
 # --- OpenAI → Anthropic ----------------------------------------------------------------------
-def _text_of(content: Any) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    return "".join(p.get("text", "") for p in content if isinstance(p, dict)
-                   and p.get("type", "text") == "text")
-
-
 def _image_block(part: dict) -> dict:
     url = part.get("image_url")
     url = url.get("url", "") if isinstance(url, dict) else str(url or "")
@@ -145,7 +137,7 @@ def translate_messages(messages: list[dict]) -> tuple[str, list[dict]]:
     for message in messages:
         role = message.get("role")
         if role in ("system", "developer"):
-            text = _text_of(message.get("content"))
+            text = content_text(message.get("content"))
             if text:
                 system_parts.append(text)
         elif role == "user":
@@ -156,7 +148,7 @@ def translate_messages(messages: list[dict]) -> tuple[str, list[dict]]:
             add("assistant", blocks)
         elif role == "tool":
             add("user", [{"type": "tool_result", "tool_use_id": message.get("tool_call_id", ""),
-                          "content": _text_of(message.get("content"))}])
+                          "content": content_text(message.get("content"))}])
         else:
             raise errors.ProviderBadRequest(f"message role {role!r} is not supported here")
     for turn in turns:

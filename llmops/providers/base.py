@@ -152,6 +152,16 @@ def provider_key(spec: ProviderSpec) -> str:
     return os.environ.get(name, "")
 
 
+def content_text(content: object) -> str:
+    """Return the text of a chat message's content (a string, or the text of its parts)."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    return "".join(p.get("text", "") for p in content if isinstance(p, dict)
+                   and p.get("type", "text") == "text")
+
+
 def check_options(options: dict | None, allowed: frozenset[str]) -> dict:
     """Return `options`; raise `ProviderNotConfigured` naming any option the adapter lacks."""
     options = options or {}

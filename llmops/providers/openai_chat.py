@@ -193,15 +193,8 @@ class OpenAIChatAdapter(HTTPAdapterMixin, ProviderAdapter):
             body["stream"] = True
             if options.get("stream_usage", True):
                 body["stream_options"] = {"include_usage": True}
-        body.update(options.get("extra_body") or {})
-        headers = {"Content-Type": "application/json", "Accept": "application/json",
-                   **(options.get("extra_headers") or {})}
-        if stream:
-            headers["Accept"] = "text/event-stream"
-        if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
-        return HTTPRequest(url=f"{base_url}/chat/completions", headers=headers, body=body,
-                           secret=api_key)
+        return openai_request(f"{base_url}/chat/completions", body, api_key=api_key,
+                              options=options, stream=stream)
 
     def stream_decoder(self, call: ProviderCall) -> StreamDecoder:
         return OpenAIStreamDecoder()
@@ -235,13 +228,8 @@ class OpenAIChatAdapter(HTTPAdapterMixin, ProviderAdapter):
         for name in EMBEDDING_PARAMS:
             if call.params.get(name) is not None:
                 body[name] = call.params[name]
-        body.update(options.get("extra_body") or {})
-        headers = {"Content-Type": "application/json", "Accept": "application/json",
-                   **(options.get("extra_headers") or {})}
-        if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
-        return HTTPRequest(url=f"{base_url}/embeddings", headers=headers, body=body,
-                           secret=api_key)
+        return openai_request(f"{base_url}/embeddings", body, api_key=api_key,
+                              options=options, stream=False)
 
     async def embed(self, call: ProviderCall) -> Embeddings:
         """Return the embeddings of `call.params["input"]`, in input order."""
@@ -301,6 +289,20 @@ class OpenAICompatibleChatAdapter(OpenAIChatAdapter):
     """A self-hosted OpenAI-compatible server (vLLM, Ollama, llama.cpp): base_url required."""
 
     provider = "openai_compatible"
+
+
+def openai_request(url: str, body: dict, *, api_key: str, options: dict,
+                   stream: bool) -> HTTPRequest:
+    """Return the request posting `body` to `url` as OpenAI's endpoints take it: the profile's
+    `extra_body` merged in, its `extra_headers` added, the key as a Bearer token."""
+    body.update(options.get("extra_body") or {})
+    headers = {"Content-Type": "application/json", "Accept": "application/json",
+               **(options.get("extra_headers") or {})}
+    if stream:
+        headers["Accept"] = "text/event-stream"
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    return HTTPRequest(url=url, headers=headers, body=body, secret=api_key)
 
 
 def chat_params(params: dict) -> dict:

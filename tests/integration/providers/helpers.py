@@ -88,3 +88,32 @@ class TransportErrorTests:
         call = make_call(fake_provider.refused_url, self.model)
         with pytest.raises(errors.ProviderConnectionError):
             await complete_or_stream(self.adapter, call, stream=stream)
+
+
+#: HTTP error statuses and the typed error each maps to, for every adapter over HTTP.
+STATUS_ERRORS = [
+    (400, errors.ProviderBadRequest), (404, errors.ProviderBadRequest),
+    (422, errors.ProviderBadRequest), (401, errors.ProviderAuthError),
+    (403, errors.ProviderAuthError), (429, errors.ProviderRateLimited),
+    (500, errors.ProviderServerError), (503, errors.ProviderServerError),
+]
+
+
+class StatusErrorTests:
+    """An HTTP error answer maps to its typed error, streamed or not, with the provider's
+    message kept, the key scrubbed and Retry-After read. A test class that inherits these sets
+    `adapter` and uses the fake provider's OpenAI-shaped error bodies."""
+
+    adapter: ProviderAdapter
+
+    @pytest.mark.parametrize("stream", [False, True])
+    @pytest.mark.parametrize(("status", "error_class"), STATUS_ERRORS)
+    async def test_status_maps_to_error(self, fake_provider, status, error_class, stream):
+        call = make_call(fake_provider.base_url, f"fake-error-{status}-ra-3")
+        with pytest.raises(error_class) as caught:
+            await complete_or_stream(self.adapter, call, stream=stream)
+        assert caught.value.status == status
+        assert "fake provider error" in caught.value.message  # the provider's message is kept
+        assert API_KEY not in str(caught.value)
+        if status == 429:
+            assert caught.value.retry_after == 3.0

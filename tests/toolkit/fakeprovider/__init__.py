@@ -1,5 +1,5 @@
-"""A real HTTP fake of OpenAI Chat Completions, Anthropic Messages and OpenAI Embeddings,
-scripted per request.
+"""A real HTTP fake of OpenAI Chat Completions, OpenAI Responses, Anthropic Messages and OpenAI
+Embeddings, scripted per request.
 
 It listens on 127.0.0.1 (ephemeral port) in a background thread running its own asyncio loop,
 so thousands of concurrent and slow connections cost little. Each request's behaviour comes from
@@ -26,10 +26,11 @@ A behaviour can also quote the key a request carried in its error body (`echo_ke
 none of it on.
 
 By job: `behaviors` (what to do with a request), `answers` (the answer and its token counts),
-`openai_format`, `anthropic_format` and `embeddings_format` (the wire formats; embeddings are
-deterministic unit vectors billed per cl100k token, `fake_vector`), `records` (recorded requests and
-invoice lines), `transport` (HTTP/1.1 on the socket), `server` (the server, its queue and its
-invoice) and `fixtures` (the pytest fixtures `fake_provider` and `fake_provider_session`).
+`openai_format`, `responses_format`, `anthropic_format` and `embeddings_format` (the wire
+formats; embeddings are deterministic unit vectors billed per cl100k token, `fake_vector`),
+`records` (recorded requests and invoice lines), `transport` (HTTP/1.1 on the socket), `server`
+(the server, its queue and its invoice) and `fixtures` (the pytest fixtures `fake_provider` and
+`fake_provider_session`).
 """
 
 from tests.toolkit.fakeprovider.answers import BillingMeter, WordMeter

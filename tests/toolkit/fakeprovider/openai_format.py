@@ -25,6 +25,19 @@ def _tool_call(tool: ToolCall) -> dict:
             "function": {"name": tool.name, "arguments": json.dumps(tool.arguments)}}
 
 
+def openai_error_body(status: int, quoted_key: str | None = None) -> dict:
+    """Return OpenAI's error body for `status` (quoting `quoted_key` when given)."""
+    kind = {400: "invalid_request_error", 401: "invalid_request_error",
+            404: "invalid_request_error",
+            429: "rate_limit_exceeded"}.get(status, "server_error")
+    if quoted_key is not None:
+        return {"error": {"message": f"Incorrect API key provided: {quoted_key}. Header was "
+                                     f"Bearer {quoted_key}", "type": kind,
+                          "param": quoted_key, "code": "invalid_api_key"}}
+    return {"error": {"message": f"fake provider error {status}", "type": kind,
+                      "param": None, "code": kind}}
+
+
 class OpenAIFormat(WireFormat):
     path = "/v1/chat/completions"
     wire = "openai"
@@ -42,15 +55,7 @@ class OpenAIFormat(WireFormat):
         return body.get("max_completion_tokens") or body.get("max_tokens")
 
     def error_body(self, status: int, quoted_key: str | None = None) -> dict:
-        kind = {400: "invalid_request_error", 401: "invalid_request_error",
-                404: "invalid_request_error",
-                429: "rate_limit_exceeded"}.get(status, "server_error")
-        if quoted_key is not None:
-            return {"error": {"message": f"Incorrect API key provided: {quoted_key}. Header was "
-                                         f"Bearer {quoted_key}", "type": kind,
-                              "param": quoted_key, "code": "invalid_api_key"}}
-        return {"error": {"message": f"fake provider error {status}", "type": kind,
-                          "param": None, "code": kind}}
+        return openai_error_body(status, quoted_key)
 
     def completion(self) -> dict:
         if self.behavior.missing_fields:

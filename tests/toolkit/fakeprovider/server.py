@@ -15,6 +15,7 @@ from tests.toolkit.fakeprovider.behaviors import Behavior, behavior_for_model
 from tests.toolkit.fakeprovider.embeddings_format import EmbeddingsFormat
 from tests.toolkit.fakeprovider.openai_format import OpenAIFormat
 from tests.toolkit.fakeprovider.records import Bill, InvoiceLine, RecordedRequest, raw_key, redact
+from tests.toolkit.fakeprovider.responses_format import ResponsesFormat
 from tests.toolkit.fakeprovider.transport import (
     Aborted,
     chunk,
@@ -25,7 +26,7 @@ from tests.toolkit.fakeprovider.transport import (
 )
 
 _FORMATS = {OpenAIFormat.path: OpenAIFormat, AnthropicFormat.path: AnthropicFormat,
-            EmbeddingsFormat.path: EmbeddingsFormat}
+            EmbeddingsFormat.path: EmbeddingsFormat, ResponsesFormat.path: ResponsesFormat}
 
 
 class FakeProvider:
