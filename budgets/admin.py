@@ -30,6 +30,7 @@ from budgets.models import (
 )
 from budgets.money import format_usd
 from budgets.periods import period_start
+from budgets.rollups import day_start
 from budgets.selectors import team_spend_summary
 from budgets.services import budget_counters_seed
 
@@ -260,7 +261,8 @@ class UsageRecordAdmin(admin.ModelAdmin):
             days = max(1, min(int(request.GET.get("days", 30)), 3660))
         except ValueError:
             days = 30
-        since = timezone.now() - timedelta(days=days)
+        # Whole UTC days, today included: one roll-up row per day and bucket.
+        since = day_start(timezone.now()) - timedelta(days=days - 1)
         rows = team_spend_summary(since=since)
         context = {
             **self.admin_site.each_context(request),
