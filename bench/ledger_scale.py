@@ -124,12 +124,22 @@ def _ledger_chunks(rows: int, principals: list, seed: int = 7):
             keys[key].astype(str), users[key].astype(str), team_ids[key].astype(str),
             endpoints[key % 10], requested, served, ["[]"] * n, reason, prompt.astype(str),
             completion.astype(str), ["0"] * n, ["0"] * n, prompt.astype(str),
-            np.char.mod("%.12f", price * 1.5), np.char.mod("%.12f", cost),
-            np.char.mod("%.12f", saved), cache, ["\\N"] * n, np.where(stream, "t", "f"),
+            _usd(price * 1.5), _usd(cost), _usd(saved), cache, ["\\N"] * n,
+            np.where(stream, "t", "f"),
             latency.astype(str), ttft, ["\\N"] * n, status, error, http,
         ]
+        # Python lists: iterating numpy string arrays element by element is ten times slower.
+        columns = [c.tolist() if hasattr(c, "tolist") else c for c in columns]
         yield "".join("\t".join(row) + "\n" for row in zip(*columns, strict=True)).encode()
         done += n
+
+
+def _usd(amounts):
+    """USD floats as exact numeric literals in 1e-12 units (PostgreSQL reads "123e-12"); much
+    faster than printf-formatting each one."""
+    import numpy as np
+
+    return np.char.add(np.rint(amounts * 1e12).astype(np.int64).astype(str), "e-12")
 
 
 COPY_COLUMNS = ("request_id", "created_at", "api_key_id", "user_id", "team_id", "endpoint",
