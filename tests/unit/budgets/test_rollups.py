@@ -15,39 +15,11 @@ from budgets.rollups import DIMENSIONS, MEASURES, bucket_key, day_start, hour_st
 from budgets.selectors import spend_report, team_spend_summary
 from budgets.services import UsageEntry, request_admit, request_settle
 from budgets.services.sweep import reservations_release_stale
+from tests.toolkit.rollups import assert_rollups_match_ledger, rollup_sums
 from tests.unit.budgets.factories import principal_of
 
 D = Decimal
 T0 = datetime(2026, 11, 25, 22, 10, tzinfo=UTC)  # two UTC days, several hours
-
-
-def _sum(values):
-    return sum(values, start=0)
-
-
-def ledger_sums(grain: str) -> dict:
-    """{(start, dims): {measure: sum}} computed row by row in Python from the raw ledger."""
-    start_of = hour_start if grain == RollupGrain.HOUR else day_start
-    out: dict = defaultdict(lambda: defaultdict(int))
-    for row in UsageRecord.objects.all():
-        key = (start_of(row.created_at), tuple(getattr(row, d) for d in DIMENSIONS))
-        for m in MEASURES:
-            out[key][m.column] += m.of_row(row)
-    return {k: dict(v) for k, v in out.items()}
-
-
-def rollup_sums(grain: str) -> dict:
-    out = {}
-    for r in UsageRollup.objects.filter(grain=grain):
-        key = (r.start, tuple(getattr(r, d) for d in DIMENSIONS))
-        assert key not in out, "one roll-up row per bucket"
-        out[key] = {m.column: getattr(r, m.column) for m in MEASURES}
-    return out
-
-
-def assert_rollups_match_ledger():
-    for grain in RollupGrain.values:
-        assert rollup_sums(grain) == ledger_sums(grain), grain
 
 
 def snapshot() -> set:
