@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.views.main import PAGE_VAR
 from django.db import models
 from django.db.models import Prefetch
 from django.forms.models import BaseInlineFormSet
@@ -19,6 +20,13 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.http import urlencode
 
+from budgets.admin_ledger import (
+    LedgerChangeList,
+    RollupRelatedFilter,
+    RollupValuesFilter,
+    UncountedPaginator,
+    default_window_days,
+)
 from budgets.models import (
     Budget,
     BudgetAlert,
@@ -30,6 +38,7 @@ from budgets.models import (
 )
 from budgets.money import format_usd
 from budgets.periods import period_start
+from budgets.rollups import day_start
 from budgets.selectors import team_spend_summary
 from budgets.services import budget_counters_seed
 
@@ -208,10 +217,11 @@ class UsageRecordAdmin(admin.ModelAdmin):
     list_display = ["created_at", "request_id", "team", "key_prefix", "requested_model",
                     "served_model", "status", "cache_status", "cost", "cost_saved",
                     "prompt_tokens", "completion_tokens", "latency_ms"]
+    # Choices come from the roll-ups and static lists: no DISTINCT over the ledger (admin_ledger).
     list_filter = [
-        ("team", admin.RelatedOnlyFieldListFilter),
-        ("api_key", admin.RelatedOnlyFieldListFilter),
-        ("served_model", admin.AllValuesFieldListFilter),
+        ("team", RollupRelatedFilter),
+        ("api_key", RollupRelatedFilter),
+        ("served_model", RollupValuesFilter),
         "endpoint",
         "status",
         "cache_status",
@@ -221,10 +231,31 @@ class UsageRecordAdmin(admin.ModelAdmin):
     ]
     search_fields = ["=request_id"]
     list_select_related = ["team", "api_key"]
-    date_hierarchy = "created_at"
-    show_full_result_count = False  # no COUNT(*) over the whole ledger on every page
+    date_hierarchy = "created_at"  # its years, months and days come from the day roll-ups
+    # Never COUNT(*) the ledger: pages are read one row long (UncountedPaginator), there is no
+    # "show all", and facet counts are off.
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
     list_per_page = 100
+    list_max_show_all = 0
     actions = ["export_csv"]
+
+    def get_changelist(self, request, **kwargs):
+        return LedgerChangeList
+
+    def get_paginator(self, request, queryset, per_page, orphans=0,
+                      allow_empty_first_page=True):
+        try:
+            page_number = int(request.GET.get(PAGE_VAR, 1))
+        except ValueError:
+            page_number = 1
+        return UncountedPaginator(queryset, per_page, orphans=orphans,
+                                  allow_empty_first_page=allow_empty_first_page,
+                                  page_number=page_number)
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "default_days": default_window_days()}
+        return super().changelist_view(request, extra_context)
 
     @admin.display(description="key", ordering="api_key__prefix")
     def key_prefix(self, obj):
@@ -263,7 +294,8 @@ class UsageRecordAdmin(admin.ModelAdmin):
             days = max(1, min(int(request.GET.get("days", 30)), 3660))
         except ValueError:
             days = 30
-        since = timezone.now() - timedelta(days=days)
+        # Whole UTC days, today included: one roll-up row per day and bucket.
+        since = day_start(timezone.now()) - timedelta(days=days - 1)
         rows = team_spend_summary(since=since)
         context = {
             **self.admin_site.each_context(request),

@@ -413,3 +413,84 @@ class UsageRecord(models.Model):
     def __str__(self) -> str:
         return f"{self.request_id} {self.served_model or self.requested_model} " \
                f"{format_usd(self.cost)}"
+
+
+class RollupGrain(models.TextChoices):
+    HOUR = "hour", "Hour"
+    DAY = "day", "Day"
+
+
+class UsageRollup(models.Model):
+    """Sums of the ledger over one hour or one UTC day for one combination of who, what and how
+    (team, key, user, endpoint, requested and served model, routing reason, cache status,
+    status): what reports read instead of scanning the ledger.
+
+    Kept current by settlement (the row is added to in the same statement or transaction as
+    the ledger row, budgets.rollups) and rebuildable from the ledger (`rebuild_rollups`). A day
+    row is the sum of its hour rows. Archiving raw ledger rows leaves roll-ups alone.
+
+    Team, key and user are ids without a database constraint: a deleted team's history stays
+    summed under its old id (the ledger's own column turns NULL then).
+    """
+
+    # Digest of (grain, start, dimensions): one unique column makes the upsert one
+    # `ON CONFLICT (bucket)` on SQLite and PostgreSQL alike, NULL dimensions included.
+    bucket = models.CharField(max_length=32, unique=True)
+    grain = models.CharField(max_length=4, choices=RollupGrain.choices)
+    start = models.DateTimeField(help_text="Start of the hour or UTC day.")
+
+    team = models.ForeignKey("llmops.Team", null=True, on_delete=models.DO_NOTHING,
+                             db_constraint=False, related_name="+")
+    api_key = models.ForeignKey("llmops.ApiKey", null=True, on_delete=models.DO_NOTHING,
+                                db_constraint=False, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.DO_NOTHING,
+                             db_constraint=False, related_name="+")
+    endpoint = models.CharField(max_length=24, choices=Endpoint.choices)
+    requested_model = models.CharField(max_length=100)
+    served_model = models.CharField(max_length=100, blank=True)
+    routing_reason = models.CharField(max_length=64, blank=True)
+    cache_status = models.CharField(max_length=16, choices=CacheStatus.choices)
+    status = models.CharField(max_length=24, choices=UsageStatus.choices)
+
+    # Sums (budgets.rollups.MEASURES says how each comes from a ledger row). Money is wider
+    # than MONEY: a sum of many rows must not overflow.
+    request_count = models.BigIntegerField(default=0)
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    cached_tokens = models.BigIntegerField(default=0)
+    reasoning_tokens = models.BigIntegerField(default=0)
+    estimated_cost = models.DecimalField(max_digits=30, decimal_places=12, default=Decimal(0))
+    cost = models.DecimalField(max_digits=30, decimal_places=12, default=Decimal(0))
+    cost_saved = models.DecimalField(max_digits=30, decimal_places=12, default=Decimal(0))
+    latency_ms_sum = models.BigIntegerField(default=0)
+    latency_count = models.BigIntegerField(default=0)
+    ttft_ms_sum = models.BigIntegerField(default=0)
+    ttft_count = models.BigIntegerField(default=0)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["grain", "start"]),
+            models.Index(fields=["team", "grain", "start"]),
+        ]
+
+    def __str__(self) -> str:
+        return (f"{self.grain} {self.start:%Y-%m-%d %H:%M} team {self.team_id}: "
+                f"{self.request_count} requests")
+
+
+class LedgerArchive(models.Model):
+    """One run of `archive_ledger`: ledger rows before `before` were exported and deleted.
+
+    Reconciliation reads it to tell a period whose raw rows are gone from one that drifted.
+    """
+
+    before = models.DateTimeField(db_index=True)
+    destination = models.CharField(max_length=1024)
+    rows = models.PositiveBigIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-before"]
+
+    def __str__(self) -> str:
+        return f"before {self.before:%Y-%m-%d %H:%M}: {self.rows} rows → {self.destination}"

@@ -20,6 +20,7 @@ from functools import cache
 
 from django.db import connection
 
+from budgets import rollups
 from budgets.models import Budget, BudgetCounter, BudgetReservation, UsageRecord
 from llmops import raw_rows
 
@@ -57,13 +58,18 @@ _LEDGER_FIELDS = [f for f in UsageRecord._meta.concrete_fields if not f.primary_
 
 
 @cache
-def _sql() -> str:
+def _sql(with_rollups: bool = True) -> str:
     # Built once per process: the hot path only executes it.
     qn = connection.ops.quote_name
     counter, reservation, ledger, budget = map(
         raw_rows.table, (BudgetCounter, BudgetReservation, UsageRecord, Budget))
     columns = ", ".join(qn(f.column) for f in _LEDGER_FIELDS)
     values = ", ".join(f"%(f{i})s" for i in range(len(_LEDGER_FIELDS)))
+    # The row's hour and day roll-ups, once the row is in and after the counters are locked
+    # (the scalar subquery runs `charged` first): counters, then roll-ups, the one lock order.
+    rolled = (", rolled AS (\n    " + rollups.pg_settlement_upsert(
+        "recorded WHERE (SELECT count(*) FROM charged) >= 0") + "\n    RETURNING 1\n)"
+              if with_rollups else "")
     return f"""
 WITH released AS (
     DELETE FROM {reservation} WHERE request_id = %(request_id)s AND team_id = %(team_id)s
@@ -85,7 +91,7 @@ WITH released AS (
     FROM locked WHERE c.id = locked.id
     RETURNING c.id, c.budget_id, c.period, c.spent, c.threshold_alerted_at IS NOT NULL AS t,
               c.limit_alerted_at IS NOT NULL AS l
-)
+){rolled}
 SELECT (SELECT count(*) FROM released), (SELECT id FROM recorded),
        (SELECT json_agg(json_build_array(ch.id, ch.period, ch.spent::text, ch.t, ch.l,
                                          b.daily_limit::text, b.monthly_limit::text,
@@ -104,8 +110,10 @@ def settle(*, record: UsageRecord, release: Decimal, cost: Decimal, counter_ids:
               for i, f in enumerate(_LEDGER_FIELDS)}
     params.update(request_id=record.request_id, counter_ids=raw_rows.pg_array(sorted(counter_ids)),
                   release=release, cost=cost, now=now, team_id=record.team_id)
+    if rollups.INLINE:
+        params.update(rollups.upsert_params(record))
     with connection.cursor() as cursor:
-        cursor.execute(_sql(), params)
+        cursor.execute(_sql(rollups.INLINE), params)
         released, record_id, rows = cursor.fetchone()
     if record_id is not None:
         record.pk = record_id

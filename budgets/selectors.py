@@ -5,7 +5,8 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Q, QuerySet, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from budgets.models import (
@@ -19,6 +20,7 @@ from budgets.models import (
 )
 from budgets.money import USD, ZERO
 from budgets.periods import period_end, period_start
+from budgets.rollups import rollups_since
 from llmops.principal import Principal
 
 
@@ -180,11 +182,11 @@ _GROUPS = (
 def spend_report(*, period: str = BudgetPeriod.MONTH, team_name: str | None = None,
                  now: datetime | None = None) -> list[ScopeSpend]:
     """Return spend, savings and utilization per scope (global, teams, users, keys) for the
-    current day or month, from the ledger. One grouped query per scope kind plus the budgets."""
+    current day or month, from the ledger's roll-ups. One grouped query per scope kind plus the
+    budgets."""
     now = now or timezone.now()
     start = period_start(period, now)
-    ledger = UsageRecord.objects.filter(created_at__gte=start,
-                                        created_at__lt=period_end(period, start))
+    ledger = rollups_since(start, period_end(period, start))
     budgets = Budget.objects.select_related("api_key", "user", "team")
     if team_name is not None:
         ledger = ledger.filter(team__name=team_name)
@@ -194,11 +196,10 @@ def spend_report(*, period: str = BudgetPeriod.MONTH, team_name: str | None = No
         target = {BudgetScope.KEY: b.api_key_id, BudgetScope.USER: b.user_id,
                   BudgetScope.TEAM: b.team_id, BudgetScope.GLOBAL: None}[b.scope]
         by_target[(b.scope, target)] = b
-    hits = Count("id", filter=Q(cache_status__in=[CacheStatus.HIT_EXACT, CacheStatus.HIT_SEMANTIC]))
     rows: list[ScopeSpend] = []
     seen = set()
-    totals = {"requests": Count("id"), "spent": Sum("cost"), "saved": Sum("cost_saved"),
-              "hits": hits}
+    totals = {"requests": _requests(), "spent": Sum("cost"), "saved": Sum("cost_saved"),
+              "hits": _requests(filter=_HITS)}
     for scope, id_field, name_field in _GROUPS:
         if scope == BudgetScope.GLOBAL and team_name is not None:
             continue
@@ -257,16 +258,20 @@ def refusals_by_budget(*, period: str, start: datetime) -> dict[int, tuple[int, 
 
 
 def team_spend_summary(*, since: datetime, until: datetime | None = None) -> list[dict]:
-    """Return per-team requests, spend, savings and cache hits between `since` and `until`."""
-    qs = UsageRecord.objects.filter(created_at__gte=since)
-    if until is not None:
-        qs = qs.filter(created_at__lt=until)
-    hits = Count("id", filter=Q(cache_status__in=[CacheStatus.HIT_EXACT, CacheStatus.HIT_SEMANTIC]))
-    errors = Count("id", filter=~Q(status="ok"))
+    """Return per-team requests, spend, savings and cache hits from the hour of `since` to
+    `until`, from the ledger's roll-ups."""
     return list(
-        qs.values("team_id", "team__name")
-        .annotate(requests=Count("id"), spent=Sum("cost"), saved=Sum("cost_saved"),
-                  hits=hits, errors=errors,
+        rollups_since(since, until).values("team_id", "team__name")
+        .annotate(requests=_requests(), spent=Sum("cost"), saved=Sum("cost_saved"),
+                  hits=_requests(filter=_HITS), errors=_requests(filter=~Q(status="ok")),
                   prompt_tokens=Sum("prompt_tokens"), completion_tokens=Sum("completion_tokens"))
         .order_by("-spent")
     )
+
+
+_HITS = Q(cache_status__in=[CacheStatus.HIT_EXACT, CacheStatus.HIT_SEMANTIC])
+
+
+def _requests(**kwargs) -> Coalesce:
+    """Ledger rows in a roll-up queryset: the sum of its rows' request counts."""
+    return Coalesce(Sum("request_count", **kwargs), 0)

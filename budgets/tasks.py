@@ -33,3 +33,11 @@ def alerts_redeliver() -> int:
     from budgets.services import alerts_redeliver as redeliver
 
     return redeliver()
+
+
+@shared_task
+def ledger_retention_apply() -> int:
+    """Archive and delete raw ledger rows past LEDGER_RETENTION_DAYS (run by Celery beat)."""
+    from budgets.services import ledger_retention_apply as apply
+
+    return apply()

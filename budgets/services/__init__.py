@@ -17,13 +17,19 @@ This package is the public seam; each job lives in its own module, and callers i
 - `sweep`: holders' heartbeats, releasing the reservations of requests that died
 - `budgets`: `budget_set`, seeding counters from the ledger
 - `reconcile`: rebuilding counters from the ledger
+- `archive`: exporting and deleting old raw ledger rows, retention
 - `counters`: finding, locking and writing counter rows (shared by the above)
 """
 
 from budgets.services.admission import Admission, request_admit
 from budgets.services.alerts import alert_payload, alerts_redeliver, budget_alert_deliver
+from budgets.services.archive import (
+    ledger_archive,
+    ledger_archived_before,
+    ledger_retention_apply,
+)
 from budgets.services.budgets import KEEP, budget_counters_seed, budget_set
-from budgets.services.reconcile import Drift, budget_counters_reconcile
+from budgets.services.reconcile import Drift, budget_counters_reconcile, counters_archived
 from budgets.services.settlement import UsageEntry, request_settle
 from budgets.services.sweep import (
     reservation_holder_heartbeat,
@@ -42,6 +48,10 @@ __all__ = [
     "budget_counters_reconcile",
     "budget_counters_seed",
     "budget_set",
+    "counters_archived",
+    "ledger_archive",
+    "ledger_archived_before",
+    "ledger_retention_apply",
     "request_admit",
     "request_settle",
     "reservation_holder_heartbeat",

@@ -10,6 +10,7 @@ from django.utils import timezone
 from budgets import selectors
 from budgets.models import BudgetCounter
 from budgets.money import ZERO, ledger_usd
+from budgets.services.archive import ledger_archived_before
 
 
 @dataclass
@@ -44,12 +45,12 @@ def budget_counters_reconcile(*, fix: bool = True, tolerance: Decimal = Decimal(
                               budget_ids: list[int] | None = None) -> list[Drift]:
     """Rebuild every counter from the ledger (spent) and open reservations (reserved); return the
     drifts found. Each counter is rebuilt under its row lock, so concurrent settlements, which
-    add to the locked value, stay correct."""
+    add to the locked value, stay correct.
+
+    Counters of periods that began before an archive's cut (`counters_archived`) are left
+    alone: part of their raw rows is in an archive file, not in the ledger."""
     drifts = []
-    counters = BudgetCounter.objects.select_related("budget__api_key", "budget__user",
-                                                    "budget__team").order_by("pk")
-    if budget_ids is not None:
-        counters = counters.filter(budget_id__in=budget_ids)
+    counters = _counters(budget_ids).exclude(pk__in=counters_archived(budget_ids=budget_ids))
     for pk in counters.values_list("pk", flat=True):
         with transaction.atomic():
             counter = counters.select_for_update(of=("self",)).get(pk=pk)
@@ -66,4 +67,23 @@ def budget_counters_reconcile(*, fix: bool = True, tolerance: Decimal = Decimal(
                     BudgetCounter.objects.filter(pk=pk).update(spent=spent, reserved=held,
                                                                updated_at=timezone.now())
     return drifts
+
+
+def _counters(budget_ids: list[int] | None):
+    counters = BudgetCounter.objects.select_related("budget__api_key", "budget__user",
+                                                    "budget__team").order_by("pk")
+    if budget_ids is not None:
+        counters = counters.filter(budget_id__in=budget_ids)
+    return counters
+
+
+def counters_archived(*, budget_ids: list[int] | None = None) -> list[int]:
+    """Return the ids of the counters whose period began before the latest archive's cut
+    (lifetime counters included, once anything was archived): the raw ledger no longer holds
+    all of their rows, so they cannot be reconciled from it."""
+    before = ledger_archived_before()
+    if before is None:
+        return []
+    return list(_counters(budget_ids).filter(period_start__lt=before)
+                .values_list("pk", flat=True))
 

@@ -16,7 +16,7 @@ from functools import cache
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from budgets import pg_settlement, selectors
+from budgets import pg_settlement, rollups, selectors
 from budgets.models import BudgetCounter, BudgetReservation, UsageRecord
 from budgets.money import ZERO, ledger_usd
 from budgets.services.admission import Admission, duplicate_request_id
@@ -108,7 +108,7 @@ def request_settle(*, admission: Admission | None, entry: UsageEntry) -> UsageRe
             # if it got there first. First, so that a concurrent duplicate settle waits here on
             # the row lock, then finds it gone and fails on the ledger insert below.
             released = admission is not None and _reservation_delete(admission)
-            uncharge = ZERO
+            uncharge, abandoned = ZERO, None
             if admission is not None and not released:
                 # A request the sweep presumed dead (its process looked gone) settles after
                 # all: the sweep's provisional row, and the reservation it charged, give way
@@ -131,6 +131,10 @@ def request_settle(*, admission: Admission | None, entry: UsageEntry) -> UsageRe
                 raise duplicate_request_id(entry.request_id)
             _charge(admission=admission, entry=entry, released=released, now=now,
                     uncharge=uncharge)
+            # After the counters are locked: one lock order (counters, then roll-ups) for all.
+            if abandoned is not None:
+                rollups.rollups_add(abandoned, sign=-1)
+            rollups.rollups_add(record)
     except IntegrityError:
         existing = UsageRecord.objects.filter(request_id=entry.request_id,
                                               team_id=entry.principal.team_id).first()

@@ -16,6 +16,7 @@ from budgets.models import (
     UsageStatus,
 )
 from budgets.money import ZERO
+from budgets.rollups import rollups_add
 from budgets.services.alerts import alerts_create, alerts_due
 from budgets.services.counters import counters_write
 
@@ -75,7 +76,7 @@ def reservations_release_stale(*, older_than_seconds: int | None = None,
                 if reservation is None:
                     continue  # settled meanwhile
                 reservation.delete()
-                _record_abandoned(reservation)
+                record = _record_abandoned(reservation)
                 counters = list(BudgetCounter.objects.select_for_update(of=("self",))
                                 .select_related("budget")
                                 .filter(pk__in=reservation.counter_ids).order_by("pk"))
@@ -88,6 +89,8 @@ def reservations_release_stale(*, older_than_seconds: int | None = None,
                 counters_write(counters, ["reserved", "spent", "updated_at",
                                            "threshold_alerted_at", "limit_alerted_at"])
                 alerts_create(alerts)
+                if record is not None:
+                    rollups_add(record)  # after the counters: the one lock order
                 released += 1
                 logger.warning("released stale reservation", extra={
                     "request_id": reservation.request_id, "amount": str(reservation.amount),
@@ -102,11 +105,11 @@ def reservations_release_stale(*, older_than_seconds: int | None = None,
 ABANDONED = "abandoned"  # error_kind of the sweep's provisional row for a request that died
 
 
-def _record_abandoned(reservation: BudgetReservation) -> None:
+def _record_abandoned(reservation: BudgetReservation) -> UsageRecord | None:
     """Write the ledger row of a request that was admitted but never settled (its process died):
     every admitted request has exactly one row, charged the reservation (see
-    `reservations_release_stale`)."""
-    UsageRecord.objects.get_or_create(
+    `reservations_release_stale`). Return it, or None when the request had a row already."""
+    record, created = UsageRecord.objects.get_or_create(
         request_id=reservation.request_id, team_id=reservation.team_id,
         defaults=dict(
             created_at=reservation.created_at, api_key_id=reservation.api_key_id,
@@ -116,3 +119,4 @@ def _record_abandoned(reservation: BudgetReservation) -> None:
             http_status=500,
         ),
     )
+    return record if created else None

@@ -8,34 +8,49 @@ from django.conf import settings
 from django.db.models import Avg, Count, DecimalField, F, Q, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate
 
-from budgets.models import BudgetCounter, UsageRecord
+from budgets.models import BudgetCounter
+from budgets.rollups import rollups_since
 from llmops.models import RateLimitRefusal, ResponseFeedback
 from llmops.observability.savings import savings_summary, verified_hits
 
-ZERO = Value(Decimal(0), output_field=DecimalField(max_digits=20, decimal_places=12))
+ZERO = Value(Decimal(0), output_field=DecimalField(max_digits=30, decimal_places=12))
 HIT = Q(cache_status__startswith="hit")
+
+# Every usage figure comes from the ledger's roll-ups (budgets.rollups), never from raw rows: a
+# window starts on the hour of `since` and reads whole days as day rows.
 
 
 def _usd(field: str, **kwargs) -> Coalesce:
     return Coalesce(Sum(field, **kwargs), ZERO)
 
 
+def _count(**kwargs) -> Coalesce:
+    return Coalesce(Sum("request_count", **kwargs), 0)
+
+
 def _window(since: datetime):
-    return UsageRecord.objects.filter(created_at__gte=since)
+    return rollups_since(since)
+
+
+def _average(total: int | None, count: int | None) -> float | None:
+    return total / count if count else None
 
 
 def usage_totals(*, since: datetime) -> dict:
     """Return request, spend, cache and error totals since `since` (one query); savings are
     `llmops.observability.savings.savings_summary`'s."""
     totals = _window(since).aggregate(
-        requests=Count("id"),
+        requests=_count(),
         cost=_usd("cost"),
-        hits=Count("id", filter=HIT),
-        misses=Count("id", filter=Q(cache_status="miss")),
-        errors=Count("id", filter=~Q(status="ok")),
-        avg_latency_ms=Avg("latency_ms"),
-        avg_ttft_ms=Avg("ttft_ms"),
+        hits=_count(filter=HIT),
+        misses=_count(filter=Q(cache_status="miss")),
+        errors=_count(filter=~Q(status="ok")),
+        latency_ms_sum=Sum("latency_ms_sum"), latency_count=Sum("latency_count"),
+        ttft_ms_sum=Sum("ttft_ms_sum"), ttft_count=Sum("ttft_count"),
     )
+    totals["avg_latency_ms"] = _average(totals.pop("latency_ms_sum"),
+                                        totals.pop("latency_count"))
+    totals["avg_ttft_ms"] = _average(totals.pop("ttft_ms_sum"), totals.pop("ttft_count"))
     lookups = totals["hits"] + totals["misses"]
     totals["hit_rate"] = totals["hits"] / lookups if lookups else None
     return totals
@@ -44,8 +59,8 @@ def usage_totals(*, since: datetime) -> dict:
 def spend_per_day(*, since: datetime) -> list[dict]:
     """Return [{day, cost, saved, requests}] per UTC day, oldest first."""
     return list(
-        _window(since).annotate(day=TruncDate("created_at")).values("day")
-        .annotate(cost=_usd("cost"), saved=_usd("cache_saved", filter=HIT), requests=Count("id"))
+        _window(since).annotate(day=TruncDate("start")).values("day")
+        .annotate(cost=_usd("cost"), saved=_usd("cost_saved", filter=HIT), requests=_count())
         .order_by("day")
     )
 
@@ -54,7 +69,7 @@ def spend_per_model(*, since: datetime) -> list[dict]:
     """Return [{model, cost, requests}] for every served model, costliest first."""
     return list(
         _window(since).exclude(served_model="").values(model=F("served_model"))
-        .annotate(cost=_usd("cost"), requests=Count("id"))
+        .annotate(cost=_usd("cost"), requests=_count())
         .order_by("-cost", "model")
     )
 
@@ -63,7 +78,7 @@ def top_teams(*, since: datetime, limit: int) -> list[dict]:
     """Return the `limit` teams that spent most: [{team_name, cost, saved, requests}]."""
     return list(
         _window(since).filter(team__isnull=False).values(team_name=F("team__name"))
-        .annotate(cost=_usd("cost"), saved=_usd("cost_saved", filter=HIT), requests=Count("id"))
+        .annotate(cost=_usd("cost"), saved=_usd("cost_saved", filter=HIT), requests=_count())
         .order_by("-cost", "team_name")[:limit]
     )
 
@@ -74,7 +89,7 @@ def top_keys(*, since: datetime, limit: int) -> list[dict]:
         _window(since).filter(api_key__isnull=False)
         .values(prefix=F("api_key__prefix"), name=F("api_key__name"),
                 team_name=F("team__name"))
-        .annotate(cost=_usd("cost"), requests=Count("id"))
+        .annotate(cost=_usd("cost"), requests=_count())
         .order_by("-cost", "prefix")[:limit]
     )
 

@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
+from budgets.rollups import day_start
 from llmops.observability.refusals import rate_refusals_flush
 from llmops.observability.selectors import dashboard_data
 
@@ -49,11 +50,13 @@ def _savings_chart(summary) -> dict:
 
 @staff_member_required
 def dashboard_view(request: HttpRequest) -> HttpResponse:
-    """Render the dashboard for the last `?days=` days (default DASHBOARD_DEFAULT_DAYS)."""
+    """Render the dashboard for the last `?days=` UTC days (default DASHBOARD_DEFAULT_DAYS)."""
     days = _days(request)
     now = timezone.now()
     rate_refusals_flush()  # this process's pending counts: the embedded server's are all here
-    data = dashboard_data(since=now - timedelta(days=days))
+    # The last `days` UTC days, today included: whole days, which the roll-ups hold as one row
+    # per day (budgets.rollups), so the page costs the same however big the ledger grows.
+    data = dashboard_data(since=day_start(now) - timedelta(days=days - 1))
     return render(request, "dashboard/index.html", {
         "title": "Usage dashboard",
         "days": days,

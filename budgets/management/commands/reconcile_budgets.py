@@ -4,7 +4,7 @@ import json
 from decimal import Decimal
 
 from budgets.management.base import BudgetCommand
-from budgets.services import budget_counters_reconcile
+from budgets.services import budget_counters_reconcile, counters_archived, ledger_archived_before
 
 
 class Command(BudgetCommand):
@@ -20,10 +20,18 @@ class Command(BudgetCommand):
 
     def handle(self, *args, **opts):
         drifts = budget_counters_reconcile(fix=not opts["dry_run"], tolerance=opts["tolerance"])
+        archived, cut = counters_archived(), ledger_archived_before()
         if opts["json"]:
-            self.stdout.write(json.dumps({"fixed": not opts["dry_run"],
-                                          "drifts": [d.as_dict() for d in drifts]}, indent=2))
+            self.stdout.write(json.dumps({
+                "fixed": not opts["dry_run"], "drifts": [d.as_dict() for d in drifts],
+                "archived_before": cut.isoformat() if cut else None,
+                "not_checked": len(archived)}, indent=2))
             return
+        if archived:
+            self.stdout.write(self.style.WARNING(
+                f"{len(archived)} counter(s) not checked: their period began before "
+                f"{cut:%Y-%m-%d %H:%M} UTC, and the ledger rows before then were archived "
+                f"(archive_ledger)."))
         for drift in drifts:
             self.stdout.write(str(drift))
         verb = "found" if opts["dry_run"] else "fixed"

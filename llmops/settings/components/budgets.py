@@ -1,8 +1,9 @@
-"""Settings for budgets: default per-key limits, the reservation sweep, alert delivery."""
+"""Settings for budgets: default per-key limits, the reservation sweep, alert delivery, the
+ledger's admin window and retention."""
 
 from decimal import Decimal
 
-from llmops.settings.env import env
+from llmops.settings.env import BASE_DIR, env
 
 
 def _usd(name: str) -> Decimal | None:
@@ -34,3 +35,12 @@ BUDGET_ALERT_WEBHOOK_TIMEOUT_SECONDS = env.float("BUDGET_ALERT_WEBHOOK_TIMEOUT_S
                                                  default=5.0)
 BUDGET_ALERT_MAX_RETRIES = env.int("BUDGET_ALERT_MAX_RETRIES", default=5)
 BUDGET_ALERT_FROM_EMAIL = env("BUDGET_ALERT_FROM_EMAIL", default="llmops@localhost")
+
+# The ledger at scale (docs/ledger.md). The admin's ledger list shows the last
+# LEDGER_ADMIN_DEFAULT_DAYS UTC days until a date filter or a search asks for others.
+LEDGER_ADMIN_DEFAULT_DAYS = env.int("LEDGER_ADMIN_DEFAULT_DAYS", default=7)
+# Raw ledger rows older than LEDGER_RETENTION_DAYS days are archived (a CSV file per run in
+# LEDGER_ARCHIVE_DIR) and deleted once a day by Celery beat; unset or empty keeps every row.
+# Roll-ups and budget counters are never touched, so reports keep their history.
+LEDGER_RETENTION_DAYS = env.int("LEDGER_RETENTION_DAYS", default=None)
+LEDGER_ARCHIVE_DIR = env.str("LEDGER_ARCHIVE_DIR", default=str(BASE_DIR / "ledger-archive"))

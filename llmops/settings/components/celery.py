@@ -28,6 +28,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "budgets.tasks.alerts_redeliver",
         "schedule": env.float("BUDGET_ALERT_REDELIVER_INTERVAL_SECONDS", default=300.0),
     },
+    # budgets: archive and delete raw ledger rows older than LEDGER_RETENTION_DAYS (a no-op
+    # when it is unset, the default).
+    "budgets-ledger-retention": {
+        "task": "budgets.tasks.ledger_retention_apply",
+        "schedule": env.float("LEDGER_RETENTION_INTERVAL_SECONDS", default=86400.0),
+    },
     # observability: recompute llm_budget_utilization_ratio (published by /metrics).
     "observability-budget-utilization-refresh": {
         "task": "llmops.observability.budget_utilization_refresh",

@@ -23,6 +23,7 @@ from budgets.models import (
 )
 from budgets.services import budget_counters_reconcile, budget_set, reservations_release_stale
 from tests.integration.budgets import workers
+from tests.toolkit.rollups import assert_rollups_match_ledger
 from tests.unit.budgets.factories import principal_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -93,6 +94,8 @@ def assert_no_overspend_and_one_row_each(budgets: dict, admitted: list, refused:
     assert (team_day.refused, counted["n"]) == (len(refused), len(refused))
     assert counted["usd"] == team_day.refused_amount == len(refused) * RESERVE
     assert budget_counters_reconcile(fix=False) == []
+    # The roll-ups, written by the same concurrent settlements (and the sweep), add up too.
+    assert_rollups_match_ledger()
 
 
 @pytest.mark.postgres

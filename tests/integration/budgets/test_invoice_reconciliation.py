@@ -42,6 +42,7 @@ from tests.toolkit.fakeprovider import FakeProvider, InvoiceLine, run_fake_provi
 from tests.toolkit.gateway_process import GatewayProcess, gateway_database_url, is_postgres
 from tests.toolkit.invoice_books import Books, errors_logged, summary
 from tests.toolkit.invoice_traffic import BEHAVIOURS, MODELS, Run, plan_index, seeded_plans, storm
+from tests.toolkit.rollups import assert_rollups_match_ledger
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -251,3 +252,6 @@ def test_the_ledger_is_the_invoice(accounts, billing_provider):
               + errors_logged(logs))
     print(report)
     assert not books.problems, report
+    # Two gateway processes (one killed) settled every kind of request: the roll-ups their
+    # settlements wrote add up to the ledger.
+    assert_rollups_match_ledger()

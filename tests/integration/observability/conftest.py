@@ -9,8 +9,10 @@ from django.utils import timezone
 
 @pytest.fixture
 def make_usage():
-    """Return a factory writing one ledger row for an IssuedKey: make_usage(key, cost=...)."""
+    """Return a factory writing one ledger row for an IssuedKey: make_usage(key, cost=...),
+    with its roll-ups, as settlement writes both."""
     from budgets.models import UsageRecord
+    from budgets.rollups import rollups_add
 
     def make(issued, **fields) -> UsageRecord:
         api_key = issued.api_key
@@ -20,7 +22,9 @@ def make_usage():
                       prompt_tokens=100, completion_tokens=50, cost=Decimal("0.001"),
                       latency_ms=300, created_at=timezone.now())
         values.update(fields)
-        return UsageRecord.objects.create(**values)
+        record = UsageRecord.objects.create(**values)
+        rollups_add(record)
+        return record
 
     return make
 

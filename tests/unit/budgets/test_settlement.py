@@ -56,9 +56,9 @@ class TestLedgerRow:
 @pytest.mark.django_db
 class TestSettlement:
     def test_settle_statements_do_not_grow_with_budgets(self, api_key, principal):
-        """Common path: reservation deleted, ledger row, counters locked, counters updated (plus
-        the savepoint pair); no look for a sweep's provisional row when the reservation was
-        still there."""
+        """Common path: reservation deleted, ledger row, counters locked, counters updated, the
+        row's roll-ups (plus the savepoint pair); no look for a sweep's provisional row when the
+        reservation was still there."""
         budget_set(scope=BudgetScope.KEY, api_key=api_key.api_key, daily_limit=D("5"),
                    monthly_limit=D("9"))
         budget_set(scope=BudgetScope.TEAM, team=api_key.api_key.team, daily_limit=D("100"))
@@ -67,8 +67,8 @@ class TestSettlement:
             request_settle(admission=admission, entry=entry(principal, "s1", "0.05"))
         statements = [q["sql"] for q in ctx.captured_queries
                       if "SAVEPOINT" not in q["sql"].upper()]
-        # PostgreSQL: one statement (budgets/pg_settlement.py); SQLite: four in a transaction.
-        assert len(statements) == (1 if connection.vendor == "postgresql" else 4), statements
+        # PostgreSQL: one statement (budgets/pg_settlement.py); SQLite: five in a transaction.
+        assert len(statements) == (1 if connection.vendor == "postgresql" else 5), statements
         assert not any("abandoned" in sql for sql in statements)
 
     @pytest.mark.skipif(connection.vendor != "postgresql", reason="the PostgreSQL statement")

@@ -1,0 +1,279 @@
+"""Roll-ups of the ledger: per hour and per UTC day sums that reports read instead of raw rows.
+
+Each ledger row adds itself to two `UsageRollup` rows, its hour's and its day's, in the same
+statement (PostgreSQL settlement) or transaction (every other ledger write) that writes it, so a
+roll-up is never behind nor ahead of the ledger. `rollups_rebuild` recomputes a range from the
+ledger; archiving raw rows leaves roll-ups alone.
+
+What is summed is `MEASURES`, one entry per roll-up column: a sum added later (savings by source,
+say) is a column on `UsageRollup`, a migration and one entry here; the upsert, the rebuild and
+the tests derive from the list.
+"""
+
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from functools import cache
+
+from django.db import connection, transaction
+from django.db.models import Aggregate, Count, Q, QuerySet, Sum
+from django.db.models.functions import TruncHour
+
+from budgets.models import RollupGrain, UsageRecord, UsageRollup
+
+# Settlement adds to the roll-ups. Only bench/ledger_scale.py turns it off, to measure its cost.
+INLINE = True
+
+# The ledger columns a roll-up groups by (the same names on both models).
+DIMENSIONS = ("team_id", "api_key_id", "user_id", "endpoint", "requested_model", "served_model",
+              "routing_reason", "cache_status", "status")
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One roll-up column: what one ledger row adds to it, and the same as an aggregate."""
+
+    column: str
+    of_row: Callable[[UsageRecord], int | Decimal]
+    aggregate: Callable[[], Aggregate]
+
+
+def _sum(name: str) -> Measure:
+    return Measure(name, lambda row: getattr(row, name) or 0, lambda: Sum(name))
+
+
+MEASURES: tuple[Measure, ...] = (
+    Measure("request_count", lambda row: 1, lambda: Count("id")),
+    _sum("prompt_tokens"),
+    _sum("completion_tokens"),
+    _sum("cached_tokens"),
+    _sum("reasoning_tokens"),
+    _sum("estimated_cost"),
+    _sum("cost"),
+    _sum("cost_saved"),
+    Measure("latency_ms_sum", lambda row: row.latency_ms or 0, lambda: Sum("latency_ms")),
+    Measure("latency_count", lambda row: int(row.latency_ms is not None),
+            lambda: Count("latency_ms")),
+    Measure("ttft_ms_sum", lambda row: row.ttft_ms or 0, lambda: Sum("ttft_ms")),
+    Measure("ttft_count", lambda row: int(row.ttft_ms is not None), lambda: Count("ttft_ms")),
+)
+
+
+def hour_start(moment: datetime) -> datetime:
+    """Return the start of `moment`'s UTC hour."""
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def day_start(moment: datetime) -> datetime:
+    """Return the start of `moment`'s UTC day."""
+    return hour_start(moment).replace(hour=0)
+
+
+def bucket_key(grain: str, start: datetime, dims: Iterable) -> str:
+    """Return the unique key of the roll-up row of `grain` starting at `start` for `dims`
+    (values in `DIMENSIONS` order). PostgreSQL computes the same digest (`_pg_bucket_sql`)."""
+    text = _SEP.join([grain, start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+                      *map(_dim_text, dims)])
+    return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
+
+
+_SEP, _NULL = "\x1f", "\x1e"  # unit and record separators: in no model name or reason
+
+
+def _dim_text(value) -> str:
+    return _NULL if value is None else str(value)
+
+
+def _pg_bucket_sql(grain: str, start: str, dims: Iterable[str]) -> str:
+    """Return PostgreSQL's `bucket_key` of SQL expressions `start` and `dims` (text-castable)."""
+    parts = [f"'{grain}'", f"to_char({start} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS')",
+             *(f"coalesce(({d})::text, chr(30))" for d in dims)]
+    return f"md5(concat_ws(chr(31), {', '.join(parts)}))"
+
+
+def _row_dims(record: UsageRecord) -> list:
+    return [getattr(record, name) for name in DIMENSIONS]
+
+
+# --- Adding ledger rows as they are written ------------------------------------------------------
+
+_COLUMNS = ("bucket", "grain", "start", *DIMENSIONS, *(m.column for m in MEASURES))
+
+
+@cache
+def _upsert_sql(source: str | None = None) -> str:
+    """Return the upsert of the two rows (hour, day) of one ledger row: named parameters
+    `h_<column>` and `d_<column>`. With `source` (a CTE name), only if that CTE has a row."""
+    qn = connection.ops.quote_name
+    table = qn(UsageRollup._meta.db_table)
+    columns = ", ".join(qn(_field(c).column) for c in _COLUMNS)
+    adds = ", ".join(f"{qn(m.column)} = {table}.{qn(m.column)} + excluded.{qn(m.column)}"
+                     for m in MEASURES)
+    rows = [", ".join(f"%({g}_{c})s" for c in _COLUMNS) for g in ("h", "d")]
+    if source is None:
+        values = "VALUES " + ", ".join(f"({r})" for r in rows)
+    else:
+        values = " UNION ALL ".join(f"SELECT {r} FROM {source}" for r in rows)
+    return (f"INSERT INTO {table} ({columns}) {values} "
+            f"ON CONFLICT ({qn('bucket')}) DO UPDATE SET {adds}")
+
+
+def _field(column: str):
+    # DIMENSIONS name foreign keys by their attribute ("team_id"); the field is "team".
+    return UsageRollup._meta.get_field(column.removesuffix("_id"))
+
+
+def upsert_params(record: UsageRecord, *, sign: int = 1) -> dict:
+    """Return the parameters of `_upsert_sql` that add (`sign` 1) or take back (-1) `record`."""
+    dims = _row_dims(record)
+    params = {}
+    for grain, prefix, start in ((RollupGrain.HOUR, "h", hour_start(record.created_at)),
+                                 (RollupGrain.DAY, "d", day_start(record.created_at))):
+        values = {"bucket": bucket_key(grain, start, dims), "grain": grain, "start": start,
+                  **dict(zip(DIMENSIONS, dims, strict=True))}
+        values.update({m.column: sign * m.of_row(record) for m in MEASURES})
+        for column, value in values.items():
+            params[f"{prefix}_{column}"] = _field(column).get_db_prep_save(value, connection)
+    return params
+
+
+def pg_settlement_upsert(source: str) -> str:
+    """Return the upsert as a PostgreSQL CTE body that adds the row only if `source` has one
+    (the settlement statement's inserted ledger row)."""
+    return _upsert_sql(source)
+
+
+def rollups_add(record: UsageRecord, *, sign: int = 1) -> None:
+    """Add the saved ledger row `record` to its hour and day roll-ups (`sign=-1`: take it back,
+    for the one ledger row that is ever replaced). Call inside the transaction that writes or
+    deletes the row, after the budget counters are locked (one lock order for everybody)."""
+    if not INLINE:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(_upsert_sql(), upsert_params(record, sign=sign))
+        if sign < 0:
+            # A bucket taken back to nothing goes, as a rebuild would leave it.
+            buckets = [bucket_key(g, s, _row_dims(record)) for g, s in (
+                (RollupGrain.HOUR, hour_start(record.created_at)),
+                (RollupGrain.DAY, day_start(record.created_at)))]
+            UsageRollup.objects.filter(bucket__in=buckets, request_count=0).delete()
+
+
+# --- Rebuilding from the ledger ------------------------------------------------------------------
+
+
+def _hours(since: datetime, until: datetime) -> Iterator[datetime]:
+    hour = hour_start(since)
+    while hour < until:
+        yield hour
+        hour += timedelta(hours=1)
+
+
+def rollups_rebuild(*, since: datetime, until: datetime,
+                    progress: Callable[[datetime], None] | None = None) -> int:
+    """Recompute the roll-ups of the UTC days touching [since, until) from the ledger; return
+    how many roll-up rows were written. Idempotent.
+
+    Hour by hour, each in its own short transaction that locks the roll-up table against
+    writes (settlements of that moment wait for one hour's aggregate, then add to the rebuilt
+    rows, so none is lost or counted twice); then each day from its hours. Hours whose ledger
+    rows were archived come back empty: rebuild only what the ledger still holds.
+    """
+    since, until = day_start(since), day_start(until - timedelta(microseconds=1)) + timedelta(
+        days=1)
+    written = 0
+    for hour in _hours(since, until):
+        written += _rebuild_window(RollupGrain.HOUR, hour, hour + timedelta(hours=1))
+        if progress is not None:
+            progress(hour)
+        if hour.hour == 23:
+            day = day_start(hour)
+            written += _rebuild_window(RollupGrain.DAY, day, day + timedelta(days=1))
+    return written
+
+
+def _rebuild_window(grain: str, start: datetime, end: datetime) -> int:
+    with transaction.atomic():
+        _lock_for_rebuild()
+        UsageRollup.objects.filter(grain=grain, start__gte=start, start__lt=end).delete()
+        source = (_aggregate_ledger(start, end) if grain == RollupGrain.HOUR
+                  else _aggregate_hours(start, end))
+        if connection.vendor == "postgresql":
+            return _insert_aggregates_pg(grain, start, source)
+        rows = [_rollup_row(grain, start if grain == RollupGrain.DAY else row["start"], row)
+                for row in source]
+        UsageRollup.objects.bulk_create(rows, batch_size=1000)
+    return len(rows)
+
+
+def _insert_aggregates_pg(grain: str, start: datetime, source: QuerySet) -> int:
+    """Insert the grouped rows of `source` as roll-ups in one statement, without a round trip
+    through Python (a day of a busy ledger is hundreds of thousands of groups)."""
+    qn = connection.ops.quote_name
+    sql, params = source.query.sql_with_params()
+    start_sql = "s.start" if grain == RollupGrain.HOUR else "%s::timestamptz"
+    bucket = _pg_bucket_sql(grain, start_sql, (f"s.{qn(d)}" for d in DIMENSIONS))
+    columns = ", ".join(qn(_field(c).column) for c in _COLUMNS)
+    measures = ", ".join(f"coalesce(s.{qn(m.column)}, 0)" for m in MEASURES)
+    dims = ", ".join(f"s.{qn(d)}" for d in DIMENSIONS)
+    extra = [] if grain == RollupGrain.HOUR else [start, start]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {qn(UsageRollup._meta.db_table)} ({columns}) "
+            f"SELECT {bucket}, %s, {start_sql}, {dims}, {measures} FROM ({sql}) s",
+            [*extra[:1], grain, *extra[1:], *params])
+        return cursor.rowcount
+
+
+def _lock_for_rebuild() -> None:
+    if connection.vendor == "postgresql":
+        # Blocks inserts and updates (settlements) but not reads, for one window's aggregate.
+        with connection.cursor() as cursor:
+            cursor.execute(f"LOCK TABLE {connection.ops.quote_name(UsageRollup._meta.db_table)} "
+                           "IN SHARE ROW EXCLUSIVE MODE")
+    # SQLite: the transaction holds the database's write lock already (BEGIN IMMEDIATE).
+
+
+def _aggregate_ledger(start: datetime, end: datetime) -> QuerySet:
+    return (UsageRecord.objects.filter(created_at__gte=start, created_at__lt=end)
+            .annotate(start=TruncHour("created_at")).values("start", *DIMENSIONS)
+            .annotate(**{m.column: m.aggregate() for m in MEASURES}).order_by())
+
+
+def _aggregate_hours(start: datetime, end: datetime) -> QuerySet:
+    return (UsageRollup.objects.filter(grain=RollupGrain.HOUR, start__gte=start, start__lt=end)
+            .values(*DIMENSIONS).annotate(**{m.column: Sum(m.column) for m in MEASURES})
+            .order_by())
+
+
+def _rollup_row(grain: str, start: datetime, row: dict) -> UsageRollup:
+    dims = [row[name] for name in DIMENSIONS]
+    return UsageRollup(bucket=bucket_key(grain, start, dims), grain=grain, start=start,
+                       **dict(zip(DIMENSIONS, dims, strict=True)),
+                       **{m.column: row[m.column] or 0 for m in MEASURES})
+
+
+# --- Reading -------------------------------------------------------------------------------------
+
+
+def rollups_since(since: datetime, until: datetime | None = None) -> QuerySet:
+    """Return the roll-up rows that cover [hour of `since`, `until`) once each: whole UTC days
+    as day rows, the hours before the first whole day and after the last as hour rows."""
+    first = hour_start(since)
+    first_day = day_start(first) if first == day_start(first) else day_start(first) + timedelta(
+        days=1)
+    if until is None:
+        days = Q(grain=RollupGrain.DAY, start__gte=first_day)
+        hours = Q(grain=RollupGrain.HOUR, start__gte=first, start__lt=first_day)
+        return UsageRollup.objects.filter(days | hours)
+    last = hour_start(until - timedelta(microseconds=1)) + timedelta(hours=1)
+    last_day = day_start(last)
+    if last_day <= first_day:
+        return UsageRollup.objects.filter(grain=RollupGrain.HOUR, start__gte=first,
+                                          start__lt=last)
+    return UsageRollup.objects.filter(
+        Q(grain=RollupGrain.DAY, start__gte=first_day, start__lt=last_day)
+        | Q(grain=RollupGrain.HOUR, start__gte=first, start__lt=first_day)
+        | Q(grain=RollupGrain.HOUR, start__gte=last_day, start__lt=last))

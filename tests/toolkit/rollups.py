@@ -1,0 +1,34 @@
+"""Check the ledger's roll-ups against its raw rows, summed row by row in Python."""
+
+from collections import defaultdict
+
+from budgets.models import RollupGrain, UsageRecord, UsageRollup
+from budgets.rollups import DIMENSIONS, MEASURES, day_start, hour_start
+
+
+def ledger_sums(grain: str) -> dict:
+    """Return {(start, dims): {measure: sum}} of the raw ledger, row by row."""
+    start_of = hour_start if grain == RollupGrain.HOUR else day_start
+    out: dict = defaultdict(lambda: defaultdict(int))
+    for row in UsageRecord.objects.iterator():
+        key = (start_of(row.created_at), tuple(getattr(row, d) for d in DIMENSIONS))
+        for m in MEASURES:
+            out[key][m.column] += m.of_row(row)
+    return {k: dict(v) for k, v in out.items()}
+
+
+def rollup_sums(grain: str) -> dict:
+    """Return the roll-up rows of `grain` as {(start, dims): {measure: value}}."""
+    out = {}
+    for r in UsageRollup.objects.filter(grain=grain):
+        key = (r.start, tuple(getattr(r, d) for d in DIMENSIONS))
+        assert key not in out, "one roll-up row per bucket"
+        out[key] = {m.column: getattr(r, m.column) for m in MEASURES}
+    return out
+
+
+def assert_rollups_match_ledger() -> None:
+    """Assert every hour and day roll-up equals the sums of its raw ledger rows, and no roll-up
+    row stands for no row."""
+    for grain in RollupGrain.values:
+        assert rollup_sums(grain) == ledger_sums(grain), grain

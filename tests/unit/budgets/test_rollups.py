@@ -1,0 +1,187 @@
+"""Roll-ups (budgets/rollups.py): equal to the ledger's sums after every kind of ledger write,
+rebuilt idempotently, caught up after a stretch written without them, and what reports read."""
+
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from budgets import rollups
+from budgets.models import RollupGrain, UsageRecord, UsageRollup
+from budgets.rollups import DIMENSIONS, MEASURES, bucket_key, day_start, hour_start
+from budgets.selectors import spend_report, team_spend_summary
+from budgets.services import UsageEntry, request_admit, request_settle
+from budgets.services.sweep import reservations_release_stale
+from tests.toolkit.rollups import assert_rollups_match_ledger, rollup_sums
+from tests.unit.budgets.factories import principal_of
+
+D = Decimal
+T0 = datetime(2026, 11, 25, 22, 10, tzinfo=UTC)  # two UTC days, several hours
+
+
+def snapshot() -> set:
+    return {(r.bucket, r.grain, r.start, *(getattr(r, m.column) for m in MEASURES))
+            for r in UsageRollup.objects.all()}
+
+
+@pytest.fixture
+def traffic(make_api_key):
+    """A mix over five hours and two UTC days, two teams: answers (some slow, some streamed),
+    cache hits with savings, upstream errors, and a request the sweep presumed dead that settled
+    after all (the one ledger row that is ever replaced)."""
+    a = principal_of(make_api_key(team="team-a", user="alice").api_key)
+    b = principal_of(make_api_key(team="team-b", user="bob").api_key)
+    n = 0
+
+    def admitted(principal, at, **fields):
+        nonlocal n
+        n += 1
+        rid = f"r{n}"
+        admission = request_admit(principal=principal, request_id=rid,
+                                  estimated_cost=D("0.01"), now=at)
+        return request_settle(admission=admission, entry=UsageEntry(
+            request_id=rid, principal=principal, requested_model=fields.pop("model", "m"),
+            served_model="m", estimated_cost=D("0.01"), **fields))
+
+    def hit(principal, at, status):
+        nonlocal n
+        n += 1
+        request_settle(admission=None, entry=UsageEntry(
+            request_id=f"h{n}", principal=principal, requested_model="m", served_model="m",
+            cache_status=status, cost_saved=D("0.000321"), recorded_at=at))
+
+    for i in range(5):
+        at = T0 + timedelta(minutes=37 * i)
+        admitted(a, at, cost=D("0.001234567891"), prompt_tokens=100 + i, completion_tokens=7,
+                 cached_tokens=3, reasoning_tokens=i, latency_ms=200 + i, ttft_ms=50)
+        admitted(b, at, cost=D("0.002"), prompt_tokens=9, model="auto", routing_reason="auto:x",
+                 endpoint="responses", stream=True, latency_ms=90)
+        hit(a, at, "hit_exact")
+        hit(b, at, "hit_semantic")
+        admitted(a, at, status="upstream_error", error_kind="http_500", http_status=502)
+    dead = request_admit(principal=a, request_id="dead", estimated_cost=D("0.7"), now=T0)
+    reservations_release_stale(older_than_seconds=600, now=T0 + timedelta(minutes=20))
+    assert UsageRecord.objects.filter(error_kind="abandoned").count() == 1
+    assert_rollups_match_ledger()  # the sweep's provisional row is rolled up too
+    request_settle(admission=dead, entry=UsageEntry(
+        request_id="dead", principal=a, requested_model="m", served_model="m", cost=D("0.1")))
+    return a, b
+
+
+@pytest.mark.django_db
+class TestRollups:
+    def test_rollups_equal_the_ledger_after_every_kind_of_write(self, traffic):
+        assert UsageRecord.objects.count() == 26
+        assert_rollups_match_ledger()
+        assert not UsageRollup.objects.filter(request_count=0).exists()
+
+    def test_a_day_is_the_sum_of_its_hours(self, traffic):
+        hours, days = rollup_sums(RollupGrain.HOUR), rollup_sums(RollupGrain.DAY)
+        folded: dict = defaultdict(lambda: defaultdict(int))
+        for (start, dims), sums in hours.items():
+            for column, value in sums.items():
+                folded[(day_start(start), dims)][column] += value
+        assert {k: dict(v) for k, v in folded.items()} == days
+
+    def test_rebuild_is_idempotent_and_equals_the_incremental_rows(self, traffic):
+        before = snapshot()
+        call_command("rebuild_rollups", "--since", "2026-11-25", "--until", "2026-11-27",
+                     "--json")
+        assert snapshot() == before
+        call_command("rebuild_rollups", "--json")  # the whole ledger, again
+        assert snapshot() == before
+        assert_rollups_match_ledger()
+
+    def test_catch_up_after_a_stretch_written_without_rollups(self, traffic, make_api_key,
+                                                               monkeypatch):
+        """A ledger written while roll-ups were not kept (a restored backup, rows loaded in
+        bulk) is caught up by rebuilding the days it touched."""
+        c = principal_of(make_api_key(team="team-c", user="carol").api_key)
+        monkeypatch.setattr(rollups, "INLINE", False)
+        at = T0 + timedelta(days=1, hours=3)
+        for i in range(3):
+            admission = request_admit(principal=c, request_id=f"c{i}", estimated_cost=D("1"),
+                                      now=at)
+            request_settle(admission=admission, entry=UsageEntry(
+                request_id=f"c{i}", principal=c, requested_model="m", cost=D("0.5")))
+        assert not UsageRollup.objects.filter(team_id=c.team_id).exists()
+        monkeypatch.setattr(rollups, "INLINE", True)
+        call_command("rebuild_rollups", "--since", "2026-11-27", "--until", "2026-11-28",
+                     "--json")
+        assert_rollups_match_ledger()
+
+    def test_the_bucket_digest_is_the_same_in_python_and_sql(self, traffic):
+        """PostgreSQL rebuilds in SQL: its digest must be the one settlement computes."""
+        for row in UsageRollup.objects.all():
+            assert row.bucket == bucket_key(row.grain, row.start,
+                                            [getattr(row, d) for d in DIMENSIONS])
+
+    def test_windows_read_whole_days_as_day_rows_and_the_rest_as_hours(self, traffic):
+        window = rollups.rollups_since(T0 + timedelta(minutes=5))
+        grains = set(window.values_list("grain", "start"))
+        assert (RollupGrain.HOUR, hour_start(T0)) in grains
+        assert (RollupGrain.DAY, day_start(T0) + timedelta(days=1)) in grains
+        assert (RollupGrain.DAY, day_start(T0)) not in grains
+        total = sum(window.values_list("request_count", flat=True))
+        assert total == UsageRecord.objects.filter(created_at__gte=hour_start(T0)).count()
+
+
+def _ledger_scope_sums(qs, field):
+    out = defaultdict(lambda: [0, D(0), D(0), 0])
+    for row in qs:
+        key = getattr(row, field) if field else None
+        out[key][0] += 1
+        out[key][1] += row.cost
+        out[key][2] += row.cost_saved
+        out[key][3] += row.cache_status.startswith("hit")
+    return dict(out)
+
+
+@pytest.mark.django_db
+class TestReportsReadRollups:
+    def test_budget_report_equals_the_ledger(self, make_api_key):
+        a = principal_of(make_api_key(team="team-a", user="alice").api_key)
+        b = principal_of(make_api_key(team="team-b", user="bob").api_key)
+        for i, p in enumerate([a, b, a]):
+            admission = request_admit(principal=p, request_id=f"x{i}", estimated_cost=D("1"))
+            request_settle(admission=admission, entry=UsageEntry(
+                request_id=f"x{i}", principal=p, requested_model="m", cost=D("0.1") * (i + 1)))
+        request_settle(admission=None, entry=UsageEntry(
+            request_id="hit", principal=b, requested_model="m", cache_status="hit_exact",
+            cost_saved=D("0.05")))
+        rows = {(r.scope, r.name): r for r in spend_report(period="day")}
+        for scope, field, name_of in (("team", "team_id", {a.team_id: "team-a",
+                                                            b.team_id: "team-b"}),
+                                      ("key", "api_key_id", {a.api_key_id: a.key_prefix,
+                                                             b.api_key_id: b.key_prefix})):
+            for target, (n, cost, saved, hits) in _ledger_scope_sums(
+                    UsageRecord.objects.all(), field).items():
+                r = rows[(scope, name_of[target])]
+                assert (r.requests, r.spent, r.saved, r.cache_hits) == (n, cost, saved, hits)
+        (n, cost, saved, hits), = _ledger_scope_sums(UsageRecord.objects.all(), None).values()
+        r = rows[("global", "global")]
+        assert (r.requests, r.spent, r.saved, r.cache_hits) == (n, cost, saved, hits)
+
+    def test_team_summary_equals_the_ledger(self, traffic):
+        since = T0 - timedelta(hours=1)
+        summary = {r["team_id"]: r for r in team_spend_summary(since=since)}
+        for team_id, (n, cost, saved, hits) in _ledger_scope_sums(
+                UsageRecord.objects.filter(created_at__gte=hour_start(since)), "team_id").items():
+            row = summary[team_id]
+            assert (row["requests"], row["spent"], row["saved"], row["hits"]) == (
+                n, cost, saved, hits)
+
+    def test_reports_read_no_raw_ledger_row(self, traffic):
+        from django.test.utils import CaptureQueriesContext
+
+        from llmops.observability.selectors import dashboard_data
+
+        ledger = UsageRecord._meta.db_table
+        with CaptureQueriesContext(connection) as ctx:
+            spend_report(period="month", now=T0)
+            team_spend_summary(since=T0 - timedelta(days=30))
+            dashboard_data(since=T0 - timedelta(days=30))
+        assert not [q["sql"] for q in ctx.captured_queries if ledger in q["sql"]]
