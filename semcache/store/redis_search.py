@@ -1,0 +1,158 @@
+"""Vector search inside Redis' query engine: one FT index over the entry hashes RedisStore writes.
+
+When the Redis server has a query engine (Redis 8+, Redis Stack, Valkey with a search module),
+the namespaces' vectors are searched where they already live: one HNSW index (cosine) named
+`{prefix}:idx` over every `{prefix}:e:*` hash, with the namespace a TAG field and the expiry a
+NUMERIC one. A lookup is one `FT.SEARCH`:
+
+    (@ns:{<namespace>} @expires:[(<now> +inf])=>[KNN k @vec $v AS dist]
+
+the namespace and liveness filters run inside the KNN query (the engine searches only the
+namespace's live entries), never after it. Redis indexes an entry when `put` writes its hash and
+unindexes it when the hash is deleted (purge, feedback, a replaced exact key) or expires by TTL,
+so gateway processes hold no index and follow no event stream: a new process answers at once.
+
+`query_engine_missing(store)` says why a server cannot do this (no FT commands, or a database
+other than 0, the only one the engine indexes); the engine then keeps the in-process index
+(semcache/registry.py). Exact-only entries carry a zero vector, which a cosine KNN never returns.
+"""
+
+import logging
+import time
+
+import numpy as np
+
+from semcache.index import (
+    ANN_CONNECTIVITY,
+    ANN_EXPANSION_ADD,
+    ANN_EXPANSION_SEARCH,
+    DIMENSIONS,
+    Candidate,
+)
+from semcache.store.redis_store import RedisStore
+
+logger = logging.getLogger(__name__)
+
+_NO_INDEX = ("no such index", "unknown index")
+
+
+def _is_missing_index(exc: Exception) -> bool:
+    return any(marker in str(exc).lower() for marker in _NO_INDEX)
+
+
+def query_engine_missing(store: RedisStore) -> str | None:
+    """Return why the store's server cannot search vectors (None: it can).
+
+    Raises StoreUnavailable when the server cannot be reached (no answer either way yet).
+    """
+    import redis
+
+    try:
+        store._call(lambda: store.r.execute_command("FT._LIST"))
+    except redis.exceptions.ResponseError as exc:
+        return f"the Redis server has no query engine (FT._LIST: {exc})"
+    db = store.r.connection_pool.connection_kwargs.get("db", 0) or 0
+    if int(db) != 0:
+        return f"the query engine indexes database 0 only; SEMCACHE_REDIS_URL uses database {db}"
+    return None
+
+
+class RedisVectorSearch:
+    """Nearest live entries of a namespace, searched by Redis (the in-process registry's twin:
+    the same `search`, and no-ops for what a process-held index needs)."""
+
+    kind = "redis"
+
+    def __init__(self, store: RedisStore, *, connectivity: int = ANN_CONNECTIVITY,
+                 expansion_add: int = ANN_EXPANSION_ADD,
+                 expansion_search: int = ANN_EXPANSION_SEARCH, dimensions: int = DIMENSIONS):
+        self.store = store
+        self.name = f"{store.p}:idx"
+        self._params = {"TYPE": "FLOAT32", "DIM": dimensions, "DISTANCE_METRIC": "COSINE",
+                        "M": connectivity, "EF_CONSTRUCTION": expansion_add,
+                        "EF_RUNTIME": expansion_search}
+        self.ensure_index()
+
+    @property
+    def detail(self) -> str:
+        return f"Redis query engine, FT index {self.name} (HNSW, cosine)"
+
+    def ensure_index(self) -> None:
+        """Create the index unless it exists (Redis indexes the entries already there)."""
+        import redis
+        from redis.commands.search.field import NumericField, TagField, VectorField
+        from redis.commands.search.index_definition import IndexDefinition, IndexType
+
+        def create():
+            try:
+                self.store.r.ft(self.name).create_index(
+                    [TagField("ns"), NumericField("expires"),
+                     VectorField("vec", "HNSW", self._params)],
+                    definition=IndexDefinition(prefix=[self.store._k("e", "")],
+                                               index_type=IndexType.HASH))
+                logger.info("semcache: created the Redis vector index %s", self.name)
+            except redis.exceptions.ResponseError as exc:
+                if "already exists" not in str(exc).lower():
+                    raise
+
+        self.store._call(create)
+
+    def search(self, namespace: str, vector: np.ndarray, k: int, *,
+               now: float | None = None) -> list[Candidate]:
+        """Return up to `k` live entries of the namespace nearest to `vector`, most similar
+        first."""
+        import redis
+
+        now = time.time() if now is None else now
+        blob = np.asarray(vector, dtype=np.float32).reshape(-1).tobytes()
+        query = (f"(@ns:{{{namespace}}} @expires:[({now!r} +inf])"
+                 f"=>[KNN {k} @vec $v AS dist]")
+        command = ("FT.SEARCH", self.name, query, "PARAMS", 2, "v", blob, "SORTBY", "dist",
+                   "RETURN", 2, "prompt", "dist", "LIMIT", 0, k, "DIALECT", 2)
+
+        def run():
+            try:
+                return self.store.r.execute_command(*command)
+            except redis.exceptions.ResponseError as exc:
+                if not _is_missing_index(exc):
+                    raise
+                # Dropped under us (FLUSHALL drops every index): make it again, then retry.
+                self.ensure_index()
+                return self.store.r.execute_command(*command)
+
+        reply = self.store._call(run)
+        return _candidates(reply, self.store._k("e", ""))
+
+    # The in-process registry's maintenance: nothing to do when Redis holds the index.
+    def add_local(self, namespace, entry_id, vector, prompt, expires) -> None:
+        pass
+
+    def discard(self, namespace: str, entry_id: str) -> None:
+        pass
+
+    def sync(self) -> int:
+        return 0
+
+    def sweep(self, now: float) -> int:
+        return 0
+
+    def loaded(self) -> dict[str, int]:
+        return {}
+
+
+def _candidates(reply, key_prefix: str) -> list[Candidate]:
+    """Parse FT.SEARCH's reply: RESP3's map ({"results": [{"id", "extra_attributes"}]}) or
+    RESP2's list ([total, key, [field, value, ...], key, [...], ...])."""
+    if isinstance(reply, dict):
+        rows = [(row[b"id"], row[b"extra_attributes"]) for row in reply[b"results"]]
+    else:
+        rows = [(key, dict(zip(fields[::2], fields[1::2], strict=True)))
+                for key, fields in zip(reply[1::2], reply[2::2], strict=True)]
+    out = []
+    for key, values in rows:
+        out.append(Candidate(
+            entry_id=key.decode()[len(key_prefix):],
+            similarity=1.0 - float(values[b"dist"]),
+            prompt=values.get(b"prompt", b"").decode(),
+        ))
+    return out
