@@ -6,6 +6,7 @@ from semcache.management.base import SemcacheCommand
 
 
 class Command(SemcacheCommand):
+    in_process_consequence = "it would report an empty cache while the server serves hits."
     help = "Show semantic cache statistics per namespace and the most-hit entries."
 
     def add_arguments(self, parser):
@@ -16,6 +17,7 @@ class Command(SemcacheCommand):
         from semcache.selectors import cache_totals, namespace_stats
         from semcache.store import StoreUnavailable
 
+        self.require_shared_store()
         try:
             rows = namespace_stats(top=options["top"])
         except StoreUnavailable as exc:

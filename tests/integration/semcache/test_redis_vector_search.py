@@ -169,3 +169,27 @@ class TestSearch:
             assert time.monotonic() < deadline, "the re-made index never indexed the entry"
             time.sleep(0.05)
         assert a.search.search(scope().namespace, v, 4)[0].entry_id == entry.id
+
+
+class TestCommandsOnTheServersStore:
+    """`manage.py cache_stats` / `purge_cache` act on the Redis store the server uses."""
+
+    def test_stats_and_purge_from_the_command_line(self, search_redis, prefix, settings,
+                                                   capsys):
+        from django.core.management import load_command_class
+
+        from tests.toolkit.cache_engine import fresh_cache_engine
+
+        with fresh_cache_engine(settings, redis_url=search_redis.url, prefix=prefix):
+            server = CacheEngine(RedisStore(url=search_redis.url, prefix=prefix),
+                                 vector_index="auto")
+            v = random_unit(np.random.default_rng(8), 1)[0]
+            put(server, v, text="served")
+            load_command_class("semcache", "cache_stats").run_from_argv(
+                ["manage.py", "cache_stats", "--json"])
+            assert '"entries": 1' in capsys.readouterr().out
+            load_command_class("semcache", "purge_cache").run_from_argv(
+                ["manage.py", "purge_cache", "--all"])
+            assert "Purged 1 entries" in capsys.readouterr().out
+            assert server.find_semantic(scope(), v, threshold=0.9, guards=False) is None
+            server.store.r.execute_command("FT.DROPINDEX", f"{prefix}:idx")
