@@ -29,6 +29,7 @@ from semcache.index import (
     DIMENSIONS,
     Candidate,
 )
+from semcache.store.base import StoreUnavailable
 from semcache.store.redis_store import RedisStore
 
 logger = logging.getLogger(__name__)
@@ -115,7 +116,9 @@ class RedisVectorSearch:
                 return self.store.r.execute_command(*command)
             except redis.exceptions.ResponseError as exc:
                 if not _is_missing_index(exc):
-                    raise
+                    # E.g. a server that lost its query engine (a failover to one without):
+                    # the cache is bypassed, as when Redis is down, until it answers again.
+                    raise StoreUnavailable(f"vector search failed: {exc}") from exc
                 # Dropped under us (FLUSHALL drops every index): make it again, then retry.
                 self.ensure_index()
                 return self.store.r.execute_command(*command)

@@ -193,3 +193,27 @@ class TestCommandsOnTheServersStore:
             assert "Purged 1 entries" in capsys.readouterr().out
             assert server.find_semantic(scope(), v, threshold=0.9, guards=False) is None
             server.store.r.execute_command("FT.DROPINDEX", f"{prefix}:idx")
+
+
+class TestFailSafe:
+    def test_a_dead_server_bypasses_and_a_restarted_one_searches_again(self, prefix):
+        from semcache.store import StoreUnavailable
+        from tests.toolkit.redis_server import PrivateRedis
+
+        with PrivateRedis(search=True) as server:
+            engine = CacheEngine(RedisStore(url=server.url, prefix=prefix, timeout=0.2),
+                                 vector_index="auto")
+            v = random_unit(np.random.default_rng(9), 1)[0]
+            put(engine, v)
+            server.kill()
+            with pytest.raises(StoreUnavailable):
+                engine.find_semantic(scope(), v, threshold=0.9, guards=False)
+            server.start()  # empty, without the index: the next search makes it again
+            assert engine.find_semantic(scope(), v, threshold=0.9, guards=False) is None
+            entry = put(engine, v, text="again")
+            deadline = time.monotonic() + 5
+            while engine.find_semantic(scope(), v, threshold=0.9, guards=False) is None:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            assert engine.find_semantic(scope(), v, threshold=0.9,
+                                        guards=False).entry.id == entry.id
