@@ -33,6 +33,8 @@ def readyz(request) -> JsonResponse:
     if settings.ENABLE_SEMANTIC_CACHE:
         from semcache.selectors import vector_search_status
 
-        # Where cache lookups search vectors (Redis' query engine or each process's own index).
-        body["cache_vector_search"] = vector_search_status()
+        # Where cache lookups search vectors: "redis" (its query engine), "process" (each
+        # process's own index) or "undecided" (Redis not reached yet). One word: the probe is
+        # public; the reason for a fallback is in the start-up log.
+        body["cache_vector_search"] = vector_search_status()["index"]
     return JsonResponse(body, status=200 if ready else 503)

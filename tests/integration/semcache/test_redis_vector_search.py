@@ -217,3 +217,24 @@ class TestFailSafe:
                 time.sleep(0.05)
             assert engine.find_semantic(scope(), v, threshold=0.9,
                                         guards=False).entry.id == entry.id
+
+
+class TestReadiness:
+    """/readyz says, in one word, where this process searches vectors."""
+
+    @pytest.mark.django_db
+    def test_redis_with_a_query_engine(self, client, search_redis, prefix, settings):
+        from tests.toolkit.cache_engine import fresh_cache_engine
+
+        settings.ENABLE_SEMANTIC_CACHE = True
+        with fresh_cache_engine(settings, redis_url=search_redis.url, prefix=prefix) as engine:
+            assert client.get("/readyz").json()["cache_vector_search"] == "redis"
+            engine.store.r.execute_command("FT.DROPINDEX", f"{prefix}:idx")
+
+    @pytest.mark.django_db
+    def test_the_embedded_store(self, client, settings):
+        from tests.toolkit.cache_engine import fresh_cache_engine
+
+        settings.ENABLE_SEMANTIC_CACHE = True
+        with fresh_cache_engine(settings):
+            assert client.get("/readyz").json()["cache_vector_search"] == "process"
