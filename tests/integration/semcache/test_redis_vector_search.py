@@ -118,6 +118,31 @@ class TestSearch:
             assert [round(c.similarity, 4) for c in got] == \
                 [round(float(vectors[i] @ query), 4) for i in exact]
 
+    def test_the_policy_follows_the_namespace_size_and_every_policy_finds_the_same(
+            self, engines, monkeypatch):
+        from semcache.store import redis_search
+
+        monkeypatch.setattr(redis_search, "ADHOC_MAX_ENTRIES", 5)
+        monkeypatch.setattr(redis_search, "BATCHES_MIN_SHARE", 0.5)
+        monkeypatch.setattr(redis_search, "SIZE_REFRESH_SECONDS", 0.0)
+        a, _ = engines
+        rng = np.random.default_rng(10)
+        big, small = random_unit(rng, 30), random_unit(rng, 3)
+        big_ids = [put(a, v, team=1, text=f"b{i}").id for i, v in enumerate(big)]
+        for i, v in enumerate(small):
+            put(a, v, team=2, text=f"s{i}")
+        assert a.search.policy(scope(2).namespace) == "ADHOC_BF"
+        assert a.search.policy(scope(1).namespace) == "BATCHES"  # 30 of 33
+        for i, v in enumerate(random_unit(rng, 60)):
+            put(a, v, team=3, text=f"o{i}")
+        assert a.search.policy(scope(1).namespace) == ""  # 30 of 93: the engine decides
+        query = random_unit(rng, 1)[0]
+        expected = [big_ids[i] for i in np.argsort(-(big @ query))[:4]]
+        for policy in ("ADHOC_BF", "BATCHES", ""):
+            monkeypatch.setattr(a.search, "policy", lambda namespace, p=policy: p)
+            assert [c.entry_id for c in a.search.search(scope(1).namespace, query, 4)] == \
+                expected, policy
+
     def test_exact_only_entries_are_never_neighbours(self, engines):
         a, _ = engines
         put(a, None, text="exact only")
