@@ -102,6 +102,19 @@ def time_redis(engine, scope, queries) -> tuple[list, list, np.ndarray]:
     return times, cpu, np.asarray(found)
 
 
+def compare_policies(engine, scope, queries, label: str) -> None:
+    """Print the Redis time per search under each hybrid policy (what the size rule chooses
+    between: semcache/store/redis_search.py)."""
+    chosen = engine.search.policy(scope.namespace) or "engine's choice"
+    for policy in ("ADHOC_BF", "BATCHES", ""):
+        engine.search.policy = lambda namespace, p=policy: p
+        times, _, _ = time_redis(engine, scope, queries)
+        print(f"{label}: {policy or 'engine choice':<14} p50 {pct(times)[0]:.2f} ms, Redis "
+              f"{server_usec_per_search(engine.store) / 1000:.2f} ms per search "
+              f"(the gateway picks {chosen})", flush=True)
+    del engine.search.policy  # back to the class's size rule
+
+
 def agreement(found, truth, near) -> tuple[float, float]:
     return (float(np.mean(found[near] >= truth[near] - 1e-4)),
             float(np.mean(found >= truth - 1e-4)))
@@ -113,6 +126,9 @@ def main():
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--namespaces", type=int, default=100,
                         help="Also measure the entries spread over this many namespaces (0: no).")
+    parser.add_argument("--compare-policies", action="store_true",
+                        help="Also time every hybrid policy (ADHOC_BF, BATCHES, the engine's "
+                             "choice) on each Redis case.")
     parser.add_argument("--spread-max", type=int, default=10_000,
                         help="Largest size measured spread over --namespaces.")
     parser.add_argument("--build-threads", type=int, default=2)
@@ -147,6 +163,8 @@ def main():
     rows = []
     try:
         for n in [int(s) for s in args.sizes.split(",")]:
+            scope = build_scope(team_id=1, messages=[{"role": "user", "content": "q"}],
+                                requested_model="auto", answer_params={})
             rng = np.random.default_rng(n)
             vectors = make_vectors(base, n, rng)
             picks = rng.integers(0, n, args.queries)
@@ -177,6 +195,8 @@ def main():
             time_redis(engine, scope, queries[:20])  # warm: the client's imports and buffers
             rss = rss_mb()
             per_entry = (int(store.r.info("memory")["used_memory"]) - used) / n
+            if args.compare_policies:
+                compare_policies(engine, scope, queries, f"{n:,} entries, 1 namespace")
             times, cpu, found = time_redis(engine, scope, queries)
             rows.append((n, "1", "redis", *pct(times), *pct(cpu), server_usec_per_search(store),
                          *agreement(found, truth, near),
@@ -186,6 +206,11 @@ def main():
             store.flush()
 
             if args.namespaces and n <= args.spread_max:
+                # Another namespace than the one just purged: the engine's garbage collector
+                # drops purged entries from a tag's postings some seconds later, and until then
+                # a search of that tag still walks them.
+                scope = build_scope(team_id=2, messages=[{"role": "user", "content": "q"}],
+                                    requested_model="auto", answer_params={})
                 spread = [scope.namespace] + [f"{i:064x}" for i in range(1, args.namespaces)]
                 indexed = load_redis(store, vectors, spread)
                 own = vectors[np.arange(0, n, len(spread))]  # the queried namespace's entries
@@ -194,6 +219,9 @@ def main():
                                           perturb(own[picks[args.queries // 2:]], rng, 0.05)])
                 truth_ns = np.asarray(exact_top1(own, queries))
                 near_ns = truth_ns >= 0.8
+                if args.compare_policies:
+                    compare_policies(engine, scope, queries,
+                                     f"{n:,} entries, {len(spread)} namespaces")
                 times, cpu, found = time_redis(engine, scope, queries)
                 rows.append((n, str(len(spread)), "redis", *pct(times), *pct(cpu),
                              server_usec_per_search(store), *agreement(found, truth_ns, near_ns),
