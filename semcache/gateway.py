@@ -434,6 +434,6 @@ def warm_up() -> None:
         logger.exception("semcache: embedder warm-up failed")
     try:
         get_engine().store.ping()
-        get_engine().registry.sync()
+        get_engine().search.sync()  # chooses (and logs) where vectors are searched
     except Exception:  # noqa: BLE001
         logger.warning("semcache: store not reachable at start-up", exc_info=True)

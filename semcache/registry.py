@@ -29,6 +29,9 @@ MAX_LOADED_NAMESPACES = 20_000
 class IndexRegistry:
     """Per-process map namespace -> NamespaceIndex, synchronized from a store's events."""
 
+    kind = "process"
+    detail = "in-process index (each process holds the namespaces it uses)"
+
     def __init__(self, store: BaseStore, *, index_options: dict | None = None,
                  max_loaded: int = MAX_LOADED_NAMESPACES, min_sync_interval: float = 0.0):
         self.store = store
@@ -89,6 +92,12 @@ class IndexRegistry:
             else:
                 self._indexes.move_to_end(namespace)
             return index
+
+    def search(self, namespace: str, vector, k: int, *, now: float | None = None) -> list:
+        """Return up to `k` live entries of the namespace nearest to `vector` (Candidates, most
+        similar first); semcache/store/redis_search.py is the same search inside Redis."""
+        now = time.time() if now is None else now
+        return self.index_for(namespace, now=now).search(vector, k, now=now)
 
     def _load(self, namespace: str, now: float) -> NamespaceIndex:
         import numpy as np

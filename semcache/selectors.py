@@ -75,3 +75,19 @@ def cache_totals(rows: list[dict]) -> dict:
         "saved_cost": sum((r["saved_cost"] for r in rows), Decimal(0)),
         **verified_precision(rows),
     }
+
+
+def vector_search_status() -> dict:
+    """Return where this process searches vectors: {"index": "redis" | "process" | "undecided",
+    "detail": ...} (logged at start; /readyz shows it)."""
+    from semcache.store import StoreUnavailable
+
+    engine = get_engine()
+    try:
+        search = engine.search
+    except StoreUnavailable as exc:
+        return {"index": "undecided", "detail": f"the cache's Redis is unreachable: {exc}"}
+    detail = search.detail
+    if engine.search_fallback_reason:
+        detail = f"{detail}: {engine.search_fallback_reason}"
+    return {"index": search.kind, "detail": detail}

@@ -1,10 +1,14 @@
 """The cache's writes and lookups over a store and this process's indexes (all synchronous).
 
 `get_engine()` returns this process's `CacheEngine`, built from settings: a `RedisStore` when
-SEMCACHE_REDIS_URL (default REDIS_URL) is set, else a `MemoryStore`. The async seam the gateway
-calls is semcache/gateway.py; the commands and Celery tasks call the functions at the bottom.
+SEMCACHE_REDIS_URL (default REDIS_URL) is set, else a `MemoryStore`. Its vector search is Redis'
+query engine when the store's server has one (semcache/store/redis_search.py), else this
+process's own indexes (semcache/registry.py); `CacheEngine.search` decides on first use. The async
+seam the gateway calls is semcache/gateway.py; the commands and Celery tasks call the functions
+at the bottom.
 """
 
+import logging
 import threading
 import time
 import uuid
@@ -21,8 +25,10 @@ from semcache.decision import Verdict, decide
 from semcache.namespaces import Scope
 from semcache.registry import IndexRegistry
 from semcache.store import BaseStore, Entry, MemoryStore, RedisStore
+from semcache.store.redis_search import RedisVectorSearch, query_engine_missing
 from semcache.verification import Precision, ThresholdMove, delta_bounds, threshold_step
 
+logger = logging.getLogger(__name__)
 CANDIDATES = 4  # neighbours the decision looks at
 MAX_CACHED_DELTAS = 10_000  # namespaces whose feedback delta a process remembers at once
 # An answer marked wrong tightens its namespace's threshold by this much, up to the ceiling.
@@ -50,16 +56,53 @@ class CacheEngine:
     """Lookups, stores, feedback, purge and expiry over one store and its indexes."""
 
     def __init__(self, store: BaseStore, *, index_options: dict | None = None,
-                 min_sync_interval: float = 0.0):
+                 min_sync_interval: float = 0.0, vector_index: str = "process"):
         self.store = store
+        # This process's own indexes: the embedded default, and the fallback when the Redis
+        # server has no query engine.
         self.registry = IndexRegistry(store, index_options=index_options,
                                       min_sync_interval=min_sync_interval)
+        self._vector_index = vector_index  # "auto": Redis' query engine when it has one
+        self._search: IndexRegistry | RedisVectorSearch | None = None
+        self.search_fallback_reason = ""
         # Namespace -> (feedback threshold delta, time.monotonic() read): like the event log,
         # read from the store at most every min_sync_interval; this process's own feedback
         # updates it at once.
         self._min_sync_interval = min_sync_interval
         self._deltas: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
+
+    @property
+    def search(self) -> "IndexRegistry | RedisVectorSearch":
+        """The vector search in use, chosen on first use and logged: Redis' query engine when
+        the store is Redis, SEMCACHE_VECTOR_INDEX is "auto" and the server has one, else this
+        process's registry. Raises StoreUnavailable while Redis cannot be asked (no choice yet)."""
+        if self._search is None:
+            with self._lock:
+                if self._search is None:
+                    self._search = self._choose_search()
+        return self._search
+
+    def _choose_search(self) -> "IndexRegistry | RedisVectorSearch":
+        if self._vector_index != "auto" or not isinstance(self.store, RedisStore):
+            self.search_fallback_reason = (
+                "SEMCACHE_VECTOR_INDEX=process" if isinstance(self.store, RedisStore)
+                else "no Redis configured (the embedded store)")
+            logger.info("semcache: vector search: %s (%s)", self.registry.detail,
+                        self.search_fallback_reason)
+            return self.registry
+        missing = query_engine_missing(self.store)
+        if missing:
+            self.search_fallback_reason = missing
+            logger.warning("semcache: vector search: %s, because %s", self.registry.detail,
+                           missing)
+            return self.registry
+        search = RedisVectorSearch(self.store, **{
+            key: value for key, value in (self.registry.index_options or {}).items()
+            if key in ("connectivity", "expansion_add", "expansion_search", "dimensions")})
+        self.store.announce = False  # no process follows the event stream any more
+        logger.info("semcache: vector search: %s", search.detail)
+        return search
 
     # --- lookups ------------------------------------------------------------------------
     def find_exact(self, scope: Scope) -> Found | None:
@@ -74,8 +117,7 @@ class CacheEngine:
         """Return the best entry of the namespace that the decision (semcache.decision.decide)
         accepts for this query."""
         now = now or time.time()
-        index = self.registry.index_for(scope.namespace, now=now)
-        candidates = index.search(vector, CANDIDATES, now=now)
+        candidates = self.search.search(scope.namespace, vector, CANDIDATES, now=now)
         while candidates:
             verdict: Verdict | None = decide(
                 scope.query_text, candidates, threshold=threshold, guards=guards)
@@ -86,7 +128,7 @@ class CacheEngine:
                 return Found(entry=entry, kind="semantic", similarity=verdict.similarity,
                              score=verdict.score)
             # Gone from the store (purged or expired by another process): forget it, try again.
-            self.registry.discard(scope.namespace, verdict.candidate.entry_id)
+            self.search.discard(scope.namespace, verdict.candidate.entry_id)
             candidates = [c for c in candidates if c.entry_id != verdict.candidate.entry_id]
         return None
 
@@ -131,6 +173,7 @@ class CacheEngine:
         request that produced it, of the scope's team) is remembered for feedback in the same
         store call."""
         now = now or time.time()
+        search = self.search  # chosen before the first write: it decides what the write announces
         if vector is None:
             vector = np.zeros(384, dtype=np.float32)  # exact-only entry: never a neighbour
         entry = Entry(
@@ -144,8 +187,7 @@ class CacheEngine:
             "tenant": scope.tenant, "team_id": scope.team_id, "model_scope": scope.model_scope,
         }, request_id=request_key(team_id=scope.team_id, request_id=request_id)
             if request_id else None)
-        self.registry.add_local(entry.namespace, entry.id, entry.vector, entry.prompt,
-                                entry.expires)
+        search.add_local(entry.namespace, entry.id, entry.vector, entry.prompt, entry.expires)
         return entry
 
     def record(self, found: Found | None, namespace: str, *, team_id: int | None = None,
@@ -172,7 +214,7 @@ class CacheEngine:
         entry = self.store.get(entry_id)
         self.store.delete([entry_id])
         if entry is not None:
-            self.registry.discard(entry.namespace, entry_id)
+            self.search.discard(entry.namespace, entry_id)
             delta = self.store.tighten(entry.namespace, step=FEEDBACK_STEP,
                                        ceiling=1.0)
             self._deltas[entry.namespace] = (delta, time.monotonic())
@@ -200,7 +242,7 @@ class CacheEngine:
                 count += self.store.delete(ids[start:start + 1000], namespace=namespace)
             self.store.forget_namespace(namespace)
         if not dry_run:
-            self.registry.sync()
+            self.search.sync()
             if tenant is None and model_scope is None and older_than is None:
                 count += self.store.clear_values()  # everything: cached embeddings too
         return count
@@ -214,8 +256,8 @@ class CacheEngine:
             for start in range(0, len(ids), 1000):
                 count += self.store.delete(ids[start:start + 1000], namespace=namespace)
             self.store.forget_namespace(namespace)
-        self.registry.sync()
-        self.registry.sweep(now)
+        self.search.sync()
+        self.search.sweep(now)
         return count
 
 
@@ -240,7 +282,8 @@ def _build_engine() -> CacheEngine:
         )
     else:
         store = MemoryStore(max_events=settings.SEMCACHE_EVENT_STREAM_MAXLEN)
-    return CacheEngine(store, min_sync_interval=settings.SEMCACHE_SYNC_INTERVAL_MS / 1000)
+    return CacheEngine(store, min_sync_interval=settings.SEMCACHE_SYNC_INTERVAL_MS / 1000,
+                       vector_index=settings.SEMCACHE_VECTOR_INDEX)
 
 
 @cache

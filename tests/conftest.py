@@ -188,3 +188,17 @@ def _celery_join_allowed() -> Iterator[None]:
 
     _set_task_join_will_block(False)
     yield
+
+
+@pytest.fixture(scope="session")
+def search_redis():
+    """A private Redis-compatible server with a query engine (Valkey 9 + RediSearch, from the
+    test-only wheels in requirements-dev.txt), one per session; skipped, with the reason,
+    where it cannot start."""
+    from tests.toolkit.redis_server import PrivateRedis, search_server_unavailable
+
+    reason = search_server_unavailable()
+    if reason:
+        pytest.skip(reason)
+    with PrivateRedis(search=True) as server:
+        yield server

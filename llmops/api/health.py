@@ -29,5 +29,12 @@ def readyz(request) -> JsonResponse:
         except Exception as exc:  # any failure means "not ready"
             checks["redis"] = f"error: {exc.__class__.__name__}"
     ready = all(value == "ok" for value in checks.values())
-    return JsonResponse({"status": "ok" if ready else "unavailable", "checks": checks},
-                        status=200 if ready else 503)
+    body = {"status": "ok" if ready else "unavailable", "checks": checks}
+    if settings.ENABLE_SEMANTIC_CACHE:
+        from semcache.selectors import vector_search_status
+
+        # Where cache lookups search vectors: "redis" (its query engine), "process" (each
+        # process's own index) or "undecided" (Redis not reached yet). One word: the probe is
+        # public; the reason for a fallback is in the start-up log.
+        body["cache_vector_search"] = vector_search_status()["index"]
+    return JsonResponse(body, status=200 if ready else 503)

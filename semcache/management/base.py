@@ -1,4 +1,5 @@
-"""Shared base of the cache commands: lookups that raise CommandError, JSON output."""
+"""Shared base of the cache commands: lookups that raise CommandError, JSON output, and the
+refusal to act on an in-process store from a process of their own."""
 
 import json
 import re
@@ -10,7 +11,36 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
+# Why a command run from the command line cannot act on the embedded store.
+IN_PROCESS_STORE = (
+    "The semantic cache uses the in-process store (SEMCACHE_REDIS_URL and REDIS_URL are unset): "
+    "its entries live inside the server process and are lost when it restarts. This command "
+    "runs in a process of its own and cannot reach them: {consequence} "
+    "The running server's hits, misses and savings are at /metrics "
+    "(semantic_cache_hits_total, semantic_cache_misses_total, llm_cost_saved_dollars_total) "
+    "and on the dashboard (/dashboard/). Set REDIS_URL to keep the cache in Redis, shared by "
+    "every process, and this command acts on it."
+)
+
+
 class SemcacheCommand(BaseCommand):
+    # What the command could not do against an in-process store from its own process.
+    in_process_consequence = "it would only see its own, empty, store."
+    _from_command_line = False
+
+    def run_from_argv(self, argv):
+        # Only `manage.py <command>` comes through here (call_command does not): a process of
+        # its own, which never shares an in-process store with a server.
+        self._from_command_line = True
+        return super().run_from_argv(argv)
+
+    def require_shared_store(self) -> None:
+        """Refuse, saying why, to act on an in-process store from a process of its own."""
+        from django.conf import settings
+
+        if self._from_command_line and not settings.SEMCACHE_REDIS_URL:
+            raise CommandError(IN_PROCESS_STORE.format(consequence=self.in_process_consequence))
+
     def add_json_argument(self, parser):
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
 

@@ -37,6 +37,10 @@ class RedisStore(BaseStore):
         )
         self.p = prefix
         self.max_events = max_events
+        # Whether writes are announced on the event stream that processes' in-process indexes
+        # follow; off when Redis searches the vectors itself (semcache/store/redis_search.py):
+        # nothing reads the stream then, and its add events carry every vector.
+        self.announce = True
         # Misses are counted here and written at most every `miss_flush_interval` seconds, or
         # sooner with the next write this process makes anyway (a stored answer, a hit): a
         # miss is otherwise the one Redis round trip of its lookup. `stats` and process exit
@@ -69,12 +73,13 @@ class RedisStore(BaseStore):
             pipe.set(self._k("x", entry.exact_key), entry.id, ex=ttl, get=True)
             pipe.zadd(self._k("n", entry.namespace), {entry.id: entry.expires})
             pipe.hsetnx(self._k("ns"), entry.namespace, json.dumps(namespace_info))
-            pipe.xadd(
-                self._k("events"),
-                {"op": "add", "ns": entry.namespace, "id": entry.id, "vec": fields["vec"],
-                 "prompt": entry.prompt, "exp": repr(entry.expires)},
-                maxlen=self.max_events, approximate=True,
-            )
+            if self.announce:
+                pipe.xadd(
+                    self._k("events"),
+                    {"op": "add", "ns": entry.namespace, "id": entry.id, "vec": fields["vec"],
+                     "prompt": entry.prompt, "exp": repr(entry.expires)},
+                    maxlen=self.max_events, approximate=True,
+                )
             if request_id:
                 pipe.set(self._k("r", request_id), entry.id, ex=REQUEST_TTL_SECONDS)
             self._queue_misses(pipe, misses)
@@ -125,8 +130,9 @@ class RedisStore(BaseStore):
                     )
                 pipe.zrem(self._k("n", ns), entry_id)
                 pipe.zrem(self._k("top", ns), entry_id)
-                pipe.xadd(self._k("events"), {"op": "del", "ns": ns, "id": entry_id},
-                          maxlen=self.max_events, approximate=True)
+                if self.announce:
+                    pipe.xadd(self._k("events"), {"op": "del", "ns": ns, "id": entry_id},
+                              maxlen=self.max_events, approximate=True)
             pipe.execute()
             return count
 

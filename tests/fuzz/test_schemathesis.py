@@ -102,5 +102,6 @@ def test_probes_are_public_and_reveal_nothing(live_gateway):
         response = httpx.get(f"{live_gateway.url}{path}", timeout=30)
         assert response.status_code in (200, 503)
         body = response.json()
-        assert set(body) <= {"status", "checks"}
+        assert set(body) <= {"status", "checks", "cache_vector_search"}
+        assert body.get("cache_vector_search", "redis") in ("redis", "process", "undecided")
         assert "postgres://" not in response.text and "redis://" not in response.text

@@ -106,10 +106,18 @@ class GatewayProcess:
                 str(self.port), "--workers", "1"]
 
     def start(self, *, timeout: float = 90.0) -> "GatewayProcess":
+        return self.launch().wait_ready(timeout=timeout)
+
+    def launch(self) -> "GatewayProcess":
+        """Start the process without waiting (several start faster side by side)."""
         self._process = subprocess.Popen(
             self.command(),
             cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
         )
+        return self
+
+    def wait_ready(self, *, timeout: float = 90.0) -> "GatewayProcess":
+        """Block until /healthz answers; stop the process and raise with its output if not."""
         try:
             wait_for_http(f"{self.url}/healthz", timeout=timeout, alive=self.alive)
         except Exception:

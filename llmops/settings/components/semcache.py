@@ -1,5 +1,7 @@
 """Settings for the semantic cache (semcache/): switch, threshold, TTL, store, index, embedder."""
 
+from django.core.exceptions import ImproperlyConfigured
+
 from llmops.settings.env import env
 
 # The seed's switches keep their names (docs/architecture.md, "Configuration").
@@ -33,7 +35,15 @@ SEMCACHE_KEY_PREFIX = env("SEMCACHE_KEY_PREFIX", default="semcache")
 SEMCACHE_REDIS_TIMEOUT_SECONDS = env.float("SEMCACHE_REDIS_TIMEOUT_SECONDS", default=0.25)
 # After a Redis failure the cache is bypassed this long before the next attempt (circuit breaker).
 SEMCACHE_REDIS_RETRY_SECONDS = env.float("SEMCACHE_REDIS_RETRY_SECONDS", default=5.0)
-# Change events kept in the Redis stream that keeps every process's index in step.
+# Where vectors are searched: "auto" (Redis' query engine, one FT vector index, when the store's
+# server has one: Redis 8+, Redis Stack, Valkey with search; else each process's own index) or
+# "process" (each process's own index even so). The choice is logged at start and shown by /readyz.
+SEMCACHE_VECTOR_INDEX = env("SEMCACHE_VECTOR_INDEX", default="auto")
+if SEMCACHE_VECTOR_INDEX not in ("auto", "process"):
+    raise ImproperlyConfigured(
+        f"SEMCACHE_VECTOR_INDEX must be auto or process, not {SEMCACHE_VECTOR_INDEX!r}")
+# Change events kept in the Redis stream that keeps every process's index in step (in-process
+# index only).
 SEMCACHE_EVENT_STREAM_MAXLEN = env.int("SEMCACHE_EVENT_STREAM_MAXLEN", default=200_000)
 # A process reads that log at most every SEMCACHE_SYNC_INTERVAL_MS (0: before every lookup), so
 # another process's new entry can take that long to be found here; its own are found at once.

@@ -16,6 +16,7 @@ def _precision(row: dict) -> str:
 
 
 class Command(SemcacheCommand):
+    in_process_consequence = "it would report an empty cache while the server serves hits."
     help = ("Show semantic cache statistics per namespace (threshold in force, verified-hit "
             "precision with its 95% interval) and the most-hit entries.")
 
@@ -27,6 +28,7 @@ class Command(SemcacheCommand):
         from semcache.selectors import cache_totals, namespace_stats
         from semcache.store import StoreUnavailable
 
+        self.require_shared_store()
         try:
             rows = namespace_stats(top=options["top"])
         except StoreUnavailable as exc:

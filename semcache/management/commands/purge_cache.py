@@ -6,6 +6,7 @@ from semcache.management.base import SemcacheCommand
 
 
 class Command(SemcacheCommand):
+    in_process_consequence = "it would purge nothing and report 0 entries."
     help = "Delete semantic cache entries (every gateway process drops them from its index)."
 
     def add_arguments(self, parser):
@@ -20,6 +21,7 @@ class Command(SemcacheCommand):
         from semcache.services import cache_purge
         from semcache.store import StoreUnavailable
 
+        self.require_shared_store()
         filtered = options["team"] or options["model"] or options["older_than"]
         if not filtered and not options["all"]:
             raise CommandError("Say what to purge: --team, --model, --older-than, or --all.")

@@ -10,6 +10,7 @@ from semcache.management.base import SemcacheCommand
 
 
 class Command(SemcacheCommand):
+    in_process_consequence = "the answers would be stored in its own memory and lost when it exits."
     help = (
         "Store answers from FILE.jsonl. Each line: {\"team\": name|id, \"model\": \"auto\", "
         "\"messages\": [...] or \"prompt\": \"...\", \"answer\": \"...\" or a message, optional "
@@ -28,6 +29,7 @@ class Command(SemcacheCommand):
         from semcache.services import cache_warm
         from semcache.store import StoreUnavailable
 
+        self.require_shared_store()
         path = options["file"]
         if not path.exists():
             raise CommandError(f"No such file: {path}")

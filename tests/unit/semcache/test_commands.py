@@ -72,6 +72,26 @@ class TestPurge:
             run("purge_cache", "--older-than", "soon")
 
 
+class TestInProcessStoreFromTheCommandLine:
+    """Run as `manage.py <command>`, a process of its own, a command cannot reach the server's
+    in-process store: it says so instead of reporting an empty cache."""
+
+    @pytest.mark.parametrize("argv", [["cache_stats"], ["purge_cache", "--all", "--dry-run"],
+                                      ["warm_cache", "lines.jsonl"]])
+    def test_says_where_the_store_is(self, memory_engine, argv, capsys):
+        from django.core.management import load_command_class
+
+        command = load_command_class("semcache", argv[0])
+        with pytest.raises(SystemExit) as exit_:
+            command.run_from_argv(["manage.py", *argv])
+        assert exit_.value.code == 1
+        captured = capsys.readouterr()
+        err, out = captured.err, captured.out
+        assert "in-process store" in err and "inside the server process" in err
+        assert "/metrics" in err and "REDIS_URL" in err
+        assert "Would purge" not in out and "namespaces," not in out
+
+
 def _pairs_file(tmp_path):
     rows = [
         ("How do I learn to cook pasta?", "What is the best way to learn cooking pasta?", 1),

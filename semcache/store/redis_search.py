@@ -1,0 +1,198 @@
+"""Vector search inside Redis' query engine: one FT index over the entry hashes RedisStore writes.
+
+When the Redis server has a query engine (Redis 8+, Redis Stack, Valkey with a search module),
+the namespaces' vectors are searched where they already live: one HNSW index (cosine) named
+`{prefix}:idx` over every `{prefix}:e:*` hash, with the namespace a TAG field. A lookup is one
+`FT.SEARCH`:
+
+    (@ns:{<namespace>})=>[KNN k+2 @vec $v AS dist]=>{$HYBRID_POLICY: <policy>}
+
+the namespace filter runs inside the KNN query (the engine ranks only the namespace's entries),
+never after it; of what it returns, entries past their expiry time (not yet deleted by their
+TTL) are skipped, as the in-process index does. Redis indexes an entry when `put` writes its
+hash and unindexes it when the hash is deleted (purge, feedback, a replaced exact key) or expires
+by TTL, so gateway processes hold no index and follow no event stream: a new process answers at
+once.
+
+The policy is chosen per namespace from its size (its member set's ZCARD, re-read at most every
+`SIZE_REFRESH_SECONDS`): a small namespace is compared entry by entry (ADHOC_BF: exact), one that
+is a large share of the index walks the HNSW graph in batches (BATCHES), and in between the
+engine decides. RediSearch 2.10's own choice compared a namespace holding half of a 10k-entry
+index entry by entry, 19 ms a search against 0.4 ms in batches (docs/performance.md).
+
+`query_engine_missing(store)` says why a server cannot do this (no FT commands, or a database
+other than 0, the only one the engine indexes); the engine then keeps the in-process index
+(semcache/registry.py). Exact-only entries carry a zero vector, which a cosine KNN never returns.
+"""
+
+import logging
+import time
+
+import numpy as np
+
+from semcache.index import (
+    ANN_CONNECTIVITY,
+    ANN_EXPANSION_ADD,
+    ANN_EXPANSION_SEARCH,
+    DIMENSIONS,
+    Candidate,
+)
+from semcache.store.base import StoreUnavailable
+from semcache.store.redis_store import RedisStore
+
+logger = logging.getLogger(__name__)
+
+_NO_INDEX = ("no such index", "unknown index")
+# How a namespace is searched, by its size (measured: bench/semcache_redis_search.py).
+ADHOC_MAX_ENTRIES = 1_000      # at most this many: compare every entry (exact)
+BATCHES_MIN_SHARE = 0.1        # at least this share of the index: HNSW in batches
+SIZE_REFRESH_SECONDS = 5.0     # how stale a namespace's (or the index's) size may be
+MAX_CACHED_SIZES = 10_000      # namespaces whose size a process remembers at once
+
+
+def _is_missing_index(exc: Exception) -> bool:
+    return any(marker in str(exc).lower() for marker in _NO_INDEX)
+
+
+def query_engine_missing(store: RedisStore) -> str | None:
+    """Return why the store's server cannot search vectors (None: it can).
+
+    Raises StoreUnavailable when the server cannot be reached (no answer either way yet).
+    """
+    import redis
+
+    try:
+        store._call(lambda: store.r.execute_command("FT._LIST"))
+    except redis.exceptions.ResponseError as exc:
+        return f"the Redis server has no query engine (FT._LIST: {exc})"
+    db = store.r.connection_pool.connection_kwargs.get("db", 0) or 0
+    if int(db) != 0:
+        return f"the query engine indexes database 0 only; SEMCACHE_REDIS_URL uses database {db}"
+    return None
+
+
+class RedisVectorSearch:
+    """Nearest live entries of a namespace, searched by Redis (the in-process registry's twin:
+    the same `search`, and no-ops for what a process-held index needs)."""
+
+    kind = "redis"
+
+    def __init__(self, store: RedisStore, *, connectivity: int = ANN_CONNECTIVITY,
+                 expansion_add: int = ANN_EXPANSION_ADD,
+                 expansion_search: int = ANN_EXPANSION_SEARCH, dimensions: int = DIMENSIONS):
+        self.store = store
+        self.name = f"{store.p}:idx"
+        self._params = {"TYPE": "FLOAT32", "DIM": dimensions, "DISTANCE_METRIC": "COSINE",
+                        "M": connectivity, "EF_CONSTRUCTION": expansion_add,
+                        "EF_RUNTIME": expansion_search}
+        # namespace (or "" for the whole index) -> (size, time.monotonic() read)
+        self._sizes: dict[str, tuple[int, float]] = {}
+        self.ensure_index()
+
+    @property
+    def detail(self) -> str:
+        return f"Redis query engine, FT index {self.name} (HNSW, cosine)"
+
+    def ensure_index(self) -> None:
+        """Create the index unless it exists (Redis indexes the entries already there)."""
+        import redis
+        from redis.commands.search.field import TagField, VectorField
+        from redis.commands.search.index_definition import IndexDefinition, IndexType
+
+        def create():
+            try:
+                self.store.r.ft(self.name).create_index(
+                    [TagField("ns"), VectorField("vec", "HNSW", self._params)],
+                    definition=IndexDefinition(prefix=[self.store._k("e", "")],
+                                               index_type=IndexType.HASH))
+                logger.info("semcache: created the Redis vector index %s", self.name)
+            except redis.exceptions.ResponseError as exc:
+                if "already exists" not in str(exc).lower():
+                    raise
+
+        self.store._call(create)
+
+    def search(self, namespace: str, vector: np.ndarray, k: int, *,
+               now: float | None = None) -> list[Candidate]:
+        """Return up to `k` live entries of the namespace nearest to `vector`, most similar
+        first."""
+        import redis
+
+        now = time.time() if now is None else now
+        blob = np.asarray(vector, dtype=np.float32).reshape(-1).tobytes()
+        policy = self.policy(namespace)
+        query = (f"(@ns:{{{namespace}}})=>[KNN {k + 2} @vec $v AS dist]"
+                 + (f"=>{{$HYBRID_POLICY: {policy}}}" if policy else ""))
+        command = ("FT.SEARCH", self.name, query, "PARAMS", 2, "v", blob, "SORTBY", "dist",
+                   "RETURN", 3, "prompt", "expires", "dist", "LIMIT", 0, k + 2, "DIALECT", 2)
+
+        def run():
+            try:
+                return self.store.r.execute_command(*command)
+            except redis.exceptions.ResponseError as exc:
+                if not _is_missing_index(exc):
+                    # E.g. a server that lost its query engine (a failover to one without):
+                    # the cache is bypassed, as when Redis is down, until it answers again.
+                    raise StoreUnavailable(f"vector search failed: {exc}") from exc
+                # Dropped under us (FLUSHALL drops every index): make it again, then retry.
+                self.ensure_index()
+                return self.store.r.execute_command(*command)
+
+        reply = self.store._call(run)
+        return _candidates(reply, self.store._k("e", ""), now=now)[:k]
+
+    def policy(self, namespace: str) -> str:
+        """Return the hybrid policy for the namespace's KNN query ("": the engine's choice)."""
+        size = self._size(namespace, lambda: self.store.r.zcard(self.store._k("n", namespace)))
+        if size <= ADHOC_MAX_ENTRIES:
+            return "ADHOC_BF"
+        total = self._size("", lambda: int(self.store.r.ft(self.name).info()["num_docs"]))
+        return "BATCHES" if size >= BATCHES_MIN_SHARE * total else ""
+
+    def _size(self, key: str, read) -> int:
+        now = time.monotonic()
+        cached = self._sizes.get(key)
+        if cached is not None and now - cached[1] < SIZE_REFRESH_SECONDS:
+            return cached[0]
+        size = int(self.store._call(read))
+        if len(self._sizes) >= MAX_CACHED_SIZES:
+            self._sizes.clear()
+        self._sizes[key] = (size, now)
+        return size
+
+    # The in-process registry's maintenance: nothing to do when Redis holds the index.
+    def add_local(self, namespace, entry_id, vector, prompt, expires) -> None:
+        pass
+
+    def discard(self, namespace: str, entry_id: str) -> None:
+        pass
+
+    def sync(self) -> int:
+        return 0
+
+    def sweep(self, now: float) -> int:
+        return 0
+
+    def loaded(self) -> dict[str, int]:
+        return {}
+
+
+def _candidates(reply, key_prefix: str, *, now: float) -> list[Candidate]:
+    """Parse FT.SEARCH's reply, RESP3's map ({"results": [{"id", "extra_attributes"}]}) or
+    RESP2's list ([total, key, [field, value, ...], key, [...], ...]), skipping entries expired
+    at `now`."""
+    if isinstance(reply, dict):
+        rows = [(row[b"id"], row[b"extra_attributes"]) for row in reply[b"results"]]
+    else:
+        rows = [(key, dict(zip(fields[::2], fields[1::2], strict=True)))
+                for key, fields in zip(reply[1::2], reply[2::2], strict=True)]
+    out = []
+    for key, values in rows:
+        if float(values.get(b"expires", b"inf")) <= now:
+            continue
+        out.append(Candidate(
+            entry_id=key.decode()[len(key_prefix):],
+            similarity=1.0 - float(values[b"dist"]),
+            prompt=values.get(b"prompt", b"").decode(),
+        ))
+    return out

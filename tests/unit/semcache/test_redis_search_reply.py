@@ -1,0 +1,35 @@
+"""FT.SEARCH replies become candidates in either protocol the client speaks (RESP2 or RESP3)."""
+
+import pytest
+
+from semcache.index import Candidate
+from semcache.store.redis_search import _candidates
+
+EXPECTED = [Candidate("a1", pytest.approx(0.99), "first"),
+            Candidate("b2", pytest.approx(0.75), "second")]
+
+
+def test_resp3_map():
+    reply = {b"total_results": 2, b"results": [
+        {b"id": b"p:e:a1", b"extra_attributes": {b"dist": b"0.01", b"prompt": b"first",
+                                                  b"expires": b"200.0"}},
+        {b"id": b"p:e:b2", b"extra_attributes": {b"dist": b"0.25", b"prompt": b"second",
+                                                  b"expires": b"200.0"}},
+    ]}
+    assert _candidates(reply, "p:e:", now=100.0) == EXPECTED
+
+
+def test_resp2_list():
+    reply = [2, b"p:e:a1", [b"prompt", b"first", b"dist", b"0.01", b"expires", b"200.0"],
+             b"p:e:b2", [b"dist", b"0.25", b"expires", b"200.0", b"prompt", b"second"]]
+    assert _candidates(reply, "p:e:", now=100.0) == EXPECTED
+
+
+def test_entries_past_their_expiry_are_skipped():
+    reply = [2, b"p:e:a1", [b"prompt", b"first", b"dist", b"0.01", b"expires", b"100.0"],
+             b"p:e:b2", [b"dist", b"0.25", b"expires", b"200.0", b"prompt", b"second"]]
+    assert _candidates(reply, "p:e:", now=100.0) == EXPECTED[1:]
+
+
+def test_no_results():
+    assert _candidates([0], "p:e:", now=0) == [] == _candidates({b"results": []}, "p:e:", now=0)
