@@ -1,7 +1,9 @@
 """Prepare the bench database: create (or recreate) it, migrate, add mock profiles, issue a key.
 
 Runs inside Django with the bench environment (see bench/servers.py) and prints one JSON object
-``{"key": ...}``. Usage: python -m bench.llmops_setup --mock-url URL [--reset] --models a=b ...
+``{"key": ...}`` (and ``"keys"``: one per ``--teams`` name). Usage:
+python -m bench.llmops_setup --mock-url URL [--reset] --models a=b ... [--profile-fields JSON]
+[--teams t1 t2 ...]
 """
 
 import argparse
@@ -28,8 +30,10 @@ def ensure_database(url: str, *, reset: bool) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
-def upsert_profiles(mock_url: str, models: dict[str, str]) -> None:
-    """Point one OpenAI-compatible profile per public name at the mock's model id."""
+def upsert_profiles(mock_url: str, models: dict[str, str],
+                    fields: dict[str, dict] | None = None) -> None:
+    """Point one OpenAI-compatible profile per public name at the mock's model id; `fields`
+    overrides a profile's defaults by name (prices, tier, quality_score, ...)."""
     from decimal import Decimal
 
     from routing.models import ModelProfile
@@ -42,6 +46,7 @@ def upsert_profiles(mock_url: str, models: dict[str, str]) -> None:
             "output_price_per_token": Decimal("0.0000015"),
             "context_window": 16384, "max_output_tokens": 4096, "quality_score": 0.7,
             "typical_latency_ms": 100, "fallbacks": [], "options": {},
+            **(fields or {}).get(name, {}),
         })
 
 
@@ -51,6 +56,10 @@ def main() -> None:
     parser.add_argument("--reset", action="store_true", help="Drop and recreate the database.")
     parser.add_argument("--models", nargs="+", default=[], metavar="NAME=UPSTREAM",
                         help="Profiles to create: public name = mock model id.")
+    parser.add_argument("--profile-fields", default="{}",
+                        help="JSON {name: {field: value}} overriding the profiles' defaults.")
+    parser.add_argument("--teams", nargs="*", default=[],
+                        help="Also issue one key for each of these teams.")
     args = parser.parse_args()
 
     url = os.environ.get("DATABASE_URL", "")
@@ -63,10 +72,19 @@ def main() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0, interactive=False)
-    upsert_profiles(args.mock_url, dict(item.split("=", 1) for item in args.models))
+    upsert_profiles(args.mock_url, dict(item.split("=", 1) for item in args.models),
+                    json.loads(args.profile_fields))
+    keys = {team: issue_key(team) for team in ["bench", *args.teams]}
+    sys.stdout.write(json.dumps({"key": keys.pop("bench"), "keys": keys}) + "\n")
+
+
+def issue_key(team: str) -> str:
+    """Return a new API key of `team` (created if new)."""
+    from django.core.management import call_command
+
     out = io.StringIO()
-    call_command("create_api_key", team="bench", user="bench", json=True, stdout=out)
-    sys.stdout.write(json.dumps({"key": json.loads(out.getvalue())["key"]}) + "\n")
+    call_command("create_api_key", team=team, user=team, json=True, stdout=out)
+    return json.loads(out.getvalue())["key"]
 
 
 if __name__ == "__main__":

@@ -4,7 +4,12 @@ The model id sets the behaviour, so one mock serves every scenario: ``mock-d100-
 100 ms before the first byte, then (streamed) sends 21 content chunks 100 ms apart; ``mock-d0``
 answers at once. Unset parts fall back to the command-line defaults.
 
+With ``--labels WORKLOAD.jsonl`` it is also the savings bench's simulated provider: the model ids
+of bench/savings_answers.py (``labelled-weak``, ``labelled-strong``) answer a workload prompt with
+its answer key and that model's correctness, billing the prompt's tokens and a fixed answer.
+
 Usage: python -m bench.mock_upstream --port P [--delay-ms 0] [--chunks 8] [--interval-ms 0]
+       [--labels WORKLOAD.jsonl]
 """
 
 import argparse
@@ -37,6 +42,8 @@ class Defaults:
 
 
 DEFAULTS = Defaults()
+#: workload prompt -> label (savings bench; empty unless --labels)
+LABELS: dict[str, dict] = {}
 
 
 @lru_cache(maxsize=256)
@@ -106,12 +113,36 @@ _NOT_FOUND = b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n"
 _BAD = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
 
 
+def labelled_completion_bytes(request: dict, model: str) -> bytes:
+    """Return the savings bench's answer to `request` by the simulated `model`."""
+    from bench import savings_answers
+
+    messages = request.get("messages") or [{}]
+    prompt = str(messages[-1].get("content", ""))
+    content = savings_answers.answer_content(prompt, LABELS.get(prompt),
+                                             savings_answers.KIND[model])
+    usage = {"prompt_tokens": savings_answers.prompt_tokens(prompt),
+             "completion_tokens": savings_answers.ANSWER_TOKENS}
+    usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+    body = json.dumps({
+        "id": "chatcmpl-labelled", "object": "chat.completion", "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": content}}],
+        "usage": usage}, separators=(",", ":")).encode()
+    return (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
+            + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+
 async def _answer(writer: asyncio.StreamWriter, path: bytes, body: bytes) -> None:
     if not path.endswith(b"/chat/completions"):
         writer.write(_OK if b"models" in path or b"health" in path else _NOT_FOUND)
         return
     request = json.loads(body)
     model = str(request.get("model", "mock"))
+    if LABELS and model.startswith("labelled-"):
+        writer.write(labelled_completion_bytes(request, model))
+        return
     b = behaviour_for(model)
     if b.delay_s:
         await asyncio.sleep(b.delay_s)
@@ -167,8 +198,15 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=8, help="Default content chunks/words.")
     parser.add_argument("--interval-ms", type=int, default=0,
                         help="Default pause between streamed chunks.")
+    parser.add_argument("--labels", default=None,
+                        help="Savings workload (JSONL with labels) to answer labelled-* models.")
     args = parser.parse_args()
     DEFAULTS = Defaults(args.delay_ms, args.chunks, args.interval_ms)
+    if args.labels:
+        from bench.savings_answers import labels_by_prompt
+
+        with open(args.labels) as handle:
+            LABELS.update(labels_by_prompt([json.loads(line) for line in handle if line.strip()]))
     try:
         import uvloop
     except ImportError:

@@ -47,11 +47,11 @@ class Target:
 
 
 @contextlib.contextmanager
-def mock_upstream() -> Iterator[Target]:
-    """Run the mock upstream (bench/mock_upstream.py) on a free port."""
+def mock_upstream(extra_args: list[str] | None = None) -> Iterator[Target]:
+    """Run the mock upstream (bench/mock_upstream.py) on a free port, with `extra_args`."""
     port = free_port()
     url = f"http://{HOST}:{port}"
-    argv = [PYTHON, "-m", "bench.mock_upstream", "--port", str(port)]
+    argv = [PYTHON, "-m", "bench.mock_upstream", "--port", str(port), *(extra_args or [])]
     with server("mock", argv, ready_url=f"{url}/health") as proc:
         yield Target("direct", url, None, proc.pid)
 
@@ -120,16 +120,26 @@ def llmops_env(*, semantic_cache: bool, workers: int, start: int = 0) -> dict[st
 
 def prepare_llmops(mock: Target, *, reset: bool = True) -> str:
     """Create/migrate this run's database, point profiles at `mock`; return a fresh API key."""
+    return setup_llmops(mock, MODELS, reset=reset)["key"]
+
+
+def setup_llmops(mock: Target, models: dict[str, str], *, reset: bool = True,
+                 profile_fields: dict[str, dict] | None = None,
+                 teams: list[str] | None = None) -> dict:
+    """Create/migrate this run's database, point `models` (public name -> mock model id, fields
+    overridden by `profile_fields`) at `mock`; return {"key": ..., "keys": {team: key}}."""
     env = {**os.environ, **llmops_env(semantic_cache=False, workers=1)}
     argv = [PYTHON, "-m", "bench.llmops_setup", "--mock-url", mock.base_url,
-            "--models", *(f"{name}={upstream}" for name, upstream in MODELS.items())]
+            "--models", *(f"{name}={upstream}" for name, upstream in models.items()),
+            "--profile-fields", json.dumps(profile_fields or {}, default=str),
+            "--teams", *(teams or [])]
     if reset:
         argv.append("--reset")
     proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, check=False,
                           timeout=600)
     if proc.returncode != 0:
         raise RuntimeError(f"llmops setup failed: {proc.stderr[-2000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])["key"]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 @contextlib.contextmanager

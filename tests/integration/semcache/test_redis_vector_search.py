@@ -199,6 +199,7 @@ class TestSearch:
 class TestCommandsOnTheServersStore:
     """`manage.py cache_stats` / `purge_cache` act on the Redis store the server uses."""
 
+    @pytest.mark.django_db  # cache_stats also reads the teams' thresholds
     def test_stats_and_purge_from_the_command_line(self, search_redis, prefix, settings,
                                                    capsys):
         from django.core.management import load_command_class
