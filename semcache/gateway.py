@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
@@ -68,11 +69,13 @@ class CacheRequest(Protocol):
     cache_control: Any              # the client's Cache-Control: `.no_cache`, `.no_store`
     timings: dict[str, float]       # written: "embed" and "cache_lookup", in seconds
     # Written by `cache_lookup`: the outcome, the similarity of a semantic hit, and the prompt's
-    # embedding with its pooled intermediate layers (routing reuses both).
+    # embedding with its pooled intermediate layers (routing reuses both); the layers only when
+    # `embedding_layers_wanted` (read).
     cache_status: str
     cache_similarity: float | None
     embedding: Any
     embedding_layers: dict | None
+    embedding_layers_wanted: bool
 
     def answer_params(self) -> dict:
         """Return the generation parameters that change the answer."""
@@ -158,10 +161,12 @@ def _lookup_exact(scope):
     return found
 
 
-async def embed_with_layers(embedder, text: str) -> tuple[np.ndarray, dict | None]:
+async def embed_with_layers(embedder, text: str, *, layers: bool = True
+                            ) -> tuple[np.ndarray, dict | None]:
     """Return the text's embedding and its pooled intermediate layers from one pass, or the
-    embedding and None from an embedder that has no layers (a stand-in, a wrapper)."""
-    if hasattr(embedder, "embed_with_layers"):
+    embedding and None when `layers` is false or the embedder has none (a stand-in, a
+    wrapper)."""
+    if layers and hasattr(embedder, "embed_with_layers"):
         return await embedder.embed_with_layers(text)
     return await embedder.embed(text), None
 
@@ -171,13 +176,18 @@ def cache_enabled() -> bool:
     return bool(getattr(settings, "ENABLE_SEMANTIC_CACHE", False))
 
 
-async def cache_lookup(ctx: CacheRequest) -> CacheHit | None:
+async def cache_lookup(ctx: CacheRequest, *,
+                       on_semantic: Callable[[], None] | None = None) -> CacheHit | None:
     """Return a cached answer for the request, or None; set ctx.cache_status and friends.
 
     The seam decides whether to look: switched off, the cache is no stage of the request (status
     "disabled", no timing); a client's no-cache skips the lookup ("bypass"), as does a team whose
     policy turns the cache off ("disabled") or a store the breaker holds off ("error").
     Never raises: a lookup that fails is a miss with status "error".
+
+    `on_semantic` is called once the exact lookup missed and the embedding is about to start:
+    the caller may start work that a miss needs alongside it (the gateway routes and reserves
+    a named model's budget while the prompt is embedded; docs/architecture.md).
     """
     if not cache_enabled():
         _set(ctx, "disabled")
@@ -207,9 +217,12 @@ async def cache_lookup(ctx: CacheRequest) -> CacheHit | None:
         embedder = get_embedder()
         if getattr(embedder, "load", False) is None:  # test doubles may not batch
             embedder.load = _lookups_in_progress
+        if on_semantic is not None:
+            on_semantic()
         embed_started = time.perf_counter()
         try:
-            vector, ctx.embedding_layers = await embed_with_layers(embedder, scope.query_text)
+            vector, ctx.embedding_layers = await embed_with_layers(
+                embedder, scope.query_text, layers=ctx.embedding_layers_wanted)
         finally:
             ctx.timings["embed"] = time.perf_counter() - embed_started
         ctx.embedding = vector

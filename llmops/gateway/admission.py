@@ -101,6 +101,12 @@ async def _release_unused(ctx: RequestContext, admitting: asyncio.Task) -> None:
         admission = await admitting
     except Exception:
         return  # refused or failed: nothing was reserved
+    await release_unused(ctx, admission)
+
+
+async def release_unused(ctx: RequestContext, admission: Admission) -> None:
+    """Settle an admission whose request ended before any model was called (its client left):
+    one ledger row, nothing charged, the reservation released."""
     outcome = Outcome.of(ctx, reason=ctx.route.reason if ctx.route else "")
     outcome.fail(*DISCONNECTED)
     await settle(ctx, admission, outcome)

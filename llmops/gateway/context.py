@@ -75,6 +75,9 @@ class RequestContext:
     # {layer: numpy vector}: the embedder's mean-pooled intermediate layers of the same pass
     # (None when the embedder gave none); routing predicts from them.
     embedding_layers: dict | None = None
+    # Whether the semantic cache should pool those layers: not for a request that routing will
+    # not predict for (it names a model), which saves part of the embedding's CPU.
+    embedding_layers_wanted: bool = True
     cache_status: str = "miss"
     cache_similarity: float | None = None
     route: Any = None  # routing.router.RouteDecision

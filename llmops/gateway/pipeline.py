@@ -12,24 +12,29 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from budgets.services import UsageEntry
 from llmops import metrics
 from llmops.background import spawn
 from llmops.errors import GatewayError
 from llmops.gateway import upstream
-from llmops.gateway.admission import Prepared, admit
+from llmops.gateway.admission import Prepared, admit, release_unused
 from llmops.gateway.context import RequestContext
 from llmops.gateway.responses import completion_body
 from llmops.gateway.savings import route_request
 from llmops.gateway.settlement import DISCONNECTED, Outcome, settle
-from llmops.gateway.shadow import withhold_hit
+from llmops.gateway.shadow import findings, withhold_hit
 from llmops.gateway.streaming import Relay, close_opening, replay_stream
 from llmops.gateway.usage import billed_usage
 from llmops.gateway.verification import shadow_verify_behind, verify_behind
 from llmops.observability.judge import judge_sample_maybe_async
 from llmops.providers.base import Completion, Usage
 from routing.models import ModelProfile
+from routing.reference import names_a_model
+
+if TYPE_CHECKING:
+    from semcache.gateway import CacheHit
 
 logger = logging.getLogger("llmops.gateway")
 
@@ -53,12 +58,12 @@ class StreamResult:
 # --- Steps ------------------------------------------------------------------------------------
 
 
-async def _lookup_cache(ctx: RequestContext):
+async def _lookup_cache(ctx: RequestContext, *, on_semantic=None):
     """Return the cached answer, or None: semcache decides whether to look, and never raises."""
     from semcache.gateway import cache_lookup
 
     started = time.perf_counter()
-    hit = await cache_lookup(ctx)
+    hit = await cache_lookup(ctx, on_semantic=on_semantic)
     if "cache_lookup" in ctx.timings:  # the cache ran (switched off, it is no stage)
         # The embedding is its own stage ("embed", set by semcache); "cache" is the rest.
         ctx.timings["cache"] = time.perf_counter() - started - ctx.timings.get("embed", 0.0)
@@ -82,6 +87,54 @@ async def _prepare(ctx: RequestContext) -> Prepared:
     admission = await admit(ctx, chain)
     ctx.timings["admission"] = time.perf_counter() - started
     return Prepared(ctx=ctx, chain=chain, admission=admission, reason=decision.reason)
+
+
+async def _lookup_or_prepare(ctx: RequestContext
+                             ) -> tuple["CacheHit | None", Prepared | None]:
+    """Return the cached answer, or the request prepared (routed and admitted) for upstream.
+
+    A request that names a model is routed without its prompt's embedding, so while the
+    semantic cache embeds the prompt (the longest step of a miss), routing and admission run
+    alongside it instead of after it: a miss then waits for the longer of the two, not their
+    sum. A hit releases that admission in its own settlement (`_answer_from_cache`). `auto`,
+    aliases and shadow mode route from the embedding, so they wait for it.
+    """
+    early = findings(ctx) is None and await names_a_model(ctx.requested_model)
+    if not early:
+        hit = await _lookup_cache(ctx)
+        return (hit, None) if hit is not None else (None, await _prepare(ctx))
+    ctx.embedding_layers_wanted = False  # routing will not predict for a named model
+    preparing: asyncio.Task | None = None
+
+    def prepare_alongside() -> None:
+        nonlocal preparing
+        preparing = spawn(_prepare(ctx))
+
+    try:
+        hit = await _lookup_cache(ctx, on_semantic=prepare_alongside)
+    except BaseException:
+        if preparing is not None:
+            _abandon(ctx, preparing)
+        raise
+    if preparing is None:  # no semantic lookup ran (exact hit, cache off, bypassed)
+        return (hit, None) if hit is not None else (None, await _prepare(ctx))
+    if hit is None:
+        return None, await preparing  # cancelled here, admission releases itself
+    try:
+        prepared = await preparing
+    except Exception:  # noqa: BLE001 - refused, unroutable, database down: a hit needs none
+        prepared = None
+    ctx.route, ctx.estimated_cost = None, Decimal(0)  # the row and headers of a hit, as ever
+    ctx.estimated_prompt_tokens = 0
+    return hit, prepared
+
+
+def _abandon(ctx: RequestContext, preparing: asyncio.Task) -> None:
+    """The request ended during its cache lookup: release what the preparation reserved."""
+    if not preparing.done():
+        preparing.cancel()  # an admission in flight releases itself (admission._admit_once)
+    elif not preparing.cancelled() and preparing.exception() is None:
+        spawn(release_unused(ctx, preparing.result().admission))
 
 
 def response_headers(ctx: RequestContext, *, model: str,
@@ -171,11 +224,11 @@ async def _finish_detached(ctx: RequestContext, prepared: Prepared, outcome: Out
 
 async def chat_completion_create(ctx: RequestContext) -> CompletionResult:
     """Answer a non-streamed chat completion."""
-    hit = await _lookup_cache(ctx)
+    hit, prepared = await _lookup_or_prepare(ctx)
     if hit is not None:
-        return await _answer_from_cache(ctx, hit)
+        return await _answer_from_cache(ctx, hit, prepared)
 
-    completion, outcome, usage, entry = await _call_and_settle(ctx)
+    completion, outcome, usage, entry = await _call_and_settle(ctx, prepared=prepared)
     await _after_answer(ctx, completion, outcome.profile, usage, entry.cost)
     body = completion_body(ctx, model=outcome.profile.name, message=completion.message,
                            finish_reason=completion.finish_reason, usage=usage, entry=entry)
@@ -183,10 +236,12 @@ async def chat_completion_create(ctx: RequestContext) -> CompletionResult:
                                                         entry=entry))
 
 
-async def _call_and_settle(ctx: RequestContext, *, reason: str | None = None):
-    """Route, admit, call upstream (with fallbacks) and settle; return (completion, outcome,
-    usage, entry). `reason` replaces routing's as the row's routing_reason."""
-    prepared = await _prepare(ctx)
+async def _call_and_settle(ctx: RequestContext, *, reason: str | None = None,
+                           prepared: Prepared | None = None):
+    """Route and admit (unless `prepared` already is), call upstream (with fallbacks) and
+    settle; return (completion, outcome, usage, entry). `reason` replaces routing's as the
+    row's routing_reason."""
+    prepared = prepared or await _prepare(ctx)
     outcome = Outcome.of(ctx, reason=reason or prepared.reason)
     completion = await call_upstream(ctx, prepared, outcome, upstream.complete_with_fallbacks,
                                       client_gone=_finish_detached)
@@ -202,9 +257,12 @@ async def _verification_answer(ctx: RequestContext, *, reason: str) -> Completio
     return (await _call_and_settle(ctx, reason=reason))[0]
 
 
-async def _answer_from_cache(ctx: RequestContext, hit) -> CompletionResult | StreamResult:
+async def _answer_from_cache(ctx: RequestContext, hit, prepared: Prepared | None = None
+                             ) -> CompletionResult | StreamResult:
+    """Serve a hit; its ledger row also releases the admission made alongside the lookup."""
     outcome = Outcome.of(ctx, reason=f"cache:{hit.kind}")
-    entry = await settle(ctx, None, outcome, cost_saved=Decimal(hit.cost), hit=hit)
+    entry = await settle(ctx, prepared.admission if prepared else None, outcome,
+                         cost_saved=Decimal(hit.cost), hit=hit)
     from semcache.gateway import cache_hit_served
 
     cache_hit_served(ctx, hit)  # its ledger row is written: count the hit
@@ -226,11 +284,10 @@ async def chat_completion_stream(ctx: RequestContext) -> StreamResult:
     """Start a streamed chat completion: everything up to the first upstream delta happens
     here (so failures before the first byte are clean HTTP errors, with retries and fallbacks);
     the rest is relayed by the returned iterator."""
-    hit = await _lookup_cache(ctx)
+    hit, prepared = await _lookup_or_prepare(ctx)
     if hit is not None:
-        return await _answer_from_cache(ctx, hit)
+        return await _answer_from_cache(ctx, hit, prepared)
 
-    prepared = await _prepare(ctx)
     outcome = Outcome.of(ctx, reason=prepared.reason)
     opened = await call_upstream(ctx, prepared, outcome, upstream.open_stream_with_fallbacks,
                                   client_gone=close_opening)

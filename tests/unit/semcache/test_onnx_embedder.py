@@ -98,6 +98,22 @@ class TestEquivalence:
             assert float(np.max(np.abs(vector - vectors[row]))) < 1e-5
             assert float(np.max(np.abs(pooled[3] - layers[row, 2]))) < 1e-5
 
+    async def test_layers_are_pooled_only_for_the_texts_that_ask(self, onnx_embedder):
+        import asyncio
+
+        texts = [f"how long is the walk to harbour {i}?" for i in range(12)]
+        alone = await onnx_embedder.embed_with_layers(texts[0], layers=False)
+        assert alone[1] is None
+        # A batch mixing both: the texts that asked get layers, the others none, and every
+        # sentence vector is the same as without layers.
+        mixed = await asyncio.gather(*(onnx_embedder.embed_with_layers(t, layers=i % 2 == 0)
+                                       for i, t in enumerate(texts)))
+        expected = onnx_embedder.embed_sync(texts)
+        assert float(np.max(np.abs(alone[0] - expected[0]))) < 1e-6
+        for i, (vector, pooled) in enumerate(mixed):
+            assert (pooled is not None) == (i % 2 == 0)
+            assert float(np.max(np.abs(vector - expected[i]))) < 1e-5
+
     async def test_micro_batching_on_onnx(self, onnx_embedder):
         import asyncio
 
