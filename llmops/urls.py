@@ -13,15 +13,24 @@ urlpatterns = [
 ]
 
 
+# The Anthropic Messages front door's URLs: their errors, unknown URLs included, are Anthropic's.
+ANTHROPIC_PREFIX = "/v1/messages"
+
+
 def _json_error(status: int, message: str, code: str):
     from django.http import JsonResponse
 
     from llmops.errors import error_body
 
     def view(request, exception=None):
-        return JsonResponse(error_body(message, error_type="invalid_request_error"
-                                       if status < 500 else "api_error", code=code),
-                            status=status)
+        body = error_body(message, error_type="invalid_request_error"
+                          if status < 500 else "api_error", code=code)
+        if request.path.startswith(ANTHROPIC_PREFIX):  # each front door answers in its own shape
+            from llmops.api.messages.errors import from_openai_error
+
+            body = from_openai_error(status, body,
+                                     request_id=request.headers.get("x-request-id", ""))
+        return JsonResponse(body, status=status)
 
     return view
 

@@ -90,3 +90,11 @@ def test_unknown_url_is_a_json_error(client):
     response = client.get("/v1/nope")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
+
+
+def test_an_unknown_url_under_the_messages_front_door_is_an_anthropic_error(client):
+    response = client.get("/v1/messages/nope", headers={"X-Request-ID": "req-404"})
+    assert response.status_code == 404
+    body = response.json()
+    assert body["type"] == "error" and body["error"]["type"] == "not_found_error"
+    assert body["error"]["llmops"]["code"] == "not_found"
