@@ -22,6 +22,18 @@ def _flush_at_exit(ref: "weakref.ref[RedisStore]") -> None:
             pass
 
 
+# KEYS: the threshold delta, the namespace's stats hash; ARGV: step, low, high, new window (1/0).
+# Returned as a string: Redis would truncate a Lua number to an integer.
+_CLAMPED_ADD = """
+local value = (tonumber(redis.call('GET', KEYS[1])) or 0) + tonumber(ARGV[1])
+value = math.max(tonumber(ARGV[2]), math.min(tonumber(ARGV[3]), value))
+local text = string.format('%.17g', value)
+redis.call('SET', KEYS[1], text)
+if ARGV[4] == '1' then redis.call('HDEL', KEYS[2], 'window_agree', 'window_disagree') end
+return text
+"""
+
+
 class RedisStore(BaseStore):
     """Redis store shared by every gateway process (redis-py, the client django-redis wraps)."""
 
@@ -37,6 +49,7 @@ class RedisStore(BaseStore):
         )
         self.p = prefix
         self.max_events = max_events
+        self._clamped_add_script = self.r.register_script(_CLAMPED_ADD)
         # Whether writes are announced on the event stream that processes' in-process indexes
         # follow; off when Redis searches the vectors itself (semcache/store/redis_search.py):
         # nothing reads the stream then, and its add events carry every vector.
@@ -292,14 +305,8 @@ class RedisStore(BaseStore):
         return float(value) if value else 0.0
 
     def tighten(self, namespace, *, step, ceiling):
-        def run():
-            value = self.r.incrbyfloat(self._k("thr", namespace), step)
-            if value > ceiling:
-                self.r.set(self._k("thr", namespace), ceiling)
-                return ceiling
-            return value
-
-        return self._call(run)
+        # A delta on a cosine threshold never goes below -1: no floor in effect.
+        return self._clamped_add(namespace, step=step, low=-1.0, high=ceiling, new_window=False)
 
     def record_verification(self, namespace, *, agreed):
         side = "agree" if agreed else "disagree"
@@ -318,15 +325,15 @@ class RedisStore(BaseStore):
                         strict=True))
 
     def shift_threshold(self, namespace, *, step, low, high):
-        def run():
-            value = min(max(self.r.incrbyfloat(self._k("thr", namespace), step), low), high)
-            pipe = self.r.pipeline(transaction=True)
-            pipe.set(self._k("thr", namespace), value)
-            pipe.hdel(self._k("s", namespace), "window_agree", "window_disagree")
-            pipe.execute()
-            return value
+        return self._clamped_add(namespace, step=step, low=low, high=high, new_window=True)
 
-        return self._call(run)
+    def _clamped_add(self, namespace, *, step, low, high, new_window):
+        """Add `step` to the namespace's threshold delta, kept within [low, high], in one
+        script: two processes moving it at once each see the other's move (an increment then
+        a separate clamp could undo one)."""
+        keys = [self._k("thr", namespace), self._k("s", namespace)]
+        args = [repr(float(step)), repr(float(low)), repr(float(high)), int(new_window)]
+        return float(self._call(lambda: self._clamped_add_script(keys=keys, args=args)))
 
     def ping(self):
         self._call(self.r.ping)

@@ -59,3 +59,22 @@ def test_a_mixed_window_moves_nothing(settings):
     assert threshold_step(Precision(3, 2)) == 0.0
     assert threshold_step(Precision(0, 4)) == 0.0  # too few verdicts
     assert threshold_step(Precision(0, 5)) > 0 > threshold_step(Precision(5, 0))
+
+
+def test_concurrent_moves_each_count_within_bounds(redis_url, redis_prefix):
+    """Many processes' moves at once (threads here, one script each on Redis): the add and the
+    clamp are one step, so no move overwrites another's (an increment followed by a separate
+    clamped write could put back a value from before the other's increment)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = RedisStore(url=redis_url, prefix=redis_prefix)
+    try:
+        steps = [0.01] * 60 + [-0.01] * 60  # never near the bounds: the moves must sum to 0
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda s: store.shift_threshold("race", step=s, low=-1.0, high=1.0),
+                          steps))
+        assert store.threshold_delta("race") == pytest.approx(0.0, abs=1e-9)
+        assert store.shift_threshold("race", step=0.5, low=-0.05, high=0.05) == 0.05
+        assert store.tighten("race", step=0.5, ceiling=0.07) == pytest.approx(0.07)
+    finally:
+        store.flush()
