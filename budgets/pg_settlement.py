@@ -59,24 +59,25 @@ _LEDGER_FIELDS = [f for f in UsageRecord._meta.concrete_fields if not f.primary_
 
 @cache
 def _sql(with_rollups: bool = True) -> str:
-    # Built once per process: the hot path only executes it.
+    # Built once per process: the hot path only executes it. The ledger row and its roll-up
+    # rows arrive as one JSON parameter each (raw_rows.pg_json): a parameter per column made
+    # psycopg quote ~100 values and re-parse the statement on every run.
     qn = connection.ops.quote_name
     counter, reservation, ledger, budget = map(
         raw_rows.table, (BudgetCounter, BudgetReservation, UsageRecord, Budget))
     columns = ", ".join(qn(f.column) for f in _LEDGER_FIELDS)
-    values = ", ".join(f"%(f{i})s" for i in range(len(_LEDGER_FIELDS)))
     # The row's hour and day roll-ups, once the row is in and after the counters are locked
     # (the scalar subquery runs `charged` first): counters, then roll-ups, the one lock order.
-    rolled = (", rolled AS (\n    " + rollups.pg_settlement_upsert(
-        "recorded WHERE (SELECT count(*) FROM charged) >= 0") + "\n    RETURNING 1\n)"
+    rolled = (", rolled AS (" + rollups.pg_settlement_upsert(
+        "recorded WHERE (SELECT count(*) FROM charged) >= 0", "rollups") + " RETURNING 1)"
               if with_rollups else "")
-    return f"""
+    return " ".join(f"""
 WITH released AS (
     DELETE FROM {reservation} WHERE request_id = %(request_id)s AND team_id = %(team_id)s
     RETURNING 1
 ), recorded AS (
     INSERT INTO {ledger} ({columns})
-    SELECT {values} FROM released
+    SELECT {columns} FROM jsonb_populate_record(NULL::{ledger}, %(row)s::jsonb), released
     RETURNING id
 ), locked AS (
     SELECT c.id FROM {counter} c
@@ -98,7 +99,7 @@ SELECT (SELECT count(*) FROM released), (SELECT id FROM recorded),
                                          b.total_limit::text, b.uses_defaults,
                                          b.alert_threshold::text) ORDER BY ch.id)
         FROM charged ch JOIN {budget} b ON b.id = ch.budget_id)
-"""
+""".split())
 
 
 def settle(*, record: UsageRecord, release: Decimal, cost: Decimal, counter_ids: list[int],
@@ -106,12 +107,12 @@ def settle(*, record: UsageRecord, release: Decimal, cost: Decimal, counter_ids:
     """Run the settlement statement for the unsaved ledger row `record`: if its reservation is
     still there, delete it, insert `record` (its pk is set), take `release` out of the
     counters' reserved and add `cost` to their spent."""
-    params = {f"f{i}": f.get_db_prep_save(getattr(record, f.attname), connection)
-              for i, f in enumerate(_LEDGER_FIELDS)}
-    params.update(request_id=record.request_id, counter_ids=raw_rows.pg_array(sorted(counter_ids)),
-                  release=release, cost=cost, now=now, team_id=record.team_id)
+    row = raw_rows.json_values({f.column: getattr(record, f.attname) for f in _LEDGER_FIELDS})
+    params = {"row": raw_rows.pg_json(row), "request_id": record.request_id,
+              "counter_ids": raw_rows.pg_array(sorted(counter_ids)), "release": release,
+              "cost": cost, "now": now, "team_id": record.team_id}
     if rollups.INLINE:
-        params.update(rollups.upsert_params(record))
+        params["rollups"] = rollups.pg_settlement_rows(record)
     with connection.cursor() as cursor:
         cursor.execute(_sql(rollups.INLINE), params)
         released, record_id, rows = cursor.fetchone()

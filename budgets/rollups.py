@@ -22,6 +22,7 @@ from django.db.models import Aggregate, Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncHour
 
 from budgets.models import RollupGrain, UsageRecord, UsageRollup
+from llmops import raw_rows
 
 # Settlement adds to the roll-ups. Only bench/ledger_scale.py turns it off, to measure its cost.
 INLINE = True
@@ -103,21 +104,16 @@ _COLUMNS = ("bucket", "grain", "start", *DIMENSIONS, *(m.column for m in MEASURE
 
 
 @cache
-def _upsert_sql(source: str | None = None) -> str:
+def _upsert_sql() -> str:
     """Return the upsert of the two rows (hour, day) of one ledger row: named parameters
-    `h_<column>` and `d_<column>`. With `source` (a CTE name), only if that CTE has a row."""
+    `h_<column>` and `d_<column>` (`upsert_params`)."""
     qn = connection.ops.quote_name
     table = qn(UsageRollup._meta.db_table)
     columns = ", ".join(qn(_field(c).column) for c in _COLUMNS)
-    adds = ", ".join(f"{qn(m.column)} = {table}.{qn(m.column)} + excluded.{qn(m.column)}"
-                     for m in MEASURES)
     rows = [", ".join(f"%({g}_{c})s" for c in _COLUMNS) for g in ("h", "d")]
-    if source is None:
-        values = "VALUES " + ", ".join(f"({r})" for r in rows)
-    else:
-        values = " UNION ALL ".join(f"SELECT {r} FROM {source}" for r in rows)
+    values = "VALUES " + ", ".join(f"({r})" for r in rows)
     return (f"INSERT INTO {table} ({columns}) {values} "
-            f"ON CONFLICT ({qn('bucket')}) DO UPDATE SET {adds}")
+            f"ON CONFLICT ({qn('bucket')}) DO UPDATE SET {_adds(table)}")
 
 
 def _field(column: str):
@@ -125,24 +121,49 @@ def _field(column: str):
     return UsageRollup._meta.get_field(column.removesuffix("_id"))
 
 
-def upsert_params(record: UsageRecord, *, sign: int = 1) -> dict:
-    """Return the parameters of `_upsert_sql` that add (`sign` 1) or take back (-1) `record`."""
+def upsert_rows(record: UsageRecord, *, sign: int = 1) -> list[tuple[str, dict]]:
+    """Return (parameter prefix, {column: value}) of each roll-up row that `record` adds to
+    (`sign` 1) or takes back from (-1), in the one order every writer locks them."""
     dims = _row_dims(record)
-    params = {}
+    measures = {m.column: sign * m.of_row(record) for m in MEASURES}
+    rows = []
     for grain, prefix, start in ((RollupGrain.HOUR, "h", hour_start(record.created_at)),
                                  (RollupGrain.DAY, "d", day_start(record.created_at))):
-        values = {"bucket": bucket_key(grain, start, dims), "grain": grain, "start": start,
-                  **dict(zip(DIMENSIONS, dims, strict=True))}
-        values.update({m.column: sign * m.of_row(record) for m in MEASURES})
-        for column, value in values.items():
-            params[f"{prefix}_{column}"] = _field(column).get_db_prep_save(value, connection)
-    return params
+        rows.append((prefix, {"bucket": bucket_key(grain, start, dims), "grain": grain,
+                              "start": start, **dict(zip(DIMENSIONS, dims, strict=True)),
+                              **measures}))
+    return rows
 
 
-def pg_settlement_upsert(source: str) -> str:
+def upsert_params(record: UsageRecord, *, sign: int = 1) -> dict:
+    """Return the parameters of `_upsert_sql` that add (`sign` 1) or take back (-1) `record`."""
+    return {f"{prefix}_{column}": _field(column).get_db_prep_save(value, connection)
+            for prefix, values in upsert_rows(record, sign=sign)
+            for column, value in values.items()}
+
+
+def pg_settlement_upsert(source: str, param: str) -> str:
     """Return the upsert as a PostgreSQL CTE body that adds the row only if `source` has one
-    (the settlement statement's inserted ledger row)."""
-    return _upsert_sql(source)
+    (the settlement statement's inserted ledger row), its rows read from the one JSON parameter
+    `param` (`pg_settlement_rows`)."""
+    qn = connection.ops.quote_name
+    table = qn(UsageRollup._meta.db_table)
+    columns = ", ".join(qn(_field(c).column) for c in _COLUMNS)
+    return (f"INSERT INTO {table} ({columns}) SELECT {columns} FROM "
+            f"jsonb_populate_recordset(NULL::{table}, %({param})s::jsonb), {source} "
+            f"ON CONFLICT ({qn('bucket')}) DO UPDATE SET {_adds(table)}")
+
+
+def pg_settlement_rows(record: UsageRecord) -> str:
+    """Return `pg_settlement_upsert`'s parameter: `record`'s roll-up rows as a JSON array."""
+    return raw_rows.pg_json([raw_rows.json_values(values)
+                             for _, values in upsert_rows(record)])
+
+
+def _adds(table: str) -> str:
+    qn = connection.ops.quote_name
+    return ", ".join(f"{qn(m.column)} = {table}.{qn(m.column)} + excluded.{qn(m.column)}"
+                     for m in MEASURES)
 
 
 def rollups_add(record: UsageRecord, *, sign: int = 1) -> None:
