@@ -108,6 +108,15 @@ class TestRollups:
         assert snapshot() == before
         assert_rollups_match_ledger()
 
+    def test_coarse_grains_are_rebuilt_from_the_day_rows_alone(self, traffic):
+        """`--coarse-only` reads no raw row: it restores the per-key and per-model rows of days
+        whose raw rows are gone (archived) from their day rows."""
+        before = snapshot()
+        UsageRollup.objects.filter(grain__in=rollups.COARSE_GRAINS).delete()
+        UsageRecord.objects.all().delete()  # as if archived (roll-ups stay)
+        call_command("rebuild_rollups", "--coarse-only", "--json")
+        assert snapshot() == before
+
     def test_catch_up_after_a_stretch_written_without_rollups(self, traffic, make_api_key,
                                                                monkeypatch):
         """A ledger written while roll-ups were not kept (a restored backup, rows loaded in
