@@ -5,6 +5,18 @@ from django.conf import settings
 from django.db import migrations, models
 
 
+def rollup_pages_leave_room(apps, schema_editor):
+    """PostgreSQL: leave room in each roll-up page, so that settlement's `+=` to a row is a HOT
+    update (no new index entries; measures are in no index) rather than a copy to another page."""
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("ALTER TABLE budgets_usagerollup SET (fillfactor = 70)")
+
+
+def rollup_pages_full(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("ALTER TABLE budgets_usagerollup RESET (fillfactor)")
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -78,4 +90,5 @@ class Migration(migrations.Migration):
             model_name='usagerecord',
             index=models.Index(fields=['endpoint', 'created_at'], name='budgets_usa_endpoin_2fb405_idx'),
         ),
+        migrations.RunPython(rollup_pages_leave_room, rollup_pages_full),
     ]
