@@ -1,6 +1,7 @@
 """Roll-ups (budgets/rollups.py): equal to the ledger's sums after every kind of ledger write,
 rebuilt idempotently, caught up after a stretch written without them, and what reports read."""
 
+import json
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -270,3 +271,4 @@ class TestReportsReadRollups:
             assert {k: _usd12(getattr(summary, k)) for k in expected} == {
                 k: _usd12(v) for k, v in expected.items()}
             assert expected["requests"] and expected["shadow_requests"]  # something to sum
+            json.dumps(summary.as_dict())  # counts stay ints, amounts decimal strings
