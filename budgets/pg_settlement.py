@@ -65,7 +65,7 @@ def _sql(with_rollups: bool = True) -> str:
         raw_rows.table, (BudgetCounter, BudgetReservation, UsageRecord, Budget))
     columns = ", ".join(qn(f.column) for f in _LEDGER_FIELDS)
     values = ", ".join(f"%(f{i})s" for i in range(len(_LEDGER_FIELDS)))
-    # The row's hour and day roll-ups, once the row is in and after the counters are locked
+    # The row's roll-ups (one row per grain), once the row is in and after the counters are locked
     # (the scalar subquery runs `charged` first): counters, then roll-ups, the one lock order.
     rolled = (", rolled AS (\n    " + rollups.pg_settlement_upsert(
         "recorded WHERE (SELECT count(*) FROM charged) >= 0") + "\n    RETURNING 1\n)"
