@@ -109,6 +109,13 @@ def _ledger_chunks(rows: int, principals: list, seed: int = 7):
         cost = np.where(hit, 0.0, price)
         saved = np.where(hit, price, 0.0)
         auto = auto_team[team]
+        # Routing's saving against a reference model: auto teams' calls, some dearer (< 0).
+        routing = np.where(auto & ~hit, price * rng.uniform(-0.2, 0.8, n), 0.0)
+        # Shadow mode on 2% of requests: a would-hit on a tenth, a would-route on half.
+        shadow = rng.random(n) < 0.02
+        would_hit = shadow & (rng.random(n) < 0.1)
+        would_route = shadow & ~would_hit & (rng.random(n) < 0.5)
+        shadow_model = np.where(would_route, model_names[rng.choice(MODELS, n)], "")
         served = model_names[model]
         requested = np.where(auto, "auto", served)
         reason = np.where(auto, reasons[rng.choice(3, n, p=[0.7, 0.2, 0.1])], "")
@@ -124,7 +131,11 @@ def _ledger_chunks(rows: int, principals: list, seed: int = 7):
             keys[key].astype(str), users[key].astype(str), team_ids[key].astype(str),
             endpoints[key % 10], requested, served, ["[]"] * n, reason, prompt.astype(str),
             completion.astype(str), ["0"] * n, ["0"] * n, prompt.astype(str),
-            _usd(price * 1.5), _usd(cost), _usd(saved), cache, ["\\N"] * n,
+            _usd(price * 1.5), _usd(cost), _usd(saved + routing), _usd(saved),
+            np.where(routing != 0, "reference", ""), _usd(routing), np.where(shadow, "t", "f"),
+            np.where(would_hit, "hit_exact", ""), [""] * n, ["\\N"] * n, shadow_model,
+            _usd(np.where(would_hit, cost, 0.0)),
+            _usd(np.where(would_route, cost * 0.4, 0.0)), cache, ["\\N"] * n,
             np.where(stream, "t", "f"),
             latency.astype(str), ttft, ["\\N"] * n, status, error, http,
         ]
@@ -146,7 +157,10 @@ COPY_COLUMNS = ("request_id", "created_at", "api_key_id", "user_id", "team_id", 
                 "requested_model", "served_model", "attempted_models", "routing_reason",
                 "prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens",
                 "estimated_prompt_tokens", "estimated_cost", "cost", "cost_saved",
-                "cache_status", "cache_similarity", "stream", "latency_ms", "ttft_ms",
+                "cache_saved", "reference_model", "routing_saved", "shadow",
+                "shadow_cache_status", "shadow_cache_entry", "shadow_cache_similarity",
+                "shadow_model", "shadow_cache_saved", "shadow_routing_saved", "cache_status",
+                "cache_similarity", "stream", "latency_ms", "ttft_ms",
                 "upstream_latency_ms", "status", "error_kind", "http_status")
 
 
@@ -275,6 +289,8 @@ def _measure(rows: int, samples: int, settle_requests: int) -> list[tuple[str, s
             "budget_report", "--period", "month", stdout=io.StringIO())),
         ("budget_report --period day", lambda: call_command(
             "budget_report", "--period", "day", stdout=io.StringIO())),
+        ("savings_report --since 30d", lambda: call_command(
+            "savings_report", "--since", "30d", stdout=io.StringIO())),
         ("admin ledger changelist", page("/admin/budgets/usagerecord/")),
         ("admin changelist, team filter", page(
             f"/admin/budgets/usagerecord/?team__id__exact={some_team}")),

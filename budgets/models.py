@@ -402,6 +402,8 @@ class UsageRecord(models.Model):
             models.Index(fields=["served_model", "created_at"]),
             models.Index(fields=["status", "created_at"]),
             models.Index(fields=["cache_status", "created_at"]),
+            # The admin's endpoint filter, bounded in time like every ledger view.
+            models.Index(fields=["endpoint", "created_at"]),
         ]
         constraints = [
             # Unique per team (team, request_id); request_id first so that the admin's search
@@ -418,16 +420,22 @@ class UsageRecord(models.Model):
 class RollupGrain(models.TextChoices):
     HOUR = "hour", "Hour"
     DAY = "day", "Day"
+    # Coarse day grains: a few dimensions kept, the others collapsed (budgets.rollups).
+    DAY_BY_KEY = "dkey", "Day, per key"
+    DAY_BY_MODEL = "dmod", "Day, per model"
 
 
 class UsageRollup(models.Model):
     """Sums of the ledger over one hour or one UTC day for one combination of who, what and how
     (team, key, user, endpoint, requested and served model, routing reason, cache status,
-    status): what reports read instead of scanning the ledger.
+    status, shadow mode's would-hit and would-route): what reports read instead of scanning the
+    ledger. The coarse day grains keep only some of these (per key: team, key, user; per model:
+    served model, routing reason, cache status, status, shadow) and hold the others empty.
 
-    Kept current by settlement (the row is added to in the same statement or transaction as
+    Kept current by settlement (the rows are added to in the same statement or transaction as
     the ledger row, budgets.rollups) and rebuildable from the ledger (`rebuild_rollups`). A day
-    row is the sum of its hour rows. Archiving raw ledger rows leaves roll-ups alone.
+    row is the sum of its hour rows, a coarse row the sum of its day rows. Archiving raw ledger
+    rows leaves roll-ups alone.
 
     Team, key and user are ids without a database constraint: a deleted team's history stays
     summed under its old id (the ledger's own column turns NULL then).
@@ -451,6 +459,8 @@ class UsageRollup(models.Model):
     routing_reason = models.CharField(max_length=64, blank=True)
     cache_status = models.CharField(max_length=16, choices=CacheStatus.choices)
     status = models.CharField(max_length=24, choices=UsageStatus.choices)
+    shadow_cache_status = models.CharField(max_length=16, blank=True, default="")
+    shadow_model = models.CharField(max_length=100, blank=True, default="")
 
     # Sums (budgets.rollups.MEASURES says how each comes from a ledger row). Money is wider
     # than MONEY: a sum of many rows must not overflow.
@@ -466,6 +476,20 @@ class UsageRollup(models.Model):
     latency_count = models.BigIntegerField(default=0)
     ttft_ms_sum = models.BigIntegerField(default=0)
     ttft_count = models.BigIntegerField(default=0)
+    cache_saved = models.DecimalField(max_digits=30, decimal_places=12, default=Decimal(0))
+    routing_saved = models.DecimalField(max_digits=30, decimal_places=12, default=Decimal(0))
+    routing_extra_cost = models.DecimalField(
+        max_digits=30, decimal_places=12, default=Decimal(0),
+        help_text="The negative part of routing_saved: rows served dearer than the reference.")
+    shadow_requests = models.BigIntegerField(default=0)
+    shadow_cache_saved = models.DecimalField(max_digits=30, decimal_places=12,
+                                             default=Decimal(0))
+    shadow_routing_saved = models.DecimalField(max_digits=30, decimal_places=12,
+                                               default=Decimal(0))
+    hits = models.BigIntegerField(default=0, help_text="Requests answered from the cache.")
+    hit_cost_saved = models.DecimalField(max_digits=30, decimal_places=12, default=Decimal(0),
+                                         help_text="cost_saved of the cache hits.")
+    errors = models.BigIntegerField(default=0, help_text="Requests whose status is not ok.")
 
     class Meta:
         indexes = [

@@ -66,8 +66,9 @@ def _sql(with_rollups: bool = True) -> str:
     counter, reservation, ledger, budget = map(
         raw_rows.table, (BudgetCounter, BudgetReservation, UsageRecord, Budget))
     columns = ", ".join(qn(f.column) for f in _LEDGER_FIELDS)
-    # The row's hour and day roll-ups, once the row is in and after the counters are locked
-    # (the scalar subquery runs `charged` first): counters, then roll-ups, the one lock order.
+    # The row's roll-ups (one row per grain), once the row is in and after the counters are
+    # locked (the scalar subquery runs `charged` first): counters, then roll-ups, the one lock
+    # order.
     rolled = (", rolled AS (" + rollups.pg_settlement_upsert(
         "recorded WHERE (SELECT count(*) FROM charged) >= 0", "rollups") + " RETURNING 1)"
               if with_rollups else "")

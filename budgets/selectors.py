@@ -15,7 +15,7 @@ from budgets.models import (
     BudgetPeriod,
     BudgetReservation,
     BudgetScope,
-    CacheStatus,
+    RollupGrain,
     UsageRecord,
 )
 from budgets.money import USD, ZERO
@@ -182,11 +182,11 @@ _GROUPS = (
 def spend_report(*, period: str = BudgetPeriod.MONTH, team_name: str | None = None,
                  now: datetime | None = None) -> list[ScopeSpend]:
     """Return spend, savings and utilization per scope (global, teams, users, keys) for the
-    current day or month, from the ledger's roll-ups. One grouped query per scope kind plus the
-    budgets."""
+    current day or month, from the ledger's per-key day roll-ups. One grouped query per scope
+    kind plus the budgets."""
     now = now or timezone.now()
     start = period_start(period, now)
-    ledger = rollups_since(start, period_end(period, start))
+    ledger = rollups_since(start, period_end(period, start), days=RollupGrain.DAY_BY_KEY)
     budgets = Budget.objects.select_related("api_key", "user", "team")
     if team_name is not None:
         ledger = ledger.filter(team__name=team_name)
@@ -199,7 +199,7 @@ def spend_report(*, period: str = BudgetPeriod.MONTH, team_name: str | None = No
     rows: list[ScopeSpend] = []
     seen = set()
     totals = {"requests": _requests(), "spent": Sum("cost"), "saved": Sum("cost_saved"),
-              "hits": _requests(filter=_HITS)}
+              "hits": _total("hits")}
     for scope, id_field, name_field in _GROUPS:
         if scope == BudgetScope.GLOBAL and team_name is not None:
             continue
@@ -259,19 +259,20 @@ def refusals_by_budget(*, period: str, start: datetime) -> dict[int, tuple[int, 
 
 def team_spend_summary(*, since: datetime, until: datetime | None = None) -> list[dict]:
     """Return per-team requests, spend, savings and cache hits from the hour of `since` to
-    `until`, from the ledger's roll-ups."""
+    `until`, from the ledger's per-key day roll-ups."""
     return list(
-        rollups_since(since, until).values("team_id", "team__name")
+        rollups_since(since, until, days=RollupGrain.DAY_BY_KEY).values("team_id", "team__name")
         .annotate(requests=_requests(), spent=Sum("cost"), saved=Sum("cost_saved"),
-                  hits=_requests(filter=_HITS), errors=_requests(filter=~Q(status="ok")),
+                  hits=_total("hits"), errors=_total("errors"),
                   prompt_tokens=Sum("prompt_tokens"), completion_tokens=Sum("completion_tokens"))
         .order_by("-spent")
     )
 
 
-_HITS = Q(cache_status__in=[CacheStatus.HIT_EXACT, CacheStatus.HIT_SEMANTIC])
-
-
-def _requests(**kwargs) -> Coalesce:
+def _requests() -> Coalesce:
     """Ledger rows in a roll-up queryset: the sum of its rows' request counts."""
-    return Coalesce(Sum("request_count", **kwargs), 0)
+    return _total("request_count")
+
+
+def _total(column: str) -> Coalesce:
+    return Coalesce(Sum(column), 0)

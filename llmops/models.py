@@ -104,11 +104,14 @@ class ResponseFeedback(models.Model):
     """A quality verdict on one answer, linked to its (append-only) ledger row.
 
     At most one per source and request: a client rates an answer once, the judge scores it once.
-    `model` and `task_type` are copied here so quality can be aggregated without a join.
+    `model` and `task_type` are copied here so quality can be aggregated without a join, and so
+    a verdict outlives its ledger row: archiving raw rows (`archive_ledger`) keeps the verdicts
+    and clears their link, as it keeps the roll-ups.
     """
 
-    usage_record = models.ForeignKey("budgets.UsageRecord", on_delete=models.CASCADE,
-                                     related_name="feedback")
+    usage_record = models.ForeignKey("budgets.UsageRecord", null=True, on_delete=models.SET_NULL,
+                                     related_name="feedback",
+                                     help_text="Empty once the ledger row was archived.")
     source = models.CharField(max_length=8, choices=FeedbackSource.choices)
     score = models.FloatField(help_text="0 (useless or wrong) to 10 (perfect).")
     correct = models.BooleanField(null=True, blank=True,
@@ -135,7 +138,7 @@ class ResponseFeedback(models.Model):
         indexes = [models.Index(fields=["model", "task_type"])]
 
     def __str__(self) -> str:
-        return f"{self.source} {self.score:g}/10 on {self.usage_record_id}"
+        return f"{self.source} {self.score:g}/10 on {self.usage_record_id or 'an archived row'}"
 
 
 class RateLimitRefusal(models.Model):

@@ -1,6 +1,7 @@
 """Archiving: export raw ledger rows older than a date to a file, then delete them in batches.
 
-Roll-ups and budget counters are left as they are, so reports and limits keep their history; a
+Roll-ups, budget counters and quality verdicts (`ResponseFeedback`, unlinked from the rows) are
+left as they are, so reports, limits and quality keep their history; a
 `LedgerArchive` row remembers the cut, so reconciliation can say which periods it can no longer
 check from raw rows.
 """
@@ -37,8 +38,8 @@ def ledger_archive(*, before: datetime, to: str | Path, batch_size: int = 5000,
     in .gz), deleting each batch of `batch_size` rows once it is on disk; return how many.
 
     Rows are read in (created_at, id) order through the created_at index, a batch at a time,
-    and each batch is deleted in its own short transaction (its rows' feedback goes with them,
-    as the foreign key says), so no lock is held for longer than one batch and settlement goes
+    and each batch is deleted in its own short transaction (its rows' quality verdicts stay,
+    unlinked: `ResponseFeedback`), so no lock is held for longer than one batch and settlement goes
     on meanwhile. A crash between a batch's write and its delete leaves that batch in the file
     and in the ledger: archiving again writes it again, to the new file.
     """

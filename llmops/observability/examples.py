@@ -24,7 +24,8 @@ def quality_example_labels(*, since: datetime | None = None) -> Iterator[Example
         text = message_text(last_user) if last_user else ""
         if text.strip():
             yield ExampleLabel(prompt=text, score=score / 10, model_name=model,
-                               source=f"quality:{source}", request_id=request_id)
+                               source=f"quality:{source}",
+                               request_id=request_id or "")  # none once archived
 
 
 def quality_examples_export(*, embed: Embed, since: datetime | None = None) -> int:

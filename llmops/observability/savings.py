@@ -1,22 +1,24 @@
-"""The savings report: spend, savings by source and shadow estimates, read from the ledger.
+"""The savings report: spend, savings by source and shadow estimates, read from the ledger's
+roll-ups.
 
 `savings_summary` is the one place these figures are aggregated: `manage.py savings_report`, the
-dashboard and anything else that shows savings read it, so pointing it at ledger roll-ups moves
-them all. Every figure is a database aggregate over ledger rows (docs/savings.md says how each
-row's amounts are computed).
+dashboard and anything else that shows savings read it. Every figure is a database aggregate
+over roll-up rows (budgets.rollups), never over raw ledger rows, so its cost follows the window
+and not the ledger's size (docs/savings.md says how each row's amounts are computed).
 """
 
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import Count, DecimalField, Q, Sum, Value
+from django.db.models import DecimalField, Q, Sum, Value
 from django.db.models.functions import Coalesce
 
-from budgets.models import UsageRecord
+from budgets.models import RollupGrain
+from budgets.rollups import rollups_since
 from routing.models import ModelProfile, Tier
 
-_ZERO = Value(Decimal(0), output_field=DecimalField(max_digits=20, decimal_places=12))
+_ZERO = Value(Decimal(0), output_field=DecimalField(max_digits=30, decimal_places=12))
 # Requests routing chose a model for: not named by the client (nor moved to a fallback because
 # the named one was cooling down), and not answered from the cache.
 _NOT_ROUTED = ("explicit", "cooldown", "")
@@ -27,6 +29,10 @@ VERIFICATION = Q(routing_reason="cache:verify")
 
 def _usd(field: str, condition: Q | None = None) -> Coalesce:
     return Coalesce(Sum(field, filter=condition), _ZERO)
+
+
+def _count(field: str = "request_count", condition: Q | None = None) -> Coalesce:
+    return Coalesce(Sum(field, filter=condition), 0)
 
 
 @dataclass(frozen=True)
@@ -93,42 +99,47 @@ class SavingsSummary:
 
 def savings_summary(*, since: datetime, until: datetime | None = None,
                     team_id: int | None = None) -> SavingsSummary:
-    """Return the savings of the ledger rows created in [since, until), of one team or all
-    (one aggregate query, plus one for the premium-tier model names)."""
-    rows = UsageRecord.objects.filter(created_at__gte=since)
-    if until is not None:
-        rows = rows.filter(created_at__lt=until)
-    if team_id is not None:
-        rows = rows.filter(team_id=team_id)
+    """Return the savings of the ledger rows created from the hour of `since` to `until`, of
+    one team or all (one aggregate over roll-ups, plus one query for the premium-tier model
+    names). All teams read the per-model day grain; one team its own day rows (the per-model
+    grain has no team)."""
+    if team_id is None:
+        rows = rollups_since(since, until, days=RollupGrain.DAY_BY_MODEL)
+    else:
+        rows = rollups_since(since, until).filter(team_id=team_id)
     strong = list(ModelProfile.objects.filter(tier=Tier.PREMIUM).values_list("name", flat=True))
     exact, semantic = Q(cache_status="hit_exact"), Q(cache_status="hit_semantic")
-    shadow = Q(shadow=True)
-    shadow_exact = shadow & Q(shadow_cache_status="hit_exact")
-    shadow_semantic = shadow & Q(shadow_cache_status="hit_semantic")
-    shadow_routed = shadow & ~Q(shadow_model="")
-    totals = rows.aggregate(
-        requests=Count("id"),
+    # The shadow_* measures count shadow rows only (budgets.rollups.MEASURES).
+    shadow_exact = Q(shadow_cache_status="hit_exact")
+    shadow_semantic = Q(shadow_cache_status="hit_semantic")
+    shadow_routed = ~Q(shadow_model="")
+    figures = dict(
+        requests=_count(),
         spend=_usd("cost"),
         saved_exact=_usd("cache_saved", exact),
         saved_semantic=_usd("cache_saved", semantic),
         saved_routing=_usd("routing_saved"),
-        routing_extra_cost=_usd("routing_saved", Q(routing_saved__lt=0)),
+        routing_extra_cost=_usd("routing_extra_cost"),
         saved_total=_usd("cost_saved"),
-        exact_hits=Count("id", filter=exact),
-        semantic_hits=Count("id", filter=semantic),
-        routed=Count("id", filter=ROUTED),
-        routed_strong=Count("id", filter=ROUTED & Q(served_model__in=strong)),
-        shadow_requests=Count("id", filter=shadow),
-        shadow_exact_hits=Count("id", filter=shadow_exact),
-        shadow_semantic_hits=Count("id", filter=shadow_semantic),
+        exact_hits=_count(condition=exact),
+        semantic_hits=_count(condition=semantic),
+        routed=_count(condition=ROUTED),
+        routed_strong=_count(condition=ROUTED & Q(served_model__in=strong)),
+        shadow_requests=_count("shadow_requests"),
+        shadow_exact_hits=_count("shadow_requests", shadow_exact),
+        shadow_semantic_hits=_count("shadow_requests", shadow_semantic),
         shadow_saved_exact=_usd("shadow_cache_saved", shadow_exact),
         shadow_saved_semantic=_usd("shadow_cache_saved", shadow_semantic),
-        shadow_saved_routing=_usd("shadow_routing_saved", shadow),
-        shadow_routed=Count("id", filter=shadow_routed),
-        shadow_routed_strong=Count("id", filter=shadow_routed & Q(shadow_model__in=strong)),
-        verifications=Count("id", filter=VERIFICATION),
+        shadow_saved_routing=_usd("shadow_routing_saved"),
+        shadow_routed=_count("shadow_requests", shadow_routed),
+        shadow_routed_strong=_count("shadow_requests",
+                                    shadow_routed & Q(shadow_model__in=strong)),
+        verifications=_count(condition=VERIFICATION),
         verification_cost=_usd("cost", VERIFICATION),
     )
+    # Named apart from the roll-up columns: an aggregate may not read another's result.
+    summed = rows.aggregate(**{f"of_{name}": value for name, value in figures.items()})
+    totals = {name: summed[f"of_{name}"] for name in figures}
     totals["routing_extra_cost"] = -totals["routing_extra_cost"]
     return SavingsSummary(**{f.name: totals[f.name] for f in fields(SavingsSummary)})
 

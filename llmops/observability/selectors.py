@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db.models import Avg, Count, DecimalField, F, Q, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate
 
-from budgets.models import BudgetCounter
+from budgets.models import BudgetCounter, RollupGrain
 from budgets.rollups import rollups_since
 from llmops.models import RateLimitRefusal, ResponseFeedback
 from llmops.observability.savings import savings_summary, verified_hits
@@ -17,7 +17,8 @@ ZERO = Value(Decimal(0), output_field=DecimalField(max_digits=30, decimal_places
 HIT = Q(cache_status__startswith="hit")
 
 # Every usage figure comes from the ledger's roll-ups (budgets.rollups), never from raw rows: a
-# window starts on the hour of `since` and reads whole days as day rows.
+# window starts on the hour of `since` and reads whole days as rows of a coarse day grain (per
+# model or per key: a few rows per day, whatever the traffic's mix), partial days as hour rows.
 
 
 def _usd(field: str, **kwargs) -> Coalesce:
@@ -28,8 +29,12 @@ def _count(**kwargs) -> Coalesce:
     return Coalesce(Sum("request_count", **kwargs), 0)
 
 
-def _window(since: datetime):
-    return rollups_since(since)
+def _by_model(since: datetime):
+    return rollups_since(since, days=RollupGrain.DAY_BY_MODEL)
+
+
+def _by_key(since: datetime):
+    return rollups_since(since, days=RollupGrain.DAY_BY_KEY)
 
 
 def _average(total: int | None, count: int | None) -> float | None:
@@ -39,7 +44,7 @@ def _average(total: int | None, count: int | None) -> float | None:
 def usage_totals(*, since: datetime) -> dict:
     """Return request, spend, cache and error totals since `since` (one query); savings are
     `llmops.observability.savings.savings_summary`'s."""
-    totals = _window(since).aggregate(
+    totals = _by_model(since).aggregate(
         requests=_count(),
         cost=_usd("cost"),
         hits=_count(filter=HIT),
@@ -59,7 +64,7 @@ def usage_totals(*, since: datetime) -> dict:
 def spend_per_day(*, since: datetime) -> list[dict]:
     """Return [{day, cost, saved, requests}] per UTC day, oldest first."""
     return list(
-        _window(since).annotate(day=TruncDate("start")).values("day")
+        _by_model(since).annotate(day=TruncDate("start")).values("day")
         .annotate(cost=_usd("cost"), saved=_usd("cost_saved", filter=HIT), requests=_count())
         .order_by("day")
     )
@@ -68,7 +73,7 @@ def spend_per_day(*, since: datetime) -> list[dict]:
 def spend_per_model(*, since: datetime) -> list[dict]:
     """Return [{model, cost, requests}] for every served model, costliest first."""
     return list(
-        _window(since).exclude(served_model="").values(model=F("served_model"))
+        _by_model(since).exclude(served_model="").values(model=F("served_model"))
         .annotate(cost=_usd("cost"), requests=_count())
         .order_by("-cost", "model")
     )
@@ -77,8 +82,8 @@ def spend_per_model(*, since: datetime) -> list[dict]:
 def top_teams(*, since: datetime, limit: int) -> list[dict]:
     """Return the `limit` teams that spent most: [{team_name, cost, saved, requests}]."""
     return list(
-        _window(since).filter(team__isnull=False).values(team_name=F("team__name"))
-        .annotate(cost=_usd("cost"), saved=_usd("cost_saved", filter=HIT), requests=_count())
+        _by_key(since).filter(team__isnull=False).values(team_name=F("team__name"))
+        .annotate(cost=_usd("cost"), saved=_usd("hit_cost_saved"), requests=_count())
         .order_by("-cost", "team_name")[:limit]
     )
 
@@ -86,7 +91,7 @@ def top_teams(*, since: datetime, limit: int) -> list[dict]:
 def top_keys(*, since: datetime, limit: int) -> list[dict]:
     """Return the `limit` API keys that spent most, shown by prefix only."""
     return list(
-        _window(since).filter(api_key__isnull=False)
+        _by_key(since).filter(api_key__isnull=False)
         .values(prefix=F("api_key__prefix"), name=F("api_key__name"),
                 team_name=F("team__name"))
         .annotate(cost=_usd("cost"), requests=_count())

@@ -3,15 +3,16 @@
 from collections import defaultdict
 
 from budgets.models import RollupGrain, UsageRecord, UsageRollup
-from budgets.rollups import DIMENSIONS, MEASURES, day_start, hour_start
+from budgets.rollups import DIMENSIONS, MEASURES, grain_dims, grain_start
 
 
 def ledger_sums(grain: str) -> dict:
-    """Return {(start, dims): {measure: sum}} of the raw ledger, row by row."""
-    start_of = hour_start if grain == RollupGrain.HOUR else day_start
+    """Return {(start, dims): {measure: sum}} of the raw ledger, row by row (dimensions a
+    coarse grain does not keep collapsed as it collapses them)."""
     out: dict = defaultdict(lambda: defaultdict(int))
     for row in UsageRecord.objects.iterator():
-        key = (start_of(row.created_at), tuple(getattr(row, d) for d in DIMENSIONS))
+        key = (grain_start(grain, row.created_at),
+               tuple(grain_dims(grain, [getattr(row, d) for d in DIMENSIONS])))
         for m in MEASURES:
             out[key][m.column] += m.of_row(row)
     return {k: dict(v) for k, v in out.items()}
@@ -28,7 +29,7 @@ def rollup_sums(grain: str) -> dict:
 
 
 def assert_rollups_match_ledger() -> None:
-    """Assert every hour and day roll-up equals the sums of its raw ledger rows, and no roll-up
+    """Assert every roll-up of every grain equals the sums of its raw ledger rows, and no roll-up
     row stands for no row."""
     for grain in RollupGrain.values:
         assert rollup_sums(grain) == ledger_sums(grain), grain

@@ -21,6 +21,7 @@ from budgets.models import BudgetCounter, BudgetScope, LedgerArchive, UsageRecor
 from budgets.selectors import spend_report
 from budgets.services import budget_set, ledger_retention_apply
 from budgets.services.archive import ARCHIVE_COLUMNS
+from llmops.models import ResponseFeedback
 from llmops.observability.selectors import dashboard_data
 from tests.unit.budgets.factories import spend
 
@@ -118,6 +119,9 @@ class TestArchive:
         rollups = list(UsageRollup.objects.order_by("bucket").values())
         counters = list(BudgetCounter.objects.order_by("pk").values())
         reports = _reports(timezone.now())
+        verdicts = [ResponseFeedback.objects.create(
+            usage_record_id=pk, source="judge", score=7, model="m") for pk in (
+                before_rows[0][0], UsageRecord.objects.order_by("-created_at")[0].pk)]
         out, err = io.StringIO(), io.StringIO()
         call_command("archive_ledger", "--before", cut.isoformat(), "--to", str(archive_path),
                      "--batch-size", "7", stdout=out, stderr=err)
@@ -135,6 +139,10 @@ class TestArchive:
         assert list(BudgetCounter.objects.order_by("pk").values()) == counters
         assert _reports(timezone.now()) == reports
         assert LedgerArchive.objects.get().rows == len(before_rows)
+        # Quality verdicts outlive their archived rows, unlinked; the others keep their link.
+        assert [(f.usage_record_id, f.score) for f in ResponseFeedback.objects.filter(
+            pk__in=[v.pk for v in verdicts]).order_by("pk")] == [
+            (None, 7), (verdicts[1].usage_record_id, 7)]
 
     def test_reconcile_checks_raw_periods_and_says_which_were_archived(
             self, history, archive_path):

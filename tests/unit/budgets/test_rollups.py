@@ -1,6 +1,7 @@
 """Roll-ups (budgets/rollups.py): equal to the ledger's sums after every kind of ledger write,
 rebuilt idempotently, caught up after a stretch written without them, and what reports read."""
 
+import json
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -44,14 +45,15 @@ def traffic(make_api_key):
                                   estimated_cost=D("0.01"), now=at)
         return request_settle(admission=admission, entry=UsageEntry(
             request_id=rid, principal=principal, requested_model=fields.pop("model", "m"),
-            served_model="m", estimated_cost=D("0.01"), **fields))
+            served_model=fields.pop("served_model", "m"), estimated_cost=D("0.01"), **fields))
 
     def hit(principal, at, status):
         nonlocal n
         n += 1
         request_settle(admission=None, entry=UsageEntry(
             request_id=f"h{n}", principal=principal, requested_model="m", served_model="m",
-            cache_status=status, cost_saved=D("0.000321"), recorded_at=at))
+            cache_status=status, cost_saved=D("0.000321"), cache_saved=D("0.000321"),
+            recorded_at=at))
 
     for i in range(5):
         at = T0 + timedelta(minutes=37 * i)
@@ -62,6 +64,18 @@ def traffic(make_api_key):
         hit(a, at, "hit_exact")
         hit(b, at, "hit_semantic")
         admitted(a, at, status="upstream_error", error_kind="http_500", http_status=502)
+        # Savings by source: routing cheaper and dearer than the reference, shadow mode's
+        # would-hit and would-route, a verified hit's background call.
+        routing = D("0.0004") * (2 - i)
+        admitted(b, at, cost=D("0.0009"), model="auto", served_model="m-strong",
+                 routing_reason="auto:quality", reference_model="m-ref", routing_saved=routing,
+                 cost_saved=routing)
+        admitted(a, at, cost=D("0.003"), shadow=True,
+                 shadow_cache_status="hit_exact" if i % 2 else "hit_semantic",
+                 shadow_cache_saved=D("0.003"))
+        admitted(b, at, cost=D("0.003"), shadow=True, shadow_model="m-strong" if i else "m-x",
+                 shadow_routing_saved=D("0.001") - D("0.0007") * i)
+        admitted(a, at, cost=D("0.0002"), routing_reason="cache:verify")
     dead = request_admit(principal=a, request_id="dead", estimated_cost=D("0.7"), now=T0)
     reservations_release_stale(older_than_seconds=600, now=T0 + timedelta(minutes=20))
     assert UsageRecord.objects.filter(error_kind="abandoned").count() == 1
@@ -74,7 +88,7 @@ def traffic(make_api_key):
 @pytest.mark.django_db
 class TestRollups:
     def test_rollups_equal_the_ledger_after_every_kind_of_write(self, traffic):
-        assert UsageRecord.objects.count() == 26
+        assert UsageRecord.objects.count() == 46
         assert_rollups_match_ledger()
         assert not UsageRollup.objects.filter(request_count=0).exists()
 
@@ -94,6 +108,15 @@ class TestRollups:
         call_command("rebuild_rollups", "--json")  # the whole ledger, again
         assert snapshot() == before
         assert_rollups_match_ledger()
+
+    def test_coarse_grains_are_rebuilt_from_the_day_rows_alone(self, traffic):
+        """`--coarse-only` reads no raw row: it restores the per-key and per-model rows of days
+        whose raw rows are gone (archived) from their day rows."""
+        before = snapshot()
+        UsageRollup.objects.filter(grain__in=rollups.COARSE_GRAINS).delete()
+        UsageRecord.objects.all().delete()  # as if archived (roll-ups stay)
+        call_command("rebuild_rollups", "--coarse-only", "--json")
+        assert snapshot() == before
 
     def test_catch_up_after_a_stretch_written_without_rollups(self, traffic, make_api_key,
                                                                monkeypatch):
@@ -127,6 +150,10 @@ class TestRollups:
         assert (RollupGrain.DAY, day_start(T0)) not in grains
         total = sum(window.values_list("request_count", flat=True))
         assert total == UsageRecord.objects.filter(created_at__gte=hour_start(T0)).count()
+
+
+def _usd12(value):
+    return value.quantize(D("1e-12")) if isinstance(value, D) else value
 
 
 def _ledger_scope_sums(qs, field):
@@ -177,6 +204,7 @@ class TestReportsReadRollups:
     def test_reports_read_no_raw_ledger_row(self, traffic):
         from django.test.utils import CaptureQueriesContext
 
+        from llmops.observability.savings import savings_summary
         from llmops.observability.selectors import dashboard_data
 
         ledger = UsageRecord._meta.db_table
@@ -184,11 +212,63 @@ class TestReportsReadRollups:
             spend_report(period="month", now=T0)
             team_spend_summary(since=T0 - timedelta(days=30))
             dashboard_data(since=T0 - timedelta(days=30))
-        raw = sorted(q["sql"] for q in ctx.captured_queries if ledger in q["sql"])
-        # The one exception, until the roll-ups carry the savings-by-source and shadow columns:
-        # the dashboard's savings section aggregates the ledger through its one selector.
-        from llmops.observability.savings import savings_summary
-
-        with CaptureQueriesContext(connection) as savings:
             savings_summary(since=T0 - timedelta(days=30))
-        assert raw == sorted(q["sql"] for q in savings.captured_queries if ledger in q["sql"])
+            savings_summary(since=T0 - timedelta(days=30), team_id=traffic[0].team_id)
+        assert [q["sql"] for q in ctx.captured_queries if ledger in q["sql"]] == []
+
+    @pytest.mark.parametrize("since", [T0 - timedelta(days=30), T0 - timedelta(minutes=30),
+                                       day_start(T0) + timedelta(days=1)])
+    def test_savings_summary_equals_the_ledger(self, traffic, since):
+        """Every figure, all teams (per-model day rows and hour rows) and one team (its day and
+        hour rows), over whole days and from an hour."""
+        from llmops.observability.savings import ROUTED, VERIFICATION, savings_summary
+        from routing.models import ModelProfile, Tier
+
+        ModelProfile.objects.create(name="m-strong", provider="openai", tier=Tier.PREMIUM,
+                                    input_price_per_token=D("1e-6"),
+                                    output_price_per_token=D("2e-6"))
+        a, _ = traffic
+        routed = set(UsageRecord.objects.filter(ROUTED).values_list("pk", flat=True))
+        verify = set(UsageRecord.objects.filter(VERIFICATION).values_list("pk", flat=True))
+        for team_id in (None, a.team_id):
+            rows = UsageRecord.objects.filter(created_at__gte=hour_start(since))
+            if team_id is not None:
+                rows = rows.filter(team_id=team_id)
+            rows = list(rows)
+            shadow = [r for r in rows if r.shadow]
+
+            def total(field, rs, test=lambda r: True):
+                return sum((getattr(r, field) for r in rs if test(r)), D(0))
+
+            expected = dict(
+                requests=len(rows), spend=total("cost", rows),
+                saved_exact=total("cache_saved", rows, lambda r: r.cache_status == "hit_exact"),
+                saved_semantic=total("cache_saved", rows,
+                                     lambda r: r.cache_status == "hit_semantic"),
+                saved_routing=total("routing_saved", rows),
+                routing_extra_cost=-total("routing_saved", rows, lambda r: r.routing_saved < 0),
+                saved_total=total("cost_saved", rows),
+                exact_hits=sum(r.cache_status == "hit_exact" for r in rows),
+                semantic_hits=sum(r.cache_status == "hit_semantic" for r in rows),
+                routed=sum(r.pk in routed for r in rows),
+                routed_strong=sum(r.pk in routed and r.served_model == "m-strong" for r in rows),
+                shadow_requests=len(shadow),
+                shadow_exact_hits=sum(r.shadow_cache_status == "hit_exact" for r in shadow),
+                shadow_semantic_hits=sum(r.shadow_cache_status == "hit_semantic"
+                                         for r in shadow),
+                shadow_saved_exact=total("shadow_cache_saved", shadow,
+                                         lambda r: r.shadow_cache_status == "hit_exact"),
+                shadow_saved_semantic=total("shadow_cache_saved", shadow,
+                                            lambda r: r.shadow_cache_status == "hit_semantic"),
+                shadow_saved_routing=total("shadow_routing_saved", shadow),
+                shadow_routed=sum(r.shadow_model != "" for r in shadow),
+                shadow_routed_strong=sum(r.shadow_model == "m-strong" for r in shadow),
+                verifications=sum(r.pk in verify for r in rows),
+                verification_cost=total("cost", rows, lambda r: r.pk in verify),
+            )
+            summary = savings_summary(since=since, team_id=team_id)
+            # To the ledger's 1e-12 USD: SQLite sums decimals in binary floating point.
+            assert {k: _usd12(getattr(summary, k)) for k in expected} == {
+                k: _usd12(v) for k, v in expected.items()}
+            assert expected["requests"] and expected["shadow_requests"]  # something to sum
+            json.dumps(summary.as_dict())  # counts stay ints, amounts decimal strings
