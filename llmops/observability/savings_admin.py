@@ -12,15 +12,7 @@ from budgets.rollups import day_start
 from llmops.models import Team
 from llmops.observability.savings import savings_summary, verified_hits
 from llmops.observability.savings_overview import period_days, savings_per_period, savings_per_team
-from llmops.observability.views import WINDOWS, _savings_chart
-
-
-def _window_days(request: HttpRequest) -> int:
-    try:
-        days = int(request.GET.get("days", settings.DASHBOARD_DEFAULT_DAYS))
-    except ValueError:
-        days = settings.DASHBOARD_DEFAULT_DAYS
-    return min(max(days, 1), 366)
+from llmops.observability.views import WINDOWS, savings_chart, window_days
 
 
 def _team(request: HttpRequest) -> Team | None:
@@ -34,7 +26,7 @@ def savings_chart_data(summary, periods) -> dict:
     """Return the JSON the page's charts draw: savings by source (the dashboard's chart) and
     spend, realized savings and shadow estimates per period, with the strong-model share."""
     return {
-        "savings": _savings_chart(summary),
+        "savings": savings_chart(summary),
         "savings_per_period": [{
             "period": p.start.date().isoformat(), "spend": float(p.summary.spend),
             "saved_exact": float(p.summary.saved_exact),
@@ -47,7 +39,7 @@ def savings_chart_data(summary, periods) -> dict:
 
 def savings_admin_view(request: HttpRequest, *, admin_site) -> TemplateResponse:
     """Render the savings of the last `?days=` UTC days, of `?team=` or every team."""
-    days = _window_days(request)
+    days = window_days(request)
     team = _team(request)
     team_id = team.pk if team else None
     now = timezone.now()
