@@ -168,6 +168,11 @@ _EMPTY = RoutingPredictor(KnnPredictor())
 
 async def _refresh() -> None:
     global _predictor
+    from routing.default_predictor import default_models
+
+    # The shipped default is fitted once per process (seconds of embedding): on a thread of its
+    # own, not one of the database pool's.
+    await asyncio.to_thread(default_models)
     current = _predictor
     fingerprint, rebuilt = await run_db(_refresh_predictor, current)
     predictor = rebuilt if rebuilt is not None else (current[2] if current else _EMPTY)
