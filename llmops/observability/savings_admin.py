@@ -1,5 +1,6 @@
 """The admin's savings page (staff only): spend, savings by source, shadow estimates, verified-hit
-precision and routing's strong-model share, per team and per period, as numbers and charts."""
+precision, routing's strong-model share and sampled quality, per team and per period, as numbers
+and charts."""
 
 from datetime import timedelta
 
@@ -12,6 +13,7 @@ from budgets.rollups import day_start
 from llmops.models import Team
 from llmops.observability.savings import savings_summary, verified_hits
 from llmops.observability.savings_overview import period_days, savings_per_period, savings_per_team
+from llmops.observability.selectors import quality_per_model
 from llmops.observability.views import WINDOWS, savings_chart, window_days
 
 
@@ -58,6 +60,7 @@ def savings_admin_view(request: HttpRequest, *, admin_site) -> TemplateResponse:
         "per_team": [] if team else savings_per_team(since=since, until=until,
                                                        limit=settings.DASHBOARD_TOP_N),
         "verified": verified_hits(team_id=team_id, limit=settings.DASHBOARD_TOP_N),
+        "quality": quality_per_model(since=since, team_id=team_id),
         "chart_data": savings_chart_data(summary, periods),
         "generated_at": now,
     }

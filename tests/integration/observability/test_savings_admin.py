@@ -80,6 +80,21 @@ def test_one_team_and_a_long_window_by_week(staff_client, ledger):  # noqa: F811
     assert sum((p.summary.spend for p in periods), Decimal(0)) == weekly.context["summary"].spend
 
 
+def test_sampled_quality_of_the_teams_answers(staff_client, ledger):  # noqa: F811
+    from llmops.models import ResponseFeedback
+
+    acme, globex = ledger
+    for issued, score in ((acme, 9.0), (globex, 3.0)):
+        row = UsageRecord.objects.filter(team=issued.api_key.team).first()
+        ResponseFeedback.objects.create(usage_record=row, source="judge", score=score,
+                                        model=row.served_model)
+    every = staff_client.get(f"{URL}?days=30").context["quality"]
+    assert sum(r["count"] for r in every) == 2
+    one = staff_client.get(f"{URL}?days=30&team={acme.api_key.team_id}")
+    assert [(r["score"], r["count"]) for r in one.context["quality"]] == [(9.0, 1)]
+    assert 'id="table-quality"' in one.content.decode()
+
+
 def test_the_page_is_staff_only(client, django_user_model):
     assert client.get(URL).status_code == 302
     client.force_login(django_user_model.objects.create_user("joe", password="pw"))
