@@ -1,6 +1,9 @@
 """Admin for teams and API keys. A key's secret is shown once, right after creation."""
 
+from functools import partial
+
 from django.contrib import admin, messages
+from django.urls import path
 
 from budgets.admin import ApiKeyBudgetInline, TeamBudgetInline, budget_admin_link
 from llmops.models import ApiKey, RateLimitRefusal, Team
@@ -27,6 +30,13 @@ class TeamAdmin(admin.ModelAdmin):
     @admin.display(description="Budget")
     def budget(self, obj: Team) -> str:
         return budget_admin_link(obj)
+
+    def get_urls(self):
+        from llmops.observability.savings_admin import savings_admin_view
+
+        # Staff only, as every admin page: admin_view sends anyone else to the login page.
+        view = self.admin_site.admin_view(partial(savings_admin_view, admin_site=self.admin_site))
+        return [path("savings/", view, name="llmops_team_savings"), *super().get_urls()]
 
 
 @admin.register(ApiKey)

@@ -93,20 +93,49 @@ def predict_profile(predictor: KnnPredictor, profile, vector: np.ndarray | None)
 
 
 class RoutingPredictor:
-    """Learned models for well-labeled targets, the kNN vote for sparse ones, priors otherwise."""
+    """Learned models for well-labeled targets, the kNN vote for sparse ones, priors otherwise.
 
-    def __init__(self, knn: KnnPredictor, learned: dict | None = None):
+    `defaults` ({(TIER, name): OutcomeModel}, routing.default_predictor) are the shipped
+    models: where they cover a profile's tier, their prediction for the prompt is the profile's
+    prior instead of its static quality score.
+    """
+
+    def __init__(self, knn: KnnPredictor, learned: dict | None = None,
+                 defaults: dict | None = None):
         self.knn = knn
         self.learned = learned or {}  # target → routing.learned.OutcomeModel
+        self.defaults = defaults or {}
 
     def __len__(self) -> int:
         return len(self.knn)
+
+    @property
+    def predicts(self) -> bool:
+        """Return whether any prediction depends on the prompt (else priors alone decide)."""
+        return bool(len(self.knn) or self.defaults)
+
+    def _learned(self, model, target, text: str, vector: np.ndarray,
+                 layers: dict[int, np.ndarray] | None, memo: dict) -> Prediction:
+        """Return `model`'s prediction for the prompt, memoised per target in `memo`."""
+        if target not in memo:
+            if _FEATURES not in memo:  # the prompt's structural features: once
+                memo[_FEATURES] = feature_matrix([text])
+            batch = None if layers is None else {
+                x: np.asarray(v, dtype=np.float32)[None, :] for x, v in layers.items()}
+            memo[target] = Prediction(
+                quality=float(model.predict([text], vector[None, :], layers=batch,
+                                            features=memo[_FEATURES])[0]),
+                support=float(model.size))
+        return memo[target]
 
     def predict(self, profile, text: str, vector: np.ndarray | None, *,
                 layers: dict[int, np.ndarray] | None = None,
                 memo: dict | None = None) -> Prediction:
         """Return the predicted quality of `profile` for a prompt: the learned model of its own
-        labels, else of its tier's, else the kNN vote, else its static quality score.
+        labels, else of its tier's, else the kNN vote, else its prior — the shipped default
+        model of its tier where there is one, else its static quality score. The kNN vote
+        shrinks toward that same prior, so a deployment's first few labels adjust the default
+        near the prompts they label, and a learned model of its own replaces it.
 
         `layers` ({layer: vector}, the embedder's pooled intermediate layers of the prompt, or
         None) lets a learned model fitted with layers use them. `memo` (one dict per prompt)
@@ -118,19 +147,16 @@ class RoutingPredictor:
             return Prediction(quality=prior, support=0.0)
         vector = np.asarray(vector, dtype=np.float32)
         memo = {} if memo is None else memo
+        default = self.defaults.get((TIER, profile.tier))
+        if default is not None:  # memoised apart from a learned model of the tier's own labels
+            prior_of = lambda: self._learned(  # noqa: E731 - only when no own model answers
+                default, ("default", profile.tier), text, vector, layers, memo).quality
+        else:
+            prior_of = lambda: prior  # noqa: E731
         for target in profile_targets(profile):
             model = self.learned.get(target)
             if model is not None:
-                if target not in memo:
-                    if _FEATURES not in memo:  # the prompt's structural features: once
-                        memo[_FEATURES] = feature_matrix([text])
-                    batch = None if layers is None else {
-                        x: np.asarray(v, dtype=np.float32)[None, :] for x, v in layers.items()}
-                    memo[target] = Prediction(
-                        quality=float(model.predict([text], vector[None, :], layers=batch,
-                                                    features=memo[_FEATURES])[0]),
-                        support=float(model.size))
-                return memo[target]
+                return self._learned(model, target, text, vector, layers, memo)
             if self.knn.has(target):
-                return self.knn.predict(target, vector, prior=prior)
-        return Prediction(quality=prior, support=0.0)
+                return self.knn.predict(target, vector, prior=prior_of())
+        return Prediction(quality=prior_of(), support=0.0)

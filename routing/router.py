@@ -302,7 +302,7 @@ async def _predict(ctx: RouteRequest, candidates: list) -> dict[str, float]:
     """Return predicted quality per candidate (learned when examples exist, else the prior)."""
     predictor = await routing_predictor()
     vector = layers = None
-    if len(predictor):
+    if predictor.predicts:
         vector, layers = await prompt_embedding(ctx)
     text = routing_text(ctx.messages)
     memo: dict = {}

@@ -115,9 +115,11 @@ def routing_examples_load(*, limit: int | None = None) -> RoutingPredictor:
 
     Targets with at least `learned.MIN_EXAMPLES` labels (both outcomes present) get the learned
     model on their most recent `learned.MAX_TRAIN` labels; every target also gets the kNN vote,
-    used when it has too few labels for the learned model.
+    used when it has too few labels for the learned model. The shipped default models
+    (routing.default_predictor, fitted once per process) give the priors.
     """
     from routing import learned as config
+    from routing.default_predictor import default_models
     from routing.learned import OutcomeModel
 
     limit = limit or EXAMPLES_MAX
@@ -127,8 +129,9 @@ def routing_examples_load(*, limit: int | None = None) -> RoutingPredictor:
                 .values_list("model_name", "tier", "score", "embedding", "prompt",
                              "layer_embeddings", "layers")[:limit])
     knn = KnnPredictor()
+    defaults = default_models()
     if not rows:
-        return RoutingPredictor(knn)
+        return RoutingPredictor(knn, defaults=defaults)
     targets = [(MODEL, m) if m else (TIER, t) for m, t, *_ in rows]
     vectors = np.stack([np.frombuffer(bytes(row[3]), dtype="<f4") for row in rows])
     scores = np.array([row[2] for row in rows], dtype=np.float64)
@@ -149,7 +152,7 @@ def routing_examples_load(*, limit: int | None = None) -> RoutingPredictor:
             k=config.K, layers=wanted, temperature=config.TEMPERATURE, formats=config.FORMATS,
             min_format_examples=config.MIN_EXAMPLES,
         ).fit([rows[i][4] for i in index], vectors[index], scores[index], layers=layers)
-    return RoutingPredictor(knn, learned)
+    return RoutingPredictor(knn, learned, defaults)
 
 
 def _refresh_predictor(current: tuple | None) -> tuple[tuple, RoutingPredictor | None]:
@@ -165,6 +168,11 @@ _EMPTY = RoutingPredictor(KnnPredictor())
 
 async def _refresh() -> None:
     global _predictor
+    from routing.default_predictor import default_models
+
+    # The shipped default is fitted once per process (seconds of embedding): on a thread of its
+    # own, not one of the database pool's.
+    await asyncio.to_thread(default_models)
     current = _predictor
     fingerprint, rebuilt = await run_db(_refresh_predictor, current)
     predictor = rebuilt if rebuilt is not None else (current[2] if current else _EMPTY)

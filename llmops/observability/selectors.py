@@ -196,11 +196,14 @@ def most_rate_limited_keys(*, since: datetime, limit: int) -> list[dict]:
     )
 
 
-def quality_per_model(*, since: datetime) -> list[dict]:
-    """Return [{model, source, score, count, hallucinations}] of verdicts given since `since`."""
+def quality_per_model(*, since: datetime, team_id: int | None = None) -> list[dict]:
+    """Return [{model, source, score, count, hallucinations}] of verdicts given since `since`
+    (on the answers of one team, or all)."""
+    verdicts = ResponseFeedback.objects.filter(created_at__gte=since)
+    if team_id is not None:
+        verdicts = verdicts.filter(usage_record__team_id=team_id)
     return list(
-        ResponseFeedback.objects.filter(created_at__gte=since)
-        .values("model", "source")
+        verdicts.values("model", "source")
         .annotate(score=Avg("score"), count=Count("id"),
                   hallucinations=Count("id", filter=Q(hallucination=True)))
         .order_by("model", "source")

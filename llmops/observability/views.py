@@ -15,7 +15,8 @@ from llmops.observability.selectors import dashboard_data
 WINDOWS = (1, 7, 30, 90)
 
 
-def _days(request: HttpRequest) -> int:
+def window_days(request: HttpRequest) -> int:
+    """Return the window the page asks for (`?days=`, 1-366; default DASHBOARD_DEFAULT_DAYS)."""
     try:
         days = int(request.GET.get("days", settings.DASHBOARD_DEFAULT_DAYS))
     except ValueError:
@@ -32,7 +33,7 @@ def _chart_data(data: dict) -> dict:
         "per_model": [{"model": row["model"], "cost": float(row["cost"]),
                        "requests": row["requests"]} for row in data["per_model"]],
         "cache": {"hits": data["totals"]["hits"], "misses": data["totals"]["misses"]},
-        "savings": _savings_chart(data["savings"]),
+        "savings": savings_chart(data["savings"]),
         "budgets": [{"label": f"{row.target} ({row.period})", "ratio": row.ratio}
                     for row in data["budgets"]],
         "top_teams": [{"team": row["team_name"], "cost": float(row["cost"])}
@@ -40,7 +41,7 @@ def _chart_data(data: dict) -> dict:
     }
 
 
-def _savings_chart(summary) -> dict:
+def savings_chart(summary) -> dict:
     """Return realized savings and shadow estimates by source (exact, semantic, routing)."""
     return {"realized": [float(summary.saved_exact), float(summary.saved_semantic),
                          float(summary.saved_routing)],
@@ -51,7 +52,7 @@ def _savings_chart(summary) -> dict:
 @staff_member_required
 def dashboard_view(request: HttpRequest) -> HttpResponse:
     """Render the dashboard for the last `?days=` UTC days (default DASHBOARD_DEFAULT_DAYS)."""
-    days = _days(request)
+    days = window_days(request)
     now = timezone.now()
     rate_refusals_flush()  # this process's pending counts: the embedded server's are all here
     # The last `days` UTC days, today included: whole days, which the roll-ups hold as one row

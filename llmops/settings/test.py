@@ -15,6 +15,9 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False
 SECURE_HSTS_SECONDS = 0
+# Routing tests label their own synthetic vectors and assert on static priors; the shipped
+# default predictor (fitted with the real embedder) is switched on by the tests that measure it.
+ROUTING_DEFAULT_EXAMPLES = ""
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not ":memory:", so the gateway's DB threads and live servers share one database.

@@ -38,6 +38,16 @@
                    {label: "Shadow estimate (USD)", data: data.savings.shadow, backgroundColor: palette[2]}]},
         options: {scales: {y: {ticks: {callback: usd}}}}};
     },
+    savings_per_period: function () {
+      var rows = data.savings_per_period, pick = function (key) { return rows.map(function (r) { return r[key]; }); };
+      return {type: "bar", data: {labels: pick("period"), datasets: [
+          {label: "Spend", data: pick("spend"), backgroundColor: palette[0], stack: "spend"},
+          {label: "Saved: exact hits", data: pick("saved_exact"), backgroundColor: palette[4], stack: "saved"},
+          {label: "Saved: semantic hits", data: pick("saved_semantic"), backgroundColor: palette[1], stack: "saved"},
+          {label: "Saved: routing", data: pick("saved_routing"), backgroundColor: palette[5], stack: "saved"},
+          {label: "Shadow estimate", data: pick("shadow_saved"), backgroundColor: palette[2], stack: "shadow"}]},
+        options: {scales: {y: {ticks: {callback: usd}}}}};
+    },
     budgets: function () {
       return {type: "bar", data: {
         labels: data.budgets.map(function (r) { return r.label; }),

@@ -1,5 +1,7 @@
 """Settings for the routing integration: policy levers, resilience, token estimation."""
 
+from pathlib import Path
+
 from llmops.settings.env import env
 
 # --- Policy -----------------------------------------------------------------------------------
@@ -65,3 +67,12 @@ ROUTING_TOKEN_MARGIN_OPENAI = env.float("ROUTING_TOKEN_MARGIN_OPENAI", default=0
 # Ledger window and sample cap used by `refresh_observed` to compute p50/p95/TTFT/error rate.
 ROUTING_OBSERVED_WINDOW_HOURS = env.int("ROUTING_OBSERVED_WINDOW_HOURS", default=24)
 ROUTING_OBSERVED_MAX_SAMPLES = env.int("ROUTING_OBSERVED_MAX_SAMPLES", default=2000)
+
+# --- The default predictor that ships with the project (routing/default_predictor.py) --------
+# Outcome rows ({prompt, weak_correct, strong_correct}) fitted per tier (weak: efficient, strong:
+# premium) as the prompt-specific prior of every profile in those tiers, until the deployment's
+# own examples replace it. Default: the project's own routing/default_examples.jsonl; empty: off
+# (profiles without labels route on their static quality scores).
+ROUTING_DEFAULT_EXAMPLES = env(
+    "ROUTING_DEFAULT_EXAMPLES",
+    default=str(Path(__file__).resolve().parents[3] / "routing" / "default_examples.jsonl"))

@@ -54,7 +54,8 @@ return Array.from(document.querySelectorAll('canvas[data-chart]')).map(function 
 """
 
 
-def test_staff_see_live_numbers_and_rendered_charts(gateway_traffic, live_gateway, browser):
+def log_in_to_the_admin(browser, live_gateway) -> None:
+    """Create a superuser and log in through the admin's login page, landing on its index."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
@@ -66,6 +67,20 @@ def test_staff_see_live_numbers_and_rendered_charts(gateway_traffic, live_gatewa
     browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
     WebDriverWait(browser, 15).until(ec.presence_of_element_located(
         (By.ID, "llmops-dashboard-link")))
+
+
+def assert_no_script_errors(browser) -> None:
+    """Script errors or a missing static file would show here (the site has no favicon)."""
+    errors = [entry for entry in browser.get_log("browser")
+              if entry["level"] == "SEVERE" and "favicon.ico" not in entry["message"]]
+    assert not errors, errors
+
+
+def test_staff_see_live_numbers_and_rendered_charts(gateway_traffic, live_gateway, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    log_in_to_the_admin(browser, live_gateway)
 
     browser.find_element(By.LINK_TEXT, "Usage dashboard").click()
     WebDriverWait(browser, 15).until(
@@ -82,7 +97,25 @@ def test_staff_see_live_numbers_and_rendered_charts(gateway_traffic, live_gatewa
     assert len(charts) == 6
     for chart in charts:
         assert chart["drawn"] and chart["points"] > 0 and chart["painted"] > 0, chart
-    # Script errors or a missing static file would show here (the site has no favicon).
-    errors = [entry for entry in browser.get_log("browser")
-              if entry["level"] == "SEVERE" and "favicon.ico" not in entry["message"]]
-    assert not errors, errors
+    assert_no_script_errors(browser)
+
+
+def test_staff_see_the_savings_page_with_rendered_charts(gateway_traffic, live_gateway,
+                                                         browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    log_in_to_the_admin(browser, live_gateway)
+
+    browser.find_element(By.LINK_TEXT, "Savings").click()
+    WebDriverWait(browser, 15).until(
+        lambda driver: driver.find_element(By.TAG_NAME, "body").get_attribute(
+            "data-charts-rendered") == "2")
+    cost = sum(float(r.cost) for r in UsageRecord.objects.all())
+    spend = browser.find_element(By.ID, "kpi-spend").text
+    assert float(spend.lstrip("$").replace(",", "")) == pytest.approx(cost, abs=1e-6)
+    charts = browser.execute_script(_CHART_STATE)
+    assert [chart["id"] for chart in charts] == ["chart-savings", "chart-savings-per-period"]
+    for chart in charts:
+        assert chart["drawn"] and chart["points"] > 0 and chart["painted"] > 0, chart
+    assert_no_script_errors(browser)

@@ -148,3 +148,38 @@ def test_routing_predictor_prefers_learned_model_then_knn_then_prior():
     assert predictor.predict(small, "What is the capital city of Chile?", easy).quality > 0.6
     assert predictor.predict(sparse, "x", easy).support > 0
     assert predictor.predict(other, "x", easy).quality == 0.42
+
+
+def test_the_default_model_is_the_prior_until_the_deployment_labels_replace_it():
+    from routing.learned import OutcomeModel
+    from routing.predictor import RoutingPredictor
+
+    texts, vectors, scores = _labeled()
+    default = OutcomeModel(k=20).fit(texts, vectors, scores)  # efficient: fails the math
+    math, trivia = unit(1, 0.1, 0.1), unit(0.1, 1, 0.1)
+    math_text, trivia_text = "Compute the integral of x^2 + 5x = 2, show steps", "Capital of Peru?"
+    small = ModelProfile(name="small", tier="efficient", quality_score=0.5)
+    standard = ModelProfile(name="mid", tier="standard", quality_score=0.42)
+
+    shipped = RoutingPredictor(KnnPredictor(), defaults={(TIER, "efficient"): default})
+    assert shipped.predicts and not RoutingPredictor(KnnPredictor()).predicts
+    assert shipped.predict(small, math_text, math).quality < 0.4
+    assert shipped.predict(small, trivia_text, trivia).quality > 0.6
+    assert shipped.predict(standard, math_text, math).quality == 0.42  # no default for its tier
+    assert shipped.predict(small, math_text, None).quality == 0.5  # no embedding: static prior
+
+    # A few labels of its own: the kNN vote, shrunk toward the default's prediction, moves the
+    # prompts near them and leaves the others on the default.
+    few = KnnPredictor(k=10).fit([(MODEL, "small")] * 3, np.stack([math] * 3), np.ones(3))
+    adjusted = RoutingPredictor(few, defaults={(TIER, "efficient"): default})
+    before = shipped.predict(small, math_text, math).quality
+    assert adjusted.predict(small, math_text, math).quality > before + 0.2
+    far = adjusted.predict(small, trivia_text, unit(0, 0.2, 1))
+    assert far.quality == pytest.approx(
+        shipped.predict(small, trivia_text, unit(0, 0.2, 1)).quality, abs=0.05)
+
+    # Enough labels for a learned model of its own: the default no longer counts.
+    flipped = OutcomeModel(k=20).fit(texts, vectors, 1.0 - scores)
+    own = RoutingPredictor(KnnPredictor(), {(TIER, "efficient"): flipped},
+                           defaults={(TIER, "efficient"): default})
+    assert own.predict(small, math_text, math).quality > 0.6
