@@ -136,6 +136,9 @@ def main():
     parser.add_argument("--spread-max", type=int, default=10_000,
                         help="Largest size measured spread over --namespaces.")
     parser.add_argument("--build-threads", type=int, default=2)
+    parser.add_argument("--keep", action="store_true",
+                        help="Leave the last size's entries and index on the server (with "
+                             "--redis-url: bench/semcache_redisvl.py --skip-load queries them).")
     parser.add_argument("--texts", default=str(ROOT.parent / "shared" / "data" /
                                               "qqp_pairs_dev.jsonl"))
     parser.add_argument("--redis-url", default="",
@@ -166,7 +169,8 @@ def main():
                         requested_model="auto", answer_params={})
     rows = []
     try:
-        for n in [int(s) for s in args.sizes.split(",")]:
+        sizes = [int(s) for s in args.sizes.split(",")]
+        for n in sizes:
             scope = build_scope(team_id=1, messages=[{"role": "user", "content": "q"}],
                                 requested_model="auto", answer_params={})
             rng = np.random.default_rng(n)
@@ -207,6 +211,9 @@ def main():
                          f"{rss_mb() - rss:+.0f} MB / process; server {per_entry / 1024:.1f} "
                          f"KB / entry", f"{indexed:.0f} s"))
             print(rows[-1], flush=True)
+            if args.keep and n == sizes[-1]:
+                print(f"kept: prefix {PREFIX}, namespace {scope.namespace}", flush=True)
+                break
             store.flush()
 
             if args.namespaces and n <= args.spread_max:

@@ -24,7 +24,6 @@ import numpy as np
 import redis
 
 PREFIX = "bench-rvl"
-INDEX = f"{PREFIX}:idx"
 NS = "a" * 64
 DIM = 384
 PARAMS = {"TYPE": "FLOAT32", "DIM": DIM, "DISTANCE_METRIC": "COSINE", "M": 16,
@@ -44,10 +43,10 @@ def load(r: redis.Redis, vectors: np.ndarray) -> float:
     from redis.commands.search.index_definition import IndexDefinition, IndexType
 
     try:
-        r.ft(INDEX).dropindex(delete_documents=True)
+        r.ft(f"{PREFIX}:idx").dropindex(delete_documents=True)
     except redis.ResponseError:
         pass
-    r.ft(INDEX).create_index([TagField("ns"), VectorField("vec", "HNSW", PARAMS)],
+    r.ft(f"{PREFIX}:idx").create_index([TagField("ns"), VectorField("vec", "HNSW", PARAMS)],
                              definition=IndexDefinition(prefix=[f"{PREFIX}:e:"],
                                                         index_type=IndexType.HASH))
     t0 = time.perf_counter()
@@ -59,18 +58,30 @@ def load(r: redis.Redis, vectors: np.ndarray) -> float:
             pipe.execute()
     pipe.execute()
     while True:
-        info = r.ft(INDEX).info()
+        info = r.ft(f"{PREFIX}:idx").info()
         if int(info["num_docs"]) >= len(vectors) and str(info["indexing"]) in ("0", "0.0"):
             return time.perf_counter() - t0
         time.sleep(0.5)
 
 
-def redis_py_query(r: redis.Redis, vector: np.ndarray, k: int = 3) -> str:
+def near_queries(r: redis.Redis, prefix: str, count: int, rng) -> np.ndarray:
+    """Return perturbed copies (cosine ~0.95) of `count` stored vectors."""
+    keys = []
+    for key in r.scan_iter(match=f"{prefix}:e:*", count=5000):
+        keys.append(key)
+        if len(keys) == count:
+            break
+    vectors = np.stack([np.frombuffer(r.hget(k, "vec"), dtype=np.float32) for k in keys])
+    out = vectors + rng.standard_normal(vectors.shape).astype(np.float32) * 0.016
+    return (out / np.linalg.norm(out, axis=1, keepdims=True)).astype(np.float32)
+
+
+def redis_py_query(r: redis.Redis, vector: np.ndarray, prefix: str, ns: str, k: int = 3) -> str:
     """The gateway's own query (semcache/store/redis_search.py), top hit's key."""
-    query = f"(@ns:{{{NS}}})=>[KNN {k + 2} @vec $v AS dist]"
-    reply = r.execute_command("FT.SEARCH", INDEX, query, "PARAMS", 2, "v", vector.tobytes(),
-                              "SORTBY", "dist", "RETURN", 3, "prompt", "expires", "dist",
-                              "LIMIT", 0, k + 2, "DIALECT", 2)
+    query = f"(@ns:{{{ns}}})=>[KNN {k + 2} @vec $v AS dist]"
+    reply = r.execute_command("FT.SEARCH", f"{prefix}:idx", query, "PARAMS", 2, "v",
+                              vector.tobytes(), "SORTBY", "dist", "RETURN", 3, "prompt",
+                              "expires", "dist", "LIMIT", 0, k + 2, "DIALECT", 2)
     if isinstance(reply, dict):  # RESP3
         rows = reply[b"results"]
         return rows[0][b"id"].decode() if rows else ""
@@ -83,8 +94,12 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=500)
     parser.add_argument("--skip-load", action="store_true",
-                        help="Reuse the entries a previous run left on the server.")
+                        help="Query entries already on the server (e.g. bench/"
+                             "semcache_redis_search.py --keep) under --prefix and --namespace.")
+    parser.add_argument("--prefix", default=PREFIX)
+    parser.add_argument("--namespace", default=NS)
     args = parser.parse_args()
+    prefix, ns = args.prefix, args.namespace
     import redisvl
     from redisvl.index import SearchIndex
     from redisvl.query import VectorQuery
@@ -96,9 +111,12 @@ def main() -> None:
         vectors = clustered(args.entries, rng)
         print(f"loaded and indexed {args.entries:,} entries in {load(r, vectors):.0f} s",
               flush=True)
-    queries = clustered(args.queries, np.random.default_rng(11))
+        queries = clustered(args.queries, np.random.default_rng(11))
+    else:
+        queries = near_queries(r, prefix, args.queries, rng)
+    entries = int(r.ft(f"{prefix}:idx").info()["num_docs"])
     index = SearchIndex.from_dict({
-        "index": {"name": INDEX, "prefix": f"{PREFIX}:e:", "storage_type": "hash"},
+        "index": {"name": f"{prefix}:idx", "prefix": f"{prefix}:e:", "storage_type": "hash"},
         "fields": [{"name": "ns", "type": "tag"},
                    {"name": "vec", "type": "vector",
                     "attrs": {"algorithm": "hnsw", "dims": DIM, "distance_metric": "cosine",
@@ -108,12 +126,12 @@ def main() -> None:
     def redisvl_query(vector: np.ndarray, k: int = 3) -> str:
         query = VectorQuery(vector=vector.tobytes(), vector_field_name="vec",
                             return_fields=["prompt", "expires"], num_results=k + 2,
-                            filter_expression=Tag("ns") == NS, return_score=True,
+                            filter_expression=Tag("ns") == ns, return_score=True,
                             dtype="float32")
         rows = index.query(query)
         return rows[0]["id"] if rows else ""
 
-    paths = {"redis-py": lambda v: redis_py_query(r, v), "redisvl": redisvl_query}
+    paths = {"redis-py": lambda v: redis_py_query(r, v, prefix, ns), "redisvl": redisvl_query}
     for run in paths.values():  # warm both (imports, buffers)
         for q in queries[:20]:
             run(q)
@@ -133,7 +151,7 @@ def main() -> None:
                 r.info("commandstats").get("cmdstat_ft.search")
             server[name] += float(stats["usec"]) / 1000 if stats else 0.0
         agree += tops["redis-py"] == tops["redisvl"]
-    print(f"redisvl {redisvl.__version__}, redis-py {redis.__version__}, {args.entries:,} "
+    print(f"redisvl {redisvl.__version__}, redis-py {redis.__version__}, {entries:,} "
           f"entries, {len(queries)} queries interleaved")
     print("| query path | p50 ms | p99 ms | client CPU p50 / p99 ms | server ms per query |")
     print("|---|---:|---:|---|---:|")
