@@ -38,27 +38,27 @@ def clustered(n: int, rng) -> np.ndarray:
     return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 
-def load(r: redis.Redis, vectors: np.ndarray) -> float:
+def load(r: redis.Redis, vectors: np.ndarray, prefix: str, ns: str) -> float:
     from redis.commands.search.field import TagField, VectorField
     from redis.commands.search.index_definition import IndexDefinition, IndexType
 
     try:
-        r.ft(f"{PREFIX}:idx").dropindex(delete_documents=True)
+        r.ft(f"{prefix}:idx").dropindex(delete_documents=True)
     except redis.ResponseError:
         pass
-    r.ft(f"{PREFIX}:idx").create_index([TagField("ns"), VectorField("vec", "HNSW", PARAMS)],
-                             definition=IndexDefinition(prefix=[f"{PREFIX}:e:"],
+    r.ft(f"{prefix}:idx").create_index([TagField("ns"), VectorField("vec", "HNSW", PARAMS)],
+                             definition=IndexDefinition(prefix=[f"{prefix}:e:"],
                                                         index_type=IndexType.HASH))
     t0 = time.perf_counter()
     pipe = r.pipeline(transaction=False)
     for i, v in enumerate(vectors):
-        pipe.hset(f"{PREFIX}:e:{i}", mapping={"ns": NS, "prompt": f"stored question {i}",
+        pipe.hset(f"{prefix}:e:{i}", mapping={"ns": ns, "prompt": f"stored question {i}",
                                                "expires": "1e12", "vec": v.tobytes()})
         if i % 2000 == 1999:
             pipe.execute()
     pipe.execute()
     while True:
-        info = r.ft(f"{PREFIX}:idx").info()
+        info = r.ft(f"{prefix}:idx").info()
         if int(info["num_docs"]) >= len(vectors) and str(info["indexing"]) in ("0", "0.0"):
             return time.perf_counter() - t0
         time.sleep(0.5)
@@ -76,9 +76,11 @@ def near_queries(r: redis.Redis, prefix: str, count: int, rng) -> np.ndarray:
     return (out / np.linalg.norm(out, axis=1, keepdims=True)).astype(np.float32)
 
 
-def redis_py_query(r: redis.Redis, vector: np.ndarray, prefix: str, ns: str, k: int = 3) -> str:
+def redis_py_query(r: redis.Redis, vector: np.ndarray, prefix: str, ns: str, policy: str,
+                   k: int = 3) -> str:
     """The gateway's own query (semcache/store/redis_search.py), top hit's key."""
-    query = f"(@ns:{{{ns}}})=>[KNN {k + 2} @vec $v AS dist]"
+    query = (f"(@ns:{{{ns}}})=>[KNN {k + 2} @vec $v AS dist]"
+             + (f"=>{{$HYBRID_POLICY: {policy}}}" if policy else ""))
     reply = r.execute_command("FT.SEARCH", f"{prefix}:idx", query, "PARAMS", 2, "v",
                               vector.tobytes(), "SORTBY", "dist", "RETURN", 3, "prompt",
                               "expires", "dist", "LIMIT", 0, k + 2, "DIALECT", 2)
@@ -96,6 +98,9 @@ def main() -> None:
     parser.add_argument("--skip-load", action="store_true",
                         help="Query entries already on the server (e.g. bench/"
                              "semcache_redis_search.py --keep) under --prefix and --namespace.")
+    parser.add_argument("--policy", default="BATCHES",
+                        help="Hybrid policy of both queries (the gateway's for a namespace this "
+                             "large; '' for the engine's choice).")
     parser.add_argument("--prefix", default=PREFIX)
     parser.add_argument("--namespace", default=NS)
     args = parser.parse_args()
@@ -109,8 +114,8 @@ def main() -> None:
     rng = np.random.default_rng(7)
     if not args.skip_load:
         vectors = clustered(args.entries, rng)
-        print(f"loaded and indexed {args.entries:,} entries in {load(r, vectors):.0f} s",
-              flush=True)
+        seconds = load(r, vectors, prefix, ns)
+        print(f"loaded and indexed {args.entries:,} entries in {seconds:.0f} s", flush=True)
         queries = clustered(args.queries, np.random.default_rng(11))
     else:
         queries = near_queries(r, prefix, args.queries, rng)
@@ -127,11 +132,12 @@ def main() -> None:
         query = VectorQuery(vector=vector.tobytes(), vector_field_name="vec",
                             return_fields=["prompt", "expires"], num_results=k + 2,
                             filter_expression=Tag("ns") == ns, return_score=True,
-                            dtype="float32")
+                            dtype="float32", hybrid_policy=args.policy or None)
         rows = index.query(query)
         return rows[0]["id"] if rows else ""
 
-    paths = {"redis-py": lambda v: redis_py_query(r, v, prefix, ns), "redisvl": redisvl_query}
+    paths = {"redis-py": lambda v: redis_py_query(r, v, prefix, ns, args.policy),
+             "redisvl": redisvl_query}
     for run in paths.values():  # warm both (imports, buffers)
         for q in queries[:20]:
             run(q)
