@@ -136,6 +136,9 @@ def main():
     parser.add_argument("--spread-max", type=int, default=10_000,
                         help="Largest size measured spread over --namespaces.")
     parser.add_argument("--build-threads", type=int, default=2)
+    parser.add_argument("--skip-process", action="store_true",
+                        help="Measure the Redis search only (the in-process HNSW at 1M: "
+                             "bench/semcache_lookup.py).")
     parser.add_argument("--keep", action="store_true",
                         help="Leave the last size's entries and index on the server (with "
                              "--redis-url: bench/semcache_redisvl.py --skip-load queries them).")
@@ -182,16 +185,18 @@ def main():
             near = truth >= 0.8
 
             # In-process: what every gateway process holding the namespace pays.
-            before = rss_mb()
-            index, _ = build_index(vectors, ann_min=semcache_index.ANN_MIN_ENTRIES,
-                                   params=params, base_key=base_key, threads=args.build_threads)
-            held = rss_mb() - before
-            cpu: list[float] = []
-            times, found = time_searches(index, queries, cpu)
-            rows.append((n, "1", f"process ({index.mode})", *pct(times), *pct(cpu), None,
-                         *agreement(found, truth, near), f"{held:.0f} MB / process", "-"))
-            print(rows[-1], flush=True)
-            del index
+            if not args.skip_process:
+                before = rss_mb()
+                index, _ = build_index(vectors, ann_min=semcache_index.ANN_MIN_ENTRIES,
+                                       params=params, base_key=base_key,
+                                       threads=args.build_threads)
+                held = rss_mb() - before
+                cpu: list[float] = []
+                times, found = time_searches(index, queries, cpu)
+                rows.append((n, "1", f"process ({index.mode})", *pct(times), *pct(cpu), None,
+                             *agreement(found, truth, near), f"{held:.0f} MB / process", "-"))
+                print(rows[-1], flush=True)
+                del index
 
             # Redis: the gateway process holds nothing; the server holds the index.
             store = RedisStore(url=url, prefix=PREFIX, timeout=5)
