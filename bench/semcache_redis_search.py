@@ -72,6 +72,10 @@ def load_redis(store, vectors, namespaces: list[str]) -> float:
         pipe.zadd(f"{PREFIX}:n:{ns}", {f"b{i}": now + 86400})
         if i % 5000 == 4999:
             pipe.execute()
+        if i % 50_000 == 49_999:  # each HSET indexes its vector: the rate is the engine's
+            rate = (i + 1) / (time.perf_counter() - t0)
+            print(f"  {i + 1:,} entries written and indexed, {rate:.0f} per second "
+                  f"(load average {os.getloadavg()[0]:.1f})", flush=True)
     pipe.execute()
     while True:
         info = store.r.ft(f"{PREFIX}:idx").info()
@@ -132,6 +136,12 @@ def main():
     parser.add_argument("--spread-max", type=int, default=10_000,
                         help="Largest size measured spread over --namespaces.")
     parser.add_argument("--build-threads", type=int, default=2)
+    parser.add_argument("--skip-process", action="store_true",
+                        help="Measure the Redis search only (the in-process HNSW at 1M: "
+                             "bench/semcache_lookup.py).")
+    parser.add_argument("--keep", action="store_true",
+                        help="Leave the last size's entries and index on the server (with "
+                             "--redis-url: bench/semcache_redisvl.py --skip-load queries them).")
     parser.add_argument("--texts", default=str(ROOT.parent / "shared" / "data" /
                                               "qqp_pairs_dev.jsonl"))
     parser.add_argument("--redis-url", default="",
@@ -162,7 +172,8 @@ def main():
                         requested_model="auto", answer_params={})
     rows = []
     try:
-        for n in [int(s) for s in args.sizes.split(",")]:
+        sizes = [int(s) for s in args.sizes.split(",")]
+        for n in sizes:
             scope = build_scope(team_id=1, messages=[{"role": "user", "content": "q"}],
                                 requested_model="auto", answer_params={})
             rng = np.random.default_rng(n)
@@ -174,16 +185,18 @@ def main():
             near = truth >= 0.8
 
             # In-process: what every gateway process holding the namespace pays.
-            before = rss_mb()
-            index, _ = build_index(vectors, ann_min=semcache_index.ANN_MIN_ENTRIES,
-                                   params=params, base_key=base_key, threads=args.build_threads)
-            held = rss_mb() - before
-            cpu: list[float] = []
-            times, found = time_searches(index, queries, cpu)
-            rows.append((n, "1", f"process ({index.mode})", *pct(times), *pct(cpu), None,
-                         *agreement(found, truth, near), f"{held:.0f} MB / process", "-"))
-            print(rows[-1], flush=True)
-            del index
+            if not args.skip_process:
+                before = rss_mb()
+                index, _ = build_index(vectors, ann_min=semcache_index.ANN_MIN_ENTRIES,
+                                       params=params, base_key=base_key,
+                                       threads=args.build_threads)
+                held = rss_mb() - before
+                cpu: list[float] = []
+                times, found = time_searches(index, queries, cpu)
+                rows.append((n, "1", f"process ({index.mode})", *pct(times), *pct(cpu), None,
+                             *agreement(found, truth, near), f"{held:.0f} MB / process", "-"))
+                print(rows[-1], flush=True)
+                del index
 
             # Redis: the gateway process holds nothing; the server holds the index.
             store = RedisStore(url=url, prefix=PREFIX, timeout=5)
@@ -203,6 +216,9 @@ def main():
                          f"{rss_mb() - rss:+.0f} MB / process; server {per_entry / 1024:.1f} "
                          f"KB / entry", f"{indexed:.0f} s"))
             print(rows[-1], flush=True)
+            if args.keep and n == sizes[-1]:
+                print(f"kept: prefix {PREFIX}, namespace {scope.namespace}", flush=True)
+                break
             store.flush()
 
             if args.namespaces and n <= args.spread_max:
