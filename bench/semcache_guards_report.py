@@ -64,14 +64,16 @@ def _outcome(pairs, record: dict, threshold: float, guards) -> tuple[int | None,
     return rank, record["lines"][rank]
 
 
-def measure(pairs, records, verdicts, strata, threshold: float, guards) -> dict:
-    """Return one decision's label and judged numbers over the whole file."""
+def measure(pairs, records, verdicts, strata, threshold: float, guards, outcome=None) -> dict:
+    """Return one decision's label and judged numbers over the whole file; `outcome(pairs,
+    record)` decides another way (rank, line) than `decide` at `threshold` with `guards`."""
     from semcache.judged import Outcome, judged_report, wilson
 
     hits = correct = correct_dup = 0
     outcomes = {}
     for r in records:
-        rank, line = _outcome(pairs, r, threshold, guards)
+        rank, line = (_outcome(pairs, r, threshold, guards) if outcome is None
+                      else outcome(pairs, r))
         outcomes[r["line"]] = Outcome(query_line=r["line"], hit_line=line)
         if rank is None:
             continue
