@@ -153,12 +153,9 @@ def write_unjudged(pairs, records, verdicts, strata, results: list, out: Path) -
     return count
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    judged_arguments(parser)
-    parser.add_argument("--unjudged", type=Path,
-                        help="Write the sampled hits without a verdict here (outside the repo).")
-    args = parser.parse_args()
+def load_judged(args) -> tuple[list, list[dict], list, dict[str, list[int]]]:
+    """Return (pairs, lookup records, verdicts, query lines per stratum) for `args` (as
+    `judged_arguments` parses them)."""
     from semcache.judged import applicable, load_verdicts
 
     pairs, records = run_lookups(args.pairs, ROOT / "bench" / ".cache")
@@ -166,6 +163,16 @@ def main() -> None:
     strata = defaultdict(list)
     for stratum, r in draw(records, args.seed):
         strata[stratum].append(r["line"])
+    return pairs, records, verdicts, strata
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    judged_arguments(parser)
+    parser.add_argument("--unjudged", type=Path,
+                        help="Write the sampled hits without a verdict here (outside the repo).")
+    args = parser.parse_args()
+    pairs, records, verdicts, strata = load_judged(args)
     results = []
     for name, threshold, guards in decisions():
         label = f"{threshold:.3f} {name}"

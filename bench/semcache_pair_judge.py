@@ -34,8 +34,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.semcache_guards_report import measure  # noqa: E402
-from bench.semcache_judged_sample import ROOT, draw, judged_arguments, run_lookups  # noqa: E402
+from bench.semcache_guards_report import load_judged, measure  # noqa: E402
+from bench.semcache_judged_sample import ROOT, judged_arguments  # noqa: E402
 
 THRESHOLD = 0.962      # the shipped decision's cosine threshold (CACHE_SIMILARITY_THRESHOLD)
 GRAY_FLOOR = 0.85      # rows below this are never judged
@@ -333,13 +333,7 @@ def main() -> None:
     parser.add_argument("--unjudged", type=Path,
                         help="Write the strata's hits without a verdict here (outside the repo).")
     args = parser.parse_args()
-    from semcache.judged import applicable, load_verdicts
-
-    pairs, records = run_lookups(args.pairs, ROOT / "bench" / ".cache")
-    verdicts = applicable(pairs, load_verdicts(args.verdicts))
-    strata = defaultdict(list)
-    for stratum, r in draw(records, args.seed):
-        strata[stratum].append(r["line"])
+    pairs, records, verdicts, strata = load_judged(args)
     X, y, verdict, keys, texts = gray_rows(pairs, records, verdicts)
     names = FEATURES
     if args.align:
