@@ -64,14 +64,16 @@ def _outcome(pairs, record: dict, threshold: float, guards) -> tuple[int | None,
     return rank, record["lines"][rank]
 
 
-def measure(pairs, records, verdicts, strata, threshold: float, guards) -> dict:
-    """Return one decision's label and judged numbers over the whole file."""
+def measure(pairs, records, verdicts, strata, threshold: float, guards, outcome=None) -> dict:
+    """Return one decision's label and judged numbers over the whole file; `outcome(pairs,
+    record)` decides another way (rank, line) than `decide` at `threshold` with `guards`."""
     from semcache.judged import Outcome, judged_report, wilson
 
     hits = correct = correct_dup = 0
     outcomes = {}
     for r in records:
-        rank, line = _outcome(pairs, r, threshold, guards)
+        rank, line = (_outcome(pairs, r, threshold, guards) if outcome is None
+                      else outcome(pairs, r))
         outcomes[r["line"]] = Outcome(query_line=r["line"], hit_line=line)
         if rank is None:
             continue
@@ -151,12 +153,9 @@ def write_unjudged(pairs, records, verdicts, strata, results: list, out: Path) -
     return count
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    judged_arguments(parser)
-    parser.add_argument("--unjudged", type=Path,
-                        help="Write the sampled hits without a verdict here (outside the repo).")
-    args = parser.parse_args()
+def load_judged(args) -> tuple[list, list[dict], list, dict[str, list[int]]]:
+    """Return (pairs, lookup records, verdicts, query lines per stratum) for `args` (as
+    `judged_arguments` parses them)."""
     from semcache.judged import applicable, load_verdicts
 
     pairs, records = run_lookups(args.pairs, ROOT / "bench" / ".cache")
@@ -164,6 +163,16 @@ def main() -> None:
     strata = defaultdict(list)
     for stratum, r in draw(records, args.seed):
         strata[stratum].append(r["line"])
+    return pairs, records, verdicts, strata
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    judged_arguments(parser)
+    parser.add_argument("--unjudged", type=Path,
+                        help="Write the sampled hits without a verdict here (outside the repo).")
+    args = parser.parse_args()
+    pairs, records, verdicts, strata = load_judged(args)
     results = []
     for name, threshold, guards in decisions():
         label = f"{threshold:.3f} {name}"
