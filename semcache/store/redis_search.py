@@ -182,13 +182,15 @@ def _candidates(reply, key_prefix: str, *, now: float) -> list[Candidate]:
     RESP2's list ([total, key, [field, value, ...], key, [...], ...]), skipping entries expired
     at `now`."""
     if isinstance(reply, dict):
-        rows = [(row[b"id"], row[b"extra_attributes"]) for row in reply[b"results"]]
+        rows = [(row[b"id"], row.get(b"extra_attributes") or {}) for row in reply[b"results"]]
     else:
-        rows = [(key, dict(zip(fields[::2], fields[1::2], strict=True)))
+        rows = [(key, dict(zip((fields or [])[::2], (fields or [])[1::2], strict=True)))
                 for key, fields in zip(reply[1::2], reply[2::2], strict=True)]
     out = []
     for key, values in rows:
-        if float(values.get(b"expires", b"inf")) <= now:
+        # An entry whose hash expired between the search and the reading of its fields comes
+        # back without them: it is gone, like one past its expiry time.
+        if b"dist" not in values or float(values.get(b"expires", b"inf")) <= now:
             continue
         out.append(Candidate(
             entry_id=key.decode()[len(key_prefix):],

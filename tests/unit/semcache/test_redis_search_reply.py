@@ -33,3 +33,15 @@ def test_entries_past_their_expiry_are_skipped():
 
 def test_no_results():
     assert _candidates([0], "p:e:", now=0) == [] == _candidates({b"results": []}, "p:e:", now=0)
+
+
+@pytest.mark.parametrize("gone", [None, []])
+def test_an_entry_that_expired_during_the_search_is_skipped(gone):
+    """Redis found the entry, then its hash expired before its fields were read."""
+    reply = [2, b"p:e:a1", gone,
+             b"p:e:b2", [b"dist", b"0.25", b"expires", b"200.0", b"prompt", b"second"]]
+    assert _candidates(reply, "p:e:", now=100.0) == EXPECTED[1:]
+    resp3 = {b"results": [{b"id": b"p:e:a1", b"extra_attributes": {}},
+                          {b"id": b"p:e:b2", b"extra_attributes": {
+                              b"dist": b"0.25", b"prompt": b"second", b"expires": b"200.0"}}]}
+    assert _candidates(resp3, "p:e:", now=100.0) == EXPECTED[1:]
