@@ -141,7 +141,7 @@ def main():
                              "bench/semcache_lookup.py).")
     parser.add_argument("--keep", action="store_true",
                         help="Leave the last size's entries and index on the server (with "
-                             "--redis-url: bench/semcache_redisvl.py --skip-load queries them).")
+                             "--redis-url), to query them again.")
     parser.add_argument("--texts", default=str(ROOT.parent / "shared" / "data" /
                                               "qqp_pairs_dev.jsonl"))
     parser.add_argument("--redis-url", default="",
