@@ -38,6 +38,13 @@ _PAIRS = (
      "turn_off turns_off turning_off turned_off switch_off"),
     ("log_in login logging_in logged_in sign_in signin signing_in",
      "log_out logout logging_out logged_out sign_out signout signing_out"),
+    # "in" / "out" alone is too common to be a pole; these verbs are where it flips the answer.
+    ("zoom_in zooms_in zooming_in zoomed_in", "zoom_out zooms_out zooming_out zoomed_out"),
+    ("check_in checks_in checking_in checked_in checkin",
+     "check_out checks_out checking_out checked_out checkout"),
+    ("opt_in opts_in opting_in opted_in", "opt_out opts_out opting_out opted_out"),
+    ("scale_out scales_out scaling_out", "scale_in scales_in scaling_in"),
+    ("plug_in plugging_in plugged_in", "unplug unplugging unplugged"),
     ("start starts starting started", "stop stops stopping stopped"),
     ("open opens opening opened", "close closes closing closed"),
     ("encrypt encrypts encrypting encrypted encryption",

@@ -106,6 +106,9 @@ class TestAntonyms:
         ("Which countries export the most coffee?", "Which countries import the most coffee?"),
         ("How can I gain weight quickly?", "How can I lose weight quickly?"),
         ("How do I turn on dark mode?", "How do I turn off dark mode?"),
+        ("How do I zoom in on a PDF?", "How do I zoom out on a PDF?"),
+        ("What time is hotel check-in?", "What time is hotel check-out?"),
+        ("How do I opt in to the newsletter?", "How do I opt out of the newsletter?"),
     ])
     def test_opposite_poles_are_refused(self, query, stored):
         assert compare(query, stored).refused == "antonym"
@@ -119,6 +122,9 @@ class TestAntonyms:
          "What are the advantages and disadvantages of living alone?"),
         ("How can I increase my vocabulary?", "How do I increase my vocabulary fast?"),
         ("Where can I buy cheap books online?", "Where can I purchase cheap books online?"),
+        ("How do I zoom in on a photo?", "How can I zoom in on a picture?"),
+        ("Can I check in online for my flight?",
+         "Is it possible to check in online for my flight?"),
     ])
     def test_same_pole_rewordings_pass(self, query, stored):
         assert compare(query, stored).refused is None
