@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from budgets.admin import budget_admin_link
-from budgets.models import Budget, BudgetScope
+from budgets.models import Budget, BudgetScope, UsageRecord
 from budgets.services import budget_set
 from tests.unit.budgets.factories import spend
 
@@ -73,6 +73,13 @@ def test_csv_export_of_current_filters(staff):
     lines = body.strip().splitlines()
     assert lines[0].startswith("request_id,created_at")
     assert len(lines) == 2 and lines[1].startswith("req-2,")
+
+
+def test_csv_export_has_every_ledger_column(staff):
+    response = staff.get(reverse("admin:budgets_usagerecord_export"), {"q": "req-1"})
+    header = b"".join(response.streaming_content).decode().splitlines()[0].split(",")
+    columns = {f.attname for f in UsageRecord._meta.concrete_fields} - {"id"}
+    assert set(header) == columns and "endpoint" in header
 
 
 def test_team_summary(staff):
