@@ -77,9 +77,16 @@ def load_redis(store, vectors, namespaces: list[str]) -> float:
             print(f"  {i + 1:,} entries written and indexed, {rate:.0f} per second "
                   f"(load average {os.getloadavg()[0]:.1f})", flush=True)
     pipe.execute()
+    wait_indexed(store, len(vectors))
+    return time.perf_counter() - t0
+
+
+def wait_indexed(store, n: int) -> float:
+    """Wait until the index holds `n` entries and indexes nothing more; return the seconds."""
+    t0 = time.perf_counter()
     while True:
         info = store.r.ft(f"{PREFIX}:idx").info()
-        if int(info["num_docs"]) >= len(vectors) and str(info["indexing"]) in ("0", "0.0"):
+        if int(info["num_docs"]) >= n and str(info["indexing"]) in ("0", "0.0"):
             return time.perf_counter() - t0
         time.sleep(0.5)
 
@@ -142,6 +149,11 @@ def main():
     parser.add_argument("--keep", action="store_true",
                         help="Leave the last size's entries and index on the server (with "
                              "--redis-url), to query them again.")
+    parser.add_argument("--reuse", action="store_true",
+                        help="With --redis-url: query the entries a --keep run of the same "
+                             "size left on the server instead of loading them again (an index "
+                             "of the gateway's parameters over them: FT.DROPINDEX without DD "
+                             "and the gateway makes one, re-indexing them).")
     parser.add_argument("--texts", default=str(ROOT.parent / "shared" / "data" /
                                               "qqp_pairs_dev.jsonl"))
     parser.add_argument("--redis-url", default="",
@@ -200,14 +212,20 @@ def main():
 
             # Redis: the gateway process holds nothing; the server holds the index.
             store = RedisStore(url=url, prefix=PREFIX, timeout=5)
-            store.flush()
+            reuse = args.reuse and store.r.zcard(f"{PREFIX}:n:{scope.namespace}") == n
+            if not reuse:
+                store.flush()
             engine = CacheEngine(store, vector_index="auto")
             assert engine.search.kind == "redis", engine.search_fallback_reason
             used = int(store.r.info("memory")["used_memory"])
-            indexed = load_redis(store, vectors, [scope.namespace])
+            indexed = wait_indexed(store, n) if reuse else load_redis(store, vectors,
+                                                                      [scope.namespace])
             time_redis(engine, scope, queries[:20])  # warm: the client's imports and buffers
             rss = rss_mb()
-            per_entry = (int(store.r.info("memory")["used_memory"]) - used) / n
+            # Reused: the server holds only these entries (and this bench's few keys).
+            per_entry = (int(store.r.info("memory")["used_memory"]) - (0 if reuse else used)) / n
+            print(f"index {PREFIX}:idx: {engine.search.graph_parameters()}"
+                  f"{' (reused entries)' if reuse else ''}", flush=True)
             if args.compare_policies:
                 compare_policies(engine, scope, queries, f"{n:,} entries, 1 namespace")
             times, cpu, found = time_redis(engine, scope, queries)

@@ -5,7 +5,7 @@ the namespaces' vectors are searched where they already live: one HNSW index (co
 `{prefix}:idx` over every `{prefix}:e:*` hash, with the namespace a TAG field. A lookup is one
 `FT.SEARCH`:
 
-    (@ns:{<namespace>})=>[KNN k+2 @vec $v AS dist]=>{$HYBRID_POLICY: <policy>}
+    (@ns:{<namespace>})=>[KNN k+2 @vec $v AS dist]=>{$HYBRID_POLICY: <policy>; $EF_RUNTIME: 128}
 
 the namespace filter runs inside the KNN query (the engine ranks only the namespace's entries),
 never after it; of what it returns, entries past their expiry time (not yet deleted by their
@@ -20,6 +20,9 @@ is a large share of the index walks the HNSW graph in batches (BATCHES), and in 
 engine decides. RediSearch 2.10's own choice compared a namespace holding half of a 10k-entry
 index entry by entry, 19 ms a search against 0.4 ms in batches (docs/performance.md).
 
+The graph has its own parameters (`HNSW_M`, below), not the in-process index's: an index made
+with other ones keeps them (the gateway logs a warning) until it is dropped and made again.
+
 `query_engine_missing(store)` says why a server cannot do this (no FT commands, or a database
 other than 0, the only one the engine indexes); the engine then keeps the in-process index
 (semcache/registry.py). Exact-only entries carry a zero vector, which a cosine KNN never returns.
@@ -30,13 +33,7 @@ import time
 
 import numpy as np
 
-from semcache.index import (
-    ANN_CONNECTIVITY,
-    ANN_EXPANSION_ADD,
-    ANN_EXPANSION_SEARCH,
-    DIMENSIONS,
-    Candidate,
-)
+from semcache.index import DIMENSIONS, Candidate
 from semcache.store.base import StoreUnavailable
 from semcache.store.redis_store import RedisStore
 
@@ -48,6 +45,16 @@ ADHOC_MAX_ENTRIES = 1_000      # at most this many: compare every entry (exact)
 BATCHES_MIN_SHARE = 0.1        # at least this share of the index: HNSW in batches
 SIZE_REFRESH_SECONDS = 5.0     # how stale a namespace's (or the index's) size may be
 MAX_CACHED_SIZES = 10_000      # namespaces whose size a process remembers at once
+# The HNSW graph. RediSearch keeps at most 2 x M links per entry on the graph's bottom layer, and
+# when more entries than that lie around one entry, nearer to it than to each other (a popular
+# question and its stored paraphrases), it drops the links to the rest: no search reaches them
+# any more, at any EF_RUNTIME. With M 16 (the in-process index's) one namespace of 1M entries,
+# ~86 such neighbours per question, agreed with exact search on 55% of lookups; with M 64 on
+# 99%, at 2.4 ms of Redis time per search instead of 0.65, and 1-2 ms per deleted entry instead
+# of 0.3 (bench/semcache_redis_search.py, docs/performance.md).
+HNSW_M = 64
+HNSW_EF_CONSTRUCTION = 128
+HNSW_EF_RUNTIME = 128          # sent with each graph query: it holds for an older index too
 
 
 def _is_missing_index(exc: Exception) -> bool:
@@ -77,11 +84,12 @@ class RedisVectorSearch:
 
     kind = "redis"
 
-    def __init__(self, store: RedisStore, *, connectivity: int = ANN_CONNECTIVITY,
-                 expansion_add: int = ANN_EXPANSION_ADD,
-                 expansion_search: int = ANN_EXPANSION_SEARCH, dimensions: int = DIMENSIONS):
+    def __init__(self, store: RedisStore, *, connectivity: int = HNSW_M,
+                 expansion_add: int = HNSW_EF_CONSTRUCTION,
+                 expansion_search: int = HNSW_EF_RUNTIME, dimensions: int = DIMENSIONS):
         self.store = store
         self.name = f"{store.p}:idx"
+        self.expansion_search = expansion_search
         self._params = {"TYPE": "FLOAT32", "DIM": dimensions, "DISTANCE_METRIC": "COSINE",
                         "M": connectivity, "EF_CONSTRUCTION": expansion_add,
                         "EF_RUNTIME": expansion_search}
@@ -94,7 +102,8 @@ class RedisVectorSearch:
         return f"Redis query engine, FT index {self.name} (HNSW, cosine)"
 
     def ensure_index(self) -> None:
-        """Create the index unless it exists (Redis indexes the entries already there)."""
+        """Create the index unless it exists (Redis indexes the entries already there); warn
+        when an existing one was made with another graph than this process would make."""
         import redis
         from redis.commands.search.field import TagField, VectorField
         from redis.commands.search.index_definition import IndexDefinition, IndexType
@@ -109,8 +118,29 @@ class RedisVectorSearch:
             except redis.exceptions.ResponseError as exc:
                 if "already exists" not in str(exc).lower():
                     raise
+                self._warn_if_other_graph()
 
         self.store._call(create)
+
+    def graph_parameters(self) -> dict[str, int]:
+        """Return the existing index's HNSW build parameters ({"M": .., "EF_CONSTRUCTION": ..})."""
+        for attribute in self.store.r.ft(self.name).info()["attributes"]:
+            fields = [f.decode() if isinstance(f, bytes) else f for f in attribute]
+            found = dict(zip(fields[::2], fields[1::2], strict=False))
+            if found.get("identifier") == "vec":
+                return {"M": int(found.get("M", 0)),
+                        "EF_CONSTRUCTION": int(found.get("ef_construction", 0))}
+        return {}
+
+    def _warn_if_other_graph(self) -> None:
+        wanted = {key: self._params[key] for key in ("M", "EF_CONSTRUCTION")}
+        found = self.graph_parameters()
+        if found != wanted:
+            logger.warning(
+                "semcache: the Redis vector index %s was made with %s, not %s: lookups in large "
+                "namespaces may miss near neighbours (docs/semantic-cache.md). FT.DROPINDEX %s "
+                "(without DD) drops it; the next gateway start makes it again, and Redis "
+                "re-indexes the entries in the background.", self.name, found, wanted, self.name)
 
     def search(self, namespace: str, vector: np.ndarray, k: int, *,
                now: float | None = None) -> list[Candidate]:
@@ -120,9 +150,8 @@ class RedisVectorSearch:
 
         now = time.time() if now is None else now
         blob = np.asarray(vector, dtype=np.float32).reshape(-1).tobytes()
-        policy = self.policy(namespace)
         query = (f"(@ns:{{{namespace}}})=>[KNN {k + 2} @vec $v AS dist]"
-                 + (f"=>{{$HYBRID_POLICY: {policy}}}" if policy else ""))
+                 f"=>{{{query_attributes(self.policy(namespace), self.expansion_search)}}}")
         command = ("FT.SEARCH", self.name, query, "PARAMS", 2, "v", blob, "SORTBY", "dist",
                    "RETURN", 3, "prompt", "expires", "dist", "LIMIT", 0, k + 2, "DIALECT", 2)
 
@@ -175,6 +204,15 @@ class RedisVectorSearch:
 
     def loaded(self) -> dict[str, int]:
         return {}
+
+
+def query_attributes(policy: str, expansion_search: int) -> str:
+    """Return the KNN query's attributes: the hybrid policy ("": the engine's choice) and, for a
+    query that walks the graph, its EF_RUNTIME (RediSearch refuses one with ADHOC_BF)."""
+    attributes = [f"$HYBRID_POLICY: {policy}"] if policy else []
+    if policy != "ADHOC_BF":
+        attributes.append(f"$EF_RUNTIME: {expansion_search}")
+    return "; ".join(attributes)
 
 
 def _candidates(reply, key_prefix: str, *, now: float) -> list[Candidate]:

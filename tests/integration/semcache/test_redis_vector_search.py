@@ -47,8 +47,10 @@ def engines(search_redis, prefix):
     made = [CacheEngine(RedisStore(url=search_redis.url, prefix=prefix), vector_index="auto")
             for _ in range(2)]
     yield made
-    made[0].store.flush()
+    # The index first: unindexing thousands of graph entries one by one outlasts the store's
+    # 0.25 s timeout.
     made[0].store.r.execute_command("FT.DROPINDEX", f"{prefix}:idx")
+    made[0].store.flush()
 
 
 class TestChoice:
@@ -142,6 +144,43 @@ class TestSearch:
             monkeypatch.setattr(a.search, "policy", lambda namespace, p=policy: p)
             assert [c.entry_id for c in a.search.search(scope(1).namespace, query, 4)] == \
                 expected, policy
+
+    def test_an_entry_with_many_paraphrases_leaves_each_of_them_reachable(self, engines):
+        # Hubs, each with 100 stored neighbours nearer to it (cosine ~0.82) than to each other
+        # (~0.67): more than the 32 bottom-layer links an M 16 graph keeps per entry, which cut
+        # off some of them (93% found), fewer than the 128 of the index's M 64.
+        a, _ = engines
+        rng = np.random.default_rng(11)
+        hubs = random_unit(rng, 20)
+        around = hubs[np.repeat(np.arange(20), 100)]
+        around = around + rng.standard_normal(around.shape).astype(np.float32) * 0.035
+        around /= np.linalg.norm(around, axis=1, keepdims=True)
+        for i, v in enumerate(np.concatenate([hubs, around])):
+            put(a, v, text=f"e{i}")
+        assert a.search.policy(scope().namespace) == "BATCHES"  # the graph, not every entry
+        for i in rng.choice(len(around), 150, replace=False):
+            query = near(around[i], rng, noise=0.3)  # cosine ~0.95
+            best = float(np.max(np.concatenate([hubs, around]) @ query))
+            found = a.find_semantic(scope(), query, threshold=0.0, guards=False)
+            assert found.similarity == pytest.approx(best, abs=1e-4)
+
+    def test_the_index_is_made_with_its_own_graph_parameters(self, engines):
+        from semcache.store import redis_search
+
+        assert engines[0].search.graph_parameters() == {
+            "M": redis_search.HNSW_M, "EF_CONSTRUCTION": redis_search.HNSW_EF_CONSTRUCTION}
+
+    def test_an_index_made_with_other_graph_parameters_is_used_and_named(
+            self, search_redis, prefix, caplog):
+        store = RedisStore(url=search_redis.url, prefix=prefix)
+        RedisVectorSearch(store, connectivity=16)
+        try:
+            with caplog.at_level("WARNING", logger="semcache.store.redis_search"):
+                search = RedisVectorSearch(store)
+            assert search.graph_parameters()["M"] == 16
+            assert f"FT.DROPINDEX {prefix}:idx" in caplog.text
+        finally:
+            store.r.execute_command("FT.DROPINDEX", f"{prefix}:idx")
 
     def test_exact_only_entries_are_never_neighbours(self, engines):
         a, _ = engines

@@ -3,7 +3,7 @@
 import pytest
 
 from semcache.index import Candidate
-from semcache.store.redis_search import _candidates
+from semcache.store.redis_search import _candidates, query_attributes
 
 EXPECTED = [Candidate("a1", pytest.approx(0.99), "first"),
             Candidate("b2", pytest.approx(0.75), "second")]
@@ -45,3 +45,10 @@ def test_an_entry_that_expired_during_the_search_is_skipped(gone):
                           {b"id": b"p:e:b2", b"extra_attributes": {
                               b"dist": b"0.25", b"prompt": b"second", b"expires": b"200.0"}}]}
     assert _candidates(resp3, "p:e:", now=100.0) == EXPECTED[1:]
+
+
+def test_graph_queries_carry_their_ef_runtime_and_exact_ones_none():
+    # RediSearch refuses EF_RUNTIME with ADHOC_BF ("irrelevant for 'ADHOC_BF' policy").
+    assert query_attributes("ADHOC_BF", 128) == "$HYBRID_POLICY: ADHOC_BF"
+    assert query_attributes("BATCHES", 128) == "$HYBRID_POLICY: BATCHES; $EF_RUNTIME: 128"
+    assert query_attributes("", 64) == "$EF_RUNTIME: 64"
