@@ -34,7 +34,7 @@ from django.utils import timezone
 from budgets.models import RollupFold, RollupGrain, UsageRecord, UsageRollup
 from llmops import raw_rows
 
-# Settlement adds to the roll-ups. Only bench/ledger_scale.py turns it off, to measure its cost.
+# Settlement adds to the roll-ups. Only bench/rollups_settle.py turns it off, to measure its cost.
 INLINE = True
 
 # The ledger columns a roll-up groups by (the same names on both models).
