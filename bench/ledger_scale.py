@@ -9,9 +9,10 @@ using 3 of them; a realistic mix of endpoints, cache statuses, routing reasons a
 secondary indexes built after the load), builds the roll-ups with the product's rebuild, then
 prints p50/p95 of: the dashboard page (7 and 30 days), `budget_report` (day, month), the ledger
 admin changelist (default view, a team filter, page 5, a date range) and its team summary, a
-roll-up rebuild of one day; settlement throughput with roll-ups on and off; and the disk size of
-the ledger and the roll-ups. The database is dropped at the end (unless --keep). Numbers are
-printed, never asserted (bench/ rule). The data never enters CI.
+roll-up rebuild of one day and its fold into the coarse grains; settlement throughput with
+roll-ups on and off (bench/rollups_settle.py: three interleaved rounds, a team per thread); and
+the disk size of the ledger and the roll-ups. The database is dropped at the end (unless
+--keep). Numbers are printed, never asserted (bench/ rule). The data never enters CI.
 """
 
 import argparse
@@ -20,10 +21,7 @@ import os
 import statistics
 import sys
 import time
-import uuid
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -212,51 +210,6 @@ def _timed(fn, samples: int) -> tuple[float, float]:
     return statistics.median(times), times[min(len(times) - 1, int(len(times) * 0.95))]
 
 
-def _settle_rate(*, on: bool, requests: int, threads: int) -> float:
-    """Admit + settle `requests` requests of one key with 4 budgets, `threads` at a time;
-    return requests per second."""
-    from django.db import connection
-
-    from budgets import rollups
-    from budgets.models import BudgetScope
-    from budgets.services import UsageEntry, budget_set, request_admit, request_settle
-    from llmops.principal import Principal
-    from llmops.services import api_key_create
-
-    rollups.INLINE = on
-    tag = uuid.uuid4().hex[:8]
-    issued = api_key_create(team_name=f"settle-{tag}", username=f"settle-{tag}")
-    key = issued.api_key
-    big = Decimal("1000000")
-    budget_set(scope=BudgetScope.KEY, api_key=key, daily_limit=big)
-    budget_set(scope=BudgetScope.TEAM, team=key.team, daily_limit=big)
-    principal = Principal(api_key_id=key.pk, key_prefix=key.prefix, user_id=key.user_id,
-                          team_id=key.team_id, team_name=key.team.name, tier=key.tier)
-
-    def one(_: int) -> None:
-        request_id = uuid.uuid4().hex
-        try:
-            admission = request_admit(principal=principal, request_id=request_id,
-                                      estimated_cost=Decimal("0.002"))
-            request_settle(admission=admission, entry=UsageEntry(
-                request_id=request_id, principal=principal, requested_model="model-01",
-                served_model="model-01", estimated_cost=Decimal("0.002"),
-                cost=Decimal("0.0013"), prompt_tokens=420, completion_tokens=96,
-                latency_ms=300))
-        finally:
-            if threads > 1:
-                connection.close()
-
-    for i in range(20):
-        one(i)
-    started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        list(pool.map(one, range(requests)))
-    rate = requests / (time.perf_counter() - started)
-    rollups.INLINE = True
-    return rate
-
-
 def _measure(rows: int, samples: int, settle_requests: int) -> list[tuple[str, str]]:
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
@@ -309,13 +262,16 @@ def _measure(rows: int, samples: int, settle_requests: int) -> list[tuple[str, s
                       max(3, samples // 5))
     out.append(("roll-up rebuild of one day", f"{p50:8.0f} ms p50 {p95:8.0f} ms p95"))
     print(f"  {out[-1][0]:<34} {out[-1][1]}", flush=True)
+    # What the beat's fold of a day costs: its coarse rows from its day rows.
+    p50, p95 = _timed(lambda: rollups_rebuild(since=day, until=day + timedelta(days=1),
+                                              coarse_only=True), max(3, samples // 5))
+    out.append(("roll-up fold of one day", f"{p50:8.0f} ms p50 {p95:8.0f} ms p95"))
+    print(f"  {out[-1][0]:<34} {out[-1][1]}", flush=True)
+    from bench.rollups_settle import compare
+
     for threads in (1, 4):
-        rates = {True: [], False: []}
-        for on in (True, False, True, False):
-            rates[on].append(_settle_rate(on=on, requests=settle_requests, threads=threads))
-        on_rate, off_rate = max(rates[True]), max(rates[False])
-        out.append((f"settlement, {threads} thread(s): roll-ups on / off",
-                    f"{on_rate:6.0f} / {off_rate:6.0f} req/s ({on_rate / off_rate - 1:+.1%})"))
+        out.append((f"settlement, {threads} thread(s), teams", compare(
+            rounds=3, requests=settle_requests, threads=threads, one_team=False)))
         print(f"  {out[-1][0]:<34} {out[-1][1]}", flush=True)
     with connection.cursor() as cursor:
         for table in ("budgets_usagerecord", "budgets_usagerollup"):

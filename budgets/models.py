@@ -432,10 +432,11 @@ class UsageRollup(models.Model):
     ledger. The coarse day grains keep only some of these (per key: team, key, user; per model:
     served model, routing reason, cache status, status, shadow) and hold the others empty.
 
-    Kept current by settlement (the rows are added to in the same statement or transaction as
-    the ledger row, budgets.rollups) and rebuildable from the ledger (`rebuild_rollups`). A day
-    row is the sum of its hour rows, a coarse row the sum of its day rows. Archiving raw ledger
-    rows leaves roll-ups alone.
+    Hour and day rows are kept current by settlement (added to in the same statement or
+    transaction as the ledger row, budgets.rollups); coarse rows are folded from the day rows
+    once the day is over (`RollupFold`). All are rebuildable from the ledger
+    (`rebuild_rollups`). A day row is the sum of its hour rows, a coarse row the sum of its day
+    rows. Archiving raw ledger rows leaves roll-ups alone.
 
     Team, key and user are ids without a database constraint: a deleted team's history stays
     summed under its old id (the ledger's own column turns NULL then).
@@ -500,6 +501,22 @@ class UsageRollup(models.Model):
     def __str__(self) -> str:
         return (f"{self.grain} {self.start:%Y-%m-%d %H:%M} team {self.team_id}: "
                 f"{self.request_count} requests")
+
+
+class RollupFold(models.Model):
+    """How far the coarse day grains are folded: every UTC day before `folded_until` has its
+    per-key and per-model rows, summed from its day rows once the day was over (one row, pk 1).
+
+    Settlement adds only to the hour and day rows of its own team, key and model; the coarse
+    rows are shared by every team on a model, so adding to them inline would make every
+    settlement for that model queue on one row. Readers take the folded days from the coarse
+    rows and the days after from the day rows (budgets.rollups). No row: nothing is folded.
+    """
+
+    folded_until = models.DateTimeField(help_text="Start of the first UTC day not yet folded.")
+
+    def __str__(self) -> str:
+        return f"coarse roll-ups folded until {self.folded_until:%Y-%m-%d}"
 
 
 class LedgerArchive(models.Model):

@@ -58,7 +58,7 @@ _LEDGER_FIELDS = [f for f in UsageRecord._meta.concrete_fields if not f.primary_
 
 
 @cache
-def _sql(with_rollups: bool = True) -> str:
+def _sql(with_rollups: bool = True, late: bool = False) -> str:
     # Built once per process: the hot path only executes it. The ledger row and its roll-up
     # rows arrive as one JSON parameter each (raw_rows.pg_json): a parameter per column made
     # psycopg quote ~100 values and re-parse the statement on every run.
@@ -66,11 +66,12 @@ def _sql(with_rollups: bool = True) -> str:
     counter, reservation, ledger, budget = map(
         raw_rows.table, (BudgetCounter, BudgetReservation, UsageRecord, Budget))
     columns = ", ".join(qn(f.column) for f in _LEDGER_FIELDS)
-    # The row's roll-ups (one row per grain), once the row is in and after the counters are
-    # locked (the scalar subquery runs `charged` first): counters, then roll-ups, the one lock
-    # order.
+    # The row's roll-ups (one row per grain, `late`: coarse grains included), once the row is
+    # in and after the counters are locked (the scalar subquery runs `charged` first):
+    # counters, then roll-ups, the one lock order.
     rolled = (", rolled AS (" + rollups.pg_settlement_upsert(
-        "recorded WHERE (SELECT count(*) FROM charged) >= 0", "rollups") + " RETURNING 1)"
+        "rollups", late=late, source="recorded",
+        condition="(SELECT count(*) FROM charged) >= 0") + " RETURNING 1)"
               if with_rollups else "")
     return " ".join(f"""
 WITH released AS (
@@ -112,10 +113,11 @@ def settle(*, record: UsageRecord, release: Decimal, cost: Decimal, counter_ids:
     params = {"row": raw_rows.pg_json(row), "request_id": record.request_id,
               "counter_ids": raw_rows.pg_array(sorted(counter_ids)), "release": release,
               "cost": cost, "now": now, "team_id": record.team_id}
+    grains = rollups.grains_of(record, now=now)
     if rollups.INLINE:
-        params["rollups"] = rollups.pg_settlement_rows(record)
+        params["rollups"] = rollups.pg_settlement_rows(record, grains)
     with connection.cursor() as cursor:
-        cursor.execute(_sql(rollups.INLINE), params)
+        cursor.execute(_sql(rollups.INLINE, grains != rollups.INLINE_GRAINS), params)
         released, record_id, rows = cursor.fetchone()
     if record_id is not None:
         record.pk = record_id

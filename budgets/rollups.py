@@ -1,12 +1,18 @@
 """Roll-ups of the ledger: per hour and per UTC day sums that reports read instead of raw rows.
 
-Each ledger row adds itself to four `UsageRollup` rows in the same statement (PostgreSQL
-settlement) or transaction (every other ledger write) that writes it, so a roll-up is never
-behind nor ahead of the ledger: its hour's and its day's, which keep every dimension, and its
-day's rows of the two coarse grains (`GRAIN_DIMENSIONS`), which keep a few and collapse the
-rest, so that a report over many days reads a few rows per day (per key, per model) instead of
-every combination of who and what. `rollups_rebuild` recomputes a range from the ledger;
-archiving raw rows leaves roll-ups alone.
+Each ledger row adds itself to its hour's and its day's `UsageRollup` rows, which keep every
+dimension, in the same statement (PostgreSQL settlement) or transaction (every other ledger
+write) that writes it, so those are never behind nor ahead of the ledger. The two coarse day
+grains (`GRAIN_DIMENSIONS`) keep a few dimensions and collapse the rest, so that a report over
+many days reads a few rows per day (per key, per model) instead of every combination of who
+and what. They are not added to inline: a per-model row is shared by every team using that
+model, and every settlement for the model would queue on it across its commit's WAL flush. A
+day is folded into them from its day rows once it is over (`rollups_fold`, Celery beat; it
+catches up on every day missed), and readers (`rollups_since`) take the folded days from the
+coarse rows and the rest, today included, from the day rows. A ledger row written late for a
+day already folded (a stream admitted before midnight, the stale sweep) adds to that day's
+coarse rows too. `rollups_rebuild` recomputes a range from the ledger; archiving raw rows
+leaves roll-ups alone.
 
 What is summed is `MEASURES`, one entry per roll-up column: a sum added later (savings by source,
 say) is a column on `UsageRollup`, a migration and one entry here; the upsert, the rebuild and
@@ -20,14 +26,15 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import cache
 
-from django.db import connection, transaction
-from django.db.models import Aggregate, Count, Q, QuerySet, Sum
-from django.db.models.functions import TruncHour
+from django.db import connection, models, transaction
+from django.db.models import Aggregate, Count, Min, Q, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce, TruncHour
+from django.utils import timezone
 
-from budgets.models import RollupGrain, UsageRecord, UsageRollup
+from budgets.models import RollupFold, RollupGrain, UsageRecord, UsageRollup
 from llmops import raw_rows
 
-# Settlement adds to the roll-ups. Only bench/ledger_scale.py turns it off, to measure its cost.
+# Settlement adds to the roll-ups. Only bench/rollups_settle.py turns it off, to measure its cost.
 INLINE = True
 
 # The ledger columns a roll-up groups by (the same names on both models).
@@ -45,6 +52,11 @@ GRAIN_DIMENSIONS: dict[str, tuple[str, ...]] = {
                                "shadow_cache_status", "shadow_model"),
 }
 COARSE_GRAINS = (RollupGrain.DAY_BY_KEY, RollupGrain.DAY_BY_MODEL)
+# What a ledger row of a day not yet folded adds to (one team's, one key's, one model's rows).
+INLINE_GRAINS = (RollupGrain.HOUR.value, RollupGrain.DAY.value)
+# A day is folded this long after it ends at the earliest: a settlement that judged its row's
+# day current (`grains_of`) by a clock a little behind the folder's still finds it unfolded.
+FOLD_DELAY = timedelta(minutes=10)
 
 _HIT_STATUSES = ("hit_exact", "hit_semantic")
 
@@ -167,14 +179,38 @@ def grain_start(grain: str, moment: datetime) -> datetime:
 _COLUMNS = ("bucket", "grain", "start", *DIMENSIONS, *(m.column for m in MEASURES))
 
 
+def grains_of(record: UsageRecord, *, now: datetime | None = None) -> tuple[str, ...]:
+    """Return the grains `record` is added to as it is written: the hour and day grains, and,
+    if its day is over (a late row), the coarse grains too, which take it only if that day is
+    folded already (`_late_sql`, or the caller reads `folded_until` under SQLite's write lock)."""
+    if day_start(record.created_at) < day_start(now or timezone.now()):
+        return tuple(RollupGrain.values)
+    return INLINE_GRAINS
+
+
+def folded_until() -> datetime | None:
+    """Return the start of the first UTC day not folded into the coarse grains (None: none)."""
+    return RollupFold.objects.filter(pk=1).values_list("folded_until", flat=True).first()
+
+
+def _late_sql(grain: str) -> str:
+    """Return the SQL condition that keeps a row of `grain` (SQL) only if it is not coarse or
+    its day is folded: read in the statement that adds it, whose lock on the roll-up table
+    waits out a fold in progress (the fold locks the table against writes, `rollups_fold`)."""
+    qn = connection.ops.quote_name
+    inline = ", ".join(f"'{g}'" for g in INLINE_GRAINS)
+    return (f"({grain} IN ({inline}) OR {qn('start')} < (SELECT {qn('folded_until')} FROM "
+            f"{qn(RollupFold._meta.db_table)}))")
+
+
 @cache
-def _upsert_sql() -> str:
-    """Return the upsert of the rows (one per grain) of one ledger row: named parameters
-    `<grain>_<column>` (`upsert_params`)."""
+def _upsert_sql(grains: tuple[str, ...]) -> str:
+    """Return the upsert of the rows (one per grain of `grains`) of one ledger row: named
+    parameters `<grain>_<column>` (`upsert_params`)."""
     qn = connection.ops.quote_name
     table = qn(UsageRollup._meta.db_table)
     columns = ", ".join(qn(_field(c).column) for c in _COLUMNS)
-    rows = [", ".join(f"%({g}_{c})s" for c in _COLUMNS) for g in RollupGrain.values]
+    rows = [", ".join(f"%({g}_{c})s" for c in _COLUMNS) for g in grains]
     # Rows in grain order, one per grain: every writer locks roll-up rows in the same order.
     values = "VALUES " + ", ".join(f"({r})" for r in rows)
     return (f"INSERT INTO {table} ({columns}) {values} "
@@ -186,53 +222,64 @@ def _field(column: str):
     return UsageRollup._meta.get_field(column.removesuffix("_id"))
 
 
-def _buckets(record: UsageRecord) -> Iterator[tuple[str, datetime, list, str]]:
-    """Yield (grain, start, dimension values, bucket) of each roll-up row `record` adds to."""
+def _buckets(record: UsageRecord,
+             grains: Iterable[str]) -> Iterator[tuple[str, datetime, list, str]]:
+    """Yield (grain, start, dimension values, bucket) of the roll-up rows of `grains` that
+    `record` adds to."""
     dims = _row_dims(record)
-    for grain in RollupGrain.values:
+    for grain in grains:
         start, kept = grain_start(grain, record.created_at), grain_dims(grain, dims)
         yield grain, start, kept, bucket_key(grain, start, kept)
 
 
-def upsert_rows(record: UsageRecord, *, sign: int = 1) -> list[tuple[str, dict]]:
-    """Return (grain, {column: value}) of each roll-up row that `record` adds to (`sign` 1) or
-    takes back from (-1), in grain order: the one order every writer locks them in."""
+def upsert_rows(record: UsageRecord, grains: tuple[str, ...], *,
+                sign: int = 1) -> list[tuple[str, dict]]:
+    """Return (grain, {column: value}) of each roll-up row of `grains` that `record` adds to
+    (`sign` 1) or takes back from (-1), in grain order: the one order every writer locks them
+    in."""
     measures = {m.column: sign * m.of_row(record) for m in MEASURES}
     return [(grain, {"bucket": bucket, "grain": grain, "start": start,
                      **dict(zip(DIMENSIONS, dims, strict=True)), **measures})
-            for grain, start, dims, bucket in _buckets(record)]
+            for grain, start, dims, bucket in _buckets(record, grains)]
 
 
-def upsert_params(record: UsageRecord, *, sign: int = 1) -> dict:
-    """Return the parameters of `_upsert_sql` that add (`sign` 1) or take back (-1) `record`."""
+def upsert_params(record: UsageRecord, grains: tuple[str, ...], *, sign: int = 1) -> dict:
+    """Return the parameters of `_upsert_sql(grains)` that add (`sign` 1) or take back (-1)
+    `record`."""
     return {f"{prefix}_{column}": _field(column).get_db_prep_save(value, connection)
-            for prefix, values in upsert_rows(record, sign=sign)
+            for prefix, values in upsert_rows(record, grains, sign=sign)
             for column, value in values.items()}
 
 
-def pg_settlement_upsert(source: str | None, param: str) -> str:
+def pg_settlement_upsert(param: str, *, late: bool, source: str | None = None,
+                         condition: str | None = None) -> str:
     """Return the upsert of one ledger row's roll-ups on PostgreSQL, its rows read from the one
     JSON parameter `param` (`pg_settlement_rows`): a parameter per column (35 per grain) made
-    psycopg quote each and re-parse the statement on every run. With `source`, a CTE body that
-    adds the rows only if `source` has one (the settlement statement's inserted ledger row)."""
+    psycopg quote each and re-parse the statement on every run. `late`: the rows include the
+    coarse grains' (`grains_of`), kept only if their day is folded. With `source` (and its
+    `condition`), a CTE body that adds the rows only if `source` has one (the settlement
+    statement's inserted ledger row)."""
     qn = connection.ops.quote_name
     table = qn(UsageRollup._meta.db_table)
     columns = ", ".join(qn(_field(c).column) for c in _COLUMNS)
     joined = f", {source}" if source else ""
+    conditions = [c for c in (condition, _late_sql(qn("grain")) if late else None) if c]
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     return (f"INSERT INTO {table} ({columns}) SELECT {columns} FROM "
-            f"jsonb_populate_recordset(NULL::{table}, %({param})s::jsonb){joined} "
+            f"jsonb_populate_recordset(NULL::{table}, %({param})s::jsonb){joined}{where} "
             f"ON CONFLICT ({qn('bucket')}) DO UPDATE SET {_adds(table)}")
 
 
-def pg_settlement_rows(record: UsageRecord, *, sign: int = 1) -> str:
-    """Return `pg_settlement_upsert`'s parameter: `record`'s roll-up rows as a JSON array."""
+def pg_settlement_rows(record: UsageRecord, grains: tuple[str, ...], *, sign: int = 1) -> str:
+    """Return `pg_settlement_upsert`'s parameter: `record`'s roll-up rows of `grains` as a JSON
+    array."""
     return raw_rows.pg_json([raw_rows.json_values(values)
-                             for _, values in upsert_rows(record, sign=sign)])
+                             for _, values in upsert_rows(record, grains, sign=sign)])
 
 
 @cache
-def _pg_upsert_sql() -> str:
-    return pg_settlement_upsert(None, "rollups")
+def _pg_upsert_sql(late: bool) -> str:
+    return pg_settlement_upsert("rollups", late=late)
 
 
 def _adds(table: str) -> str:
@@ -247,14 +294,23 @@ def rollups_add(record: UsageRecord, *, sign: int = 1) -> None:
     row, after the budget counters are locked (one lock order for everybody)."""
     if not INLINE:
         return
+    grains = grains_of(record)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(_pg_upsert_sql(), {"rollups": pg_settlement_rows(record, sign=sign)})
+            late = grains != INLINE_GRAINS
+            cursor.execute(_pg_upsert_sql(late),
+                           {"rollups": pg_settlement_rows(record, grains, sign=sign)})
         else:
-            cursor.execute(_upsert_sql(), upsert_params(record, sign=sign))
+            if grains != INLINE_GRAINS:
+                # The transaction holds SQLite's write lock (it wrote the ledger row): no fold
+                # can commit between this read and the upsert.
+                folded = folded_until()
+                if folded is None or day_start(record.created_at) >= folded:
+                    grains = INLINE_GRAINS
+            cursor.execute(_upsert_sql(grains), upsert_params(record, grains, sign=sign))
         if sign < 0:
             # A bucket taken back to nothing goes, as a rebuild would leave it.
-            buckets = [bucket for *_, bucket in _buckets(record)]
+            buckets = [bucket for *_, bucket in _buckets(record, grains)]
             UsageRollup.objects.filter(bucket__in=buckets, request_count=0).delete()
 
 
@@ -276,9 +332,10 @@ def rollups_rebuild(*, since: datetime, until: datetime, coarse_only: bool = Fal
     Hour by hour, each in its own short transaction that locks the roll-up table against
     writes (settlements of that moment wait for one hour's aggregate, then add to the rebuilt
     rows, so none is lost or counted twice); then each day from its hours, and the day's coarse
-    grains from its day rows. Hours whose ledger rows were archived come back empty: rebuild
-    only what the ledger still holds. `coarse_only` recomputes only the coarse grains from the
-    day rows (safe on archived days too).
+    grains from its day rows if the day is folded (`rollups_fold` folds the others when they
+    are over). Hours whose ledger rows were archived come back empty: rebuild only what the
+    ledger still holds. `coarse_only` recomputes only the coarse grains from the day rows (safe
+    on archived days too).
     """
     since, until = day_start(since), day_start(until - timedelta(microseconds=1)) + timedelta(
         days=1)
@@ -290,9 +347,46 @@ def rollups_rebuild(*, since: datetime, until: datetime, coarse_only: bool = Fal
             progress(hour)
         if hour.hour == 23:
             day = day_start(hour)
-            grains = COARSE_GRAINS if coarse_only else (RollupGrain.DAY, *COARSE_GRAINS)
-            for grain in grains:
-                written += _rebuild_window(grain, day, day + timedelta(days=1))
+            if not coarse_only:
+                written += _rebuild_window(RollupGrain.DAY, day, day + timedelta(days=1))
+            written += _rebuild_coarse(day, fold=False)
+    return written
+
+
+def rollups_fold(*, now: datetime | None = None) -> int:
+    """Fold every UTC day over (by FOLD_DELAY) and not folded yet into the coarse grains, from
+    its day rows, oldest first; return how many days were folded. With nothing folded yet, start
+    at the first day row. Each day in its own transaction, under the rebuild's table lock."""
+    end = day_start((now or timezone.now()) - FOLD_DELAY)
+    folded = 0
+    while True:
+        with transaction.atomic():
+            _lock_for_rebuild()
+            day = folded_until()
+            if day is None:
+                first = UsageRollup.objects.filter(grain=RollupGrain.DAY).aggregate(
+                    first=Min("start"))["first"]
+                day = min(end, first or end)
+                RollupFold.objects.create(pk=1, folded_until=day)
+            if day >= end:
+                return folded
+            _rebuild_coarse(day, fold=True)
+        folded += 1
+
+
+def _rebuild_coarse(day: datetime, *, fold: bool) -> int:
+    """Recompute the coarse rows of `day` from its day rows if it is folded (or, `fold`, fold
+    it: it is the first day not folded); an unfolded day has none. Return the rows written."""
+    with transaction.atomic():
+        _lock_for_rebuild()  # before reading how far is folded: a fold in progress finishes
+        until = folded_until()
+        if not fold and (until is None or day >= until):
+            UsageRollup.objects.filter(grain__in=COARSE_GRAINS, start=day).delete()
+            return 0
+        written = sum(_rebuild_window(grain, day, day + timedelta(days=1))
+                      for grain in COARSE_GRAINS)
+        if fold:
+            RollupFold.objects.filter(pk=1).update(folded_until=day + timedelta(days=1))
     return written
 
 
@@ -378,13 +472,14 @@ def rollups_since(since: datetime, until: datetime | None = None, *,
     hour rows.
 
     With a coarse `days` grain (`COARSE_GRAINS`), group only by what that grain keeps
-    (`GRAIN_DIMENSIONS`): hour rows keep every dimension, so they sum the same way. A window
-    of whole days reads no hour row at all."""
+    (`GRAIN_DIMENSIONS`): the folded days are read from its rows, the others (today, and any
+    day the fold has not reached) from day rows, and hour rows, which keep every dimension and
+    so sum the same way. A window of whole days reads no hour row at all."""
     first = hour_start(since)
     first_day = day_start(first) if first == day_start(first) else day_start(first) + timedelta(
         days=1)
     if until is None:
-        whole = Q(grain=days, start__gte=first_day)
+        whole = _whole_days(days) & Q(start__gte=first_day)
         hours = Q(grain=RollupGrain.HOUR, start__gte=first, start__lt=first_day)
         return UsageRollup.objects.filter(whole | hours)
     last = hour_start(until - timedelta(microseconds=1)) + timedelta(hours=1)
@@ -393,6 +488,19 @@ def rollups_since(since: datetime, until: datetime | None = None, *,
         return UsageRollup.objects.filter(grain=RollupGrain.HOUR, start__gte=first,
                                           start__lt=last)
     return UsageRollup.objects.filter(
-        Q(grain=days, start__gte=first_day, start__lt=last_day)
+        (_whole_days(days) & Q(start__gte=first_day, start__lt=last_day))
         | Q(grain=RollupGrain.HOUR, start__gte=first, start__lt=first_day)
         | Q(grain=RollupGrain.HOUR, start__gte=last_day, start__lt=last))
+
+
+_NEVER = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _whole_days(days: str) -> Q:
+    """Return the rows of whole days of the grain `days`: for a coarse grain, its rows of the
+    folded days and the day rows of the others, split in the query itself (one round trip)."""
+    if days not in COARSE_GRAINS:
+        return Q(grain=days)
+    folded = Coalesce(Subquery(RollupFold.objects.filter(pk=1).values("folded_until")[:1]),
+                      Value(_NEVER), output_field=models.DateTimeField())
+    return Q(grain=days, start__lt=folded) | Q(grain=RollupGrain.DAY, start__gte=folded)

@@ -41,3 +41,11 @@ def ledger_retention_apply() -> int:
     from budgets.services import ledger_retention_apply as apply
 
     return apply()
+
+
+@shared_task
+def rollups_fold() -> int:
+    """Fold the UTC days that are over into the coarse roll-ups (run by Celery beat)."""
+    from budgets.rollups import rollups_fold as fold
+
+    return fold()

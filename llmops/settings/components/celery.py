@@ -34,6 +34,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "budgets.tasks.ledger_retention_apply",
         "schedule": env.float("LEDGER_RETENTION_INTERVAL_SECONDS", default=86400.0),
     },
+    # budgets: fold the UTC days that are over into the per-key and per-model roll-ups that
+    # reports read (catches up on every day missed; until then readers use the day rows).
+    "budgets-rollups-fold": {
+        "task": "budgets.tasks.rollups_fold",
+        "schedule": env.float("ROLLUP_FOLD_INTERVAL_SECONDS", default=900.0),
+    },
     # observability: recompute llm_budget_utilization_ratio (published by /metrics).
     "observability-budget-utilization-refresh": {
         "task": "llmops.observability.budget_utilization_refresh",

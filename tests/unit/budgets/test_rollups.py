@@ -11,8 +11,18 @@ from django.core.management import call_command
 from django.db import connection
 
 from budgets import rollups
-from budgets.models import RollupGrain, UsageRecord, UsageRollup
-from budgets.rollups import DIMENSIONS, MEASURES, bucket_key, day_start, hour_start
+from budgets.models import RollupFold, RollupGrain, UsageRecord, UsageRollup
+from budgets.rollups import (
+    COARSE_GRAINS,
+    DIMENSIONS,
+    FOLD_DELAY,
+    MEASURES,
+    bucket_key,
+    day_start,
+    folded_until,
+    hour_start,
+    rollups_fold,
+)
 from budgets.selectors import spend_report, team_spend_summary
 from budgets.services import UsageEntry, request_admit, request_settle
 from budgets.services.sweep import reservations_release_stale
@@ -28,11 +38,22 @@ def snapshot() -> set:
             for r in UsageRollup.objects.all()}
 
 
-@pytest.fixture
-def traffic(make_api_key):
+def fold_until(day: datetime | None) -> None:
+    """Say the coarse grains are folded up to `day` (None: nothing folded)."""
+    RollupFold.objects.all().delete()
+    if day is not None:
+        RollupFold.objects.create(pk=1, folded_until=day)
+
+
+@pytest.fixture(params=["folded", "unfolded"])
+def traffic(request, make_api_key):
     """A mix over five hours and two UTC days, two teams: answers (some slow, some streamed),
     cache hits with savings, upstream errors, and a request the sweep presumed dead that settled
-    after all (the one ledger row that is ever replaced)."""
+    after all (the one ledger row that is ever replaced). Written into days folded already (late
+    rows: the coarse grains take them as they are written), or into days not folded yet (their
+    coarse rows come with the fold)."""
+    if request.param == "unfolded":
+        fold_until(day_start(T0))
     a = principal_of(make_api_key(team="team-a", user="alice").api_key)
     b = principal_of(make_api_key(team="team-b", user="bob").api_key)
     n = 0
@@ -150,6 +171,104 @@ class TestRollups:
         assert (RollupGrain.DAY, day_start(T0)) not in grains
         total = sum(window.values_list("request_count", flat=True))
         assert total == UsageRecord.objects.filter(created_at__gte=hour_start(T0)).count()
+
+
+@pytest.mark.django_db
+class TestFold:
+    def test_settlement_adds_to_no_coarse_row_of_a_day_not_folded(self, make_api_key):
+        a = principal_of(make_api_key(team="team-a", user="alice").api_key)
+        admission = request_admit(principal=a, request_id="r", estimated_cost=D("1"))
+        request_settle(admission=admission, entry=UsageEntry(
+            request_id="r", principal=a, requested_model="m", cost=D("0.1")))
+        request_settle(admission=None, entry=UsageEntry(
+            request_id="h", principal=a, requested_model="m", cache_status="hit_exact"))
+        assert set(UsageRollup.objects.values_list("grain", flat=True)) == {
+            RollupGrain.HOUR, RollupGrain.DAY}
+        assert_rollups_match_ledger()
+
+    @pytest.mark.parametrize("traffic", ["unfolded"], indirect=True)
+    def test_the_fold_catches_up_on_every_day_over_and_only_those(self, traffic):
+        assert not UsageRollup.objects.filter(grain__in=COARSE_GRAINS).exists()
+        first = day_start(T0)
+        now = first + timedelta(days=4, hours=1)
+        assert rollups_fold(now=now) == 4  # two days of traffic, two empty ones
+        assert folded_until() == first + timedelta(days=4)
+        assert_rollups_match_ledger()
+        assert rollups_fold(now=now) == 0
+        # A day is folded FOLD_DELAY after it ends, not before.
+        assert rollups_fold(now=first + timedelta(days=5) + FOLD_DELAY / 2) == 0
+        assert rollups_fold(now=first + timedelta(days=5) + FOLD_DELAY) == 1
+
+    @pytest.mark.parametrize("traffic", ["unfolded"], indirect=True)
+    def test_reports_equal_before_and_after_the_fold(self, traffic):
+        from llmops.observability.savings import savings_summary
+        from llmops.observability.selectors import dashboard_data
+
+        since = day_start(T0) - timedelta(days=1)
+
+        def reports():
+            return (spend_report(period="month", now=T0), team_spend_summary(since=since),
+                    dashboard_data(since=since), savings_summary(since=since).as_dict())
+
+        before = reports()
+        rollups_fold(now=T0 + timedelta(days=3))
+        assert UsageRollup.objects.filter(grain__in=COARSE_GRAINS).exists()
+        assert reports() == before
+
+    @pytest.mark.parametrize("traffic", ["unfolded"], indirect=True)
+    def test_a_row_written_late_into_a_folded_day_is_added_to_its_coarse_rows(self, traffic):
+        a, _ = traffic
+        rollups_fold(now=T0 + timedelta(days=1, hours=3))  # T0's day only
+        late = T0 + timedelta(hours=1)  # admitted before midnight, settled days later
+        admission = request_admit(principal=a, request_id="late", estimated_cost=D("1"),
+                                  now=late)
+        request_settle(admission=admission, entry=UsageEntry(
+            request_id="late", principal=a, requested_model="m", cost=D("0.25")))
+        request_settle(admission=None, entry=UsageEntry(
+            request_id="late-hit", principal=a, requested_model="m", cache_status="hit_exact",
+            cost_saved=D("0.01"), recorded_at=late))
+        # ... and into the next day, not folded: its coarse rows come with its fold.
+        next_day = day_start(T0) + timedelta(days=1, hours=5)
+        admission = request_admit(principal=a, request_id="next", estimated_cost=D("1"),
+                                  now=next_day)
+        request_settle(admission=admission, entry=UsageEntry(
+            request_id="next", principal=a, requested_model="m", cost=D("0.5")))
+        assert_rollups_match_ledger()
+        rollups_fold(now=T0 + timedelta(days=2, hours=3))
+        assert_rollups_match_ledger()
+
+    @pytest.mark.parametrize("traffic", ["unfolded"], indirect=True)
+    def test_with_nothing_folded_readers_use_day_rows_and_the_fold_starts_at_the_first(
+            self, traffic):
+        fold_until(None)
+        window = team_spend_summary(since=T0 - timedelta(hours=1))
+        assert sum(r["requests"] for r in window) == UsageRecord.objects.count()
+        assert rollups_fold(now=day_start(T0) + timedelta(days=2, hours=1)) == 2
+        assert folded_until() == day_start(T0) + timedelta(days=2)
+        assert_rollups_match_ledger()
+
+    @pytest.mark.parametrize("traffic", ["unfolded"], indirect=True)
+    def test_rebuild_leaves_days_not_folded_without_coarse_rows(self, traffic):
+        call_command("rebuild_rollups", "--json")
+        call_command("rebuild_rollups", "--coarse-only", "--json")
+        assert not UsageRollup.objects.filter(grain__in=COARSE_GRAINS).exists()
+        assert_rollups_match_ledger()
+
+    def test_the_fold_is_a_beat_task_that_runs_without_a_broker(self, settings, make_api_key):
+        from budgets import tasks
+
+        schedule = settings.CELERY_BEAT_SCHEDULE["budgets-rollups-fold"]
+        assert schedule["task"] == tasks.rollups_fold.name
+        a = principal_of(make_api_key(team="team-a", user="alice").api_key)
+        over = day_start(datetime.now(UTC) - FOLD_DELAY) - timedelta(days=1)  # the last day over
+        fold_until(over)
+        request_settle(admission=None, entry=UsageEntry(
+            request_id="h", principal=a, requested_model="m", cache_status="hit_exact",
+            recorded_at=over + timedelta(hours=12)))
+        assert not UsageRollup.objects.filter(grain__in=COARSE_GRAINS).exists()
+        assert tasks.rollups_fold.delay().get() == 1
+        assert_rollups_match_ledger()
+        assert UsageRollup.objects.filter(grain__in=COARSE_GRAINS).exists()
 
 
 def _usd12(value):
