@@ -1,7 +1,8 @@
 """Measure each hard guard and each threshold against the labels and the hand-read verdicts.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/semcache_guards_report.py PAIRS.jsonl \
-        [--verdicts semcache/data/judged_qqp_dev.jsonl] [--json] [--unjudged /tmp/judge/new.jsonl]
+    HF_HUB_OFFLINE=1 [SEMCACHE_EMBED_PRECISION=fp32|int8] .venv/bin/python \
+        bench/semcache_guards_report.py PAIRS.jsonl [--verdicts semcache/data/judged_qqp_dev.jsonl]
+        [--thresholds 0.95,0.955,...] [--json] [--unjudged /tmp/judge/new.jsonl]
 
 One run of eval_cache's lookups (bench/semcache_judged_sample.py: cached in bench/.cache), then
 every decision below re-decided from the same candidates: the guards the sample was drawn with
@@ -14,18 +15,23 @@ every decision below re-decided from the same candidates: the guards the sample 
           combines the strata's Wilson bounds (UNSURE wrong for the low end, right for the high);
           `unjudged` counts the strata's hits without a verdict (the coverage: judge them, with
           `--unjudged`, and append the verdicts).
+The decisions run on the configured embedder's cosines; the strata and their pools stay the
+fp32 lookups' (SAMPLED_PRECISION), so another precision's hits are scored on the same sample and
+`outside_pools` counts its semantic hits the pools do not cover (a query fp32 neither served nor
+saw a candidate >= 0.90 for: not estimated). `--thresholds` measures all guards at those only.
 """
 
 import argparse
 import json
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.semcache_judged_sample import (  # noqa: E402
     ROOT,
     SAMPLED_GUARDS,
+    SAMPLED_PRECISION,
     SAMPLED_THRESHOLD,
     draw,
     judged_arguments,
@@ -35,8 +41,11 @@ from bench.semcache_judged_sample import (  # noqa: E402
 NEW_GUARDS = ("deictic", "unreadable", "names", "role", "antonym")
 
 
-def decisions() -> list[tuple[str, float, tuple | bool]]:
-    """Return (name, threshold, guards) of every decision measured."""
+def decisions(thresholds: list[float] | None = None) -> list[tuple[str, float, tuple | bool]]:
+    """Return (name, threshold, guards) of every decision measured (all guards at `thresholds`
+    only, when given)."""
+    if thresholds:
+        return [("all guards", threshold, True) for threshold in thresholds]
     rows = [("sampled guards", SAMPLED_THRESHOLD, SAMPLED_GUARDS)]
     added: tuple = SAMPLED_GUARDS
     for guard in NEW_GUARDS:
@@ -64,12 +73,27 @@ def _outcome(pairs, record: dict, threshold: float, guards) -> tuple[int | None,
     return rank, record["lines"][rank]
 
 
-def measure(pairs, records, verdicts, strata, threshold: float, guards, outcome=None) -> dict:
+def _pool(record: dict) -> str:
+    """Return which pool of the judged sample a query of the sampled lookups is in."""
+    if record["exact"]:
+        return "exact"
+    if record["hit"] is not None:
+        return "hit"
+    if record["candidates"] and record["candidates"][0].similarity >= 0.90:
+        return "gray"
+    return "rest"
+
+
+def measure(pairs, records, verdicts, strata, threshold: float, guards, outcome=None,
+            pools=None) -> dict:
     """Return one decision's label and judged numbers over the whole file; `outcome(pairs,
-    record)` decides another way (rank, line) than `decide` at `threshold` with `guards`."""
+    record)` decides another way (rank, line) than `decide` at `threshold` with `guards`.
+    `pools`: the lookups the strata were drawn from, when `records` are another embedder's."""
     from semcache.judged import Outcome, judged_report, wilson
 
-    hits = correct = correct_dup = 0
+    pools = records if pools is None else pools
+    pool_of = {p["line"]: _pool(p) for p in pools}
+    hits = correct = correct_dup = outside = 0
     outcomes = {}
     for r in records:
         rank, line = (_outcome(pairs, r, threshold, guards) if outcome is None
@@ -78,15 +102,13 @@ def measure(pairs, records, verdicts, strata, threshold: float, guards, outcome=
         if rank is None:
             continue
         hits += 1
+        outside += rank != -1 and pool_of[r["line"]] == "rest"
         ok = r["label_correct"] if rank == -1 else r["label_ok"][rank]
         correct += ok
         correct_dup += ok and r["label"] == 1
     duplicates = sum(r["label"] for r in records)
-    exact = sum(r["exact"] for r in records)
-    sampled = sum(1 for r in records if not r["exact"] and r["hit"] is not None)
-    gray = sum(1 for r in records if not r["exact"] and r["hit"] is None and r["candidates"]
-               and r["candidates"][0].similarity >= 0.90)
-    rest = len(records) - exact - sampled - gray
+    sizes = Counter(pool_of.values())
+    exact, sampled, gray, rest = (sizes[name] for name in ("exact", "hit", "gray", "rest"))
     per = {name: judged_report(pairs, [outcomes[q] for q in lines], verdicts)
            for name, lines in strata.items()}
     # Estimated hits, SAME / UNSURE hits, judged hits, recall parts, over the whole file.
@@ -108,7 +130,7 @@ def measure(pairs, records, verdicts, strata, threshold: float, guards, outcome=
         est["wanted"] += size * rep.recall_queries / n
         est["unjudged"] += size * (rep.hits - judged) / n
     same_queries = {v.query_line for v in verdicts if v.verdict == "SAME"}
-    by_line = {r["line"]: r for r in records}
+    by_line = {p["line"]: p for p in pools}
     rest_lines = [q for q in strata["random"] if by_line[q]["hit"] is None
                   and by_line[q]["candidates"][0].similarity < 0.90]
     est["wanted"] += rest * sum(q in same_queries for q in rest_lines) / len(rest_lines)
@@ -123,6 +145,7 @@ def measure(pairs, records, verdicts, strata, threshold: float, guards, outcome=
         "semantic_recall": round(est["served"] / est["wanted"], 4),
         "unjudged_hits_per_1k": round(1000 * est["unjudged"] / len(records), 1),
         "unjudged_in_strata": unjudged,
+        "outside_pools": outside,
         "sample": {name: per[name].as_dict() for name in ("hit", "gray", "band", "random")},
         "outcomes": outcomes,
     }
@@ -153,17 +176,20 @@ def write_unjudged(pairs, records, verdicts, strata, results: list, out: Path) -
     return count
 
 
-def load_judged(args) -> tuple[list, list[dict], list, dict[str, list[int]]]:
-    """Return (pairs, lookup records, verdicts, query lines per stratum) for `args` (as
-    `judged_arguments` parses them)."""
+def load_judged(args) -> tuple[list, list[dict], list, dict[str, list[int]], list[dict]]:
+    """Return (pairs, the configured embedder's lookup records, verdicts, query lines per
+    stratum, the sampled lookups the strata were drawn from) for `args` (as `judged_arguments`
+    parses them)."""
     from semcache.judged import applicable, load_verdicts
 
-    pairs, records = run_lookups(args.pairs, ROOT / "bench" / ".cache")
+    cache = ROOT / "bench" / ".cache"
+    pairs, pools = run_lookups(args.pairs, cache, precision=SAMPLED_PRECISION)
+    _, records = run_lookups(args.pairs, cache)
     verdicts = applicable(pairs, load_verdicts(args.verdicts))
     strata = defaultdict(list)
-    for stratum, r in draw(records, args.seed):
+    for stratum, r in draw(pools, args.seed):
         strata[stratum].append(r["line"])
-    return pairs, records, verdicts, strata
+    return pairs, records, verdicts, strata, pools
 
 
 def main() -> None:
@@ -171,12 +197,15 @@ def main() -> None:
     judged_arguments(parser)
     parser.add_argument("--unjudged", type=Path,
                         help="Write the sampled hits without a verdict here (outside the repo).")
+    parser.add_argument("--thresholds", type=lambda text: [float(t) for t in text.split(",")],
+                        help="Measure all guards at these thresholds only (comma-separated).")
     args = parser.parse_args()
-    pairs, records, verdicts, strata = load_judged(args)
+    pairs, records, verdicts, strata, pools = load_judged(args)
     results = []
-    for name, threshold, guards in decisions():
+    for name, threshold, guards in decisions(args.thresholds):
         label = f"{threshold:.3f} {name}"
-        results.append((label, measure(pairs, records, verdicts, strata, threshold, guards)))
+        results.append((label, measure(pairs, records, verdicts, strata, threshold, guards,
+                                       pools=pools)))
     if args.unjudged:
         if ROOT in args.unjudged.resolve().parents:
             parser.error("--unjudged must be outside the repository (QQP text).")
@@ -188,13 +217,15 @@ def main() -> None:
         print(json.dumps(dict(results), indent=2))
         return
     print("decision: label hit rate, label precision | hits/1k, judged precision [UNSURE wrong, "
-          "right; 95% low, high], semantic recall, unjudged hits/1k (in strata hit/gray)")
+          "right; 95% low, high], semantic recall, unjudged hits/1k (in strata hit/gray), "
+          "semantic hits outside the pools")
     for label, r in results:
         p = r["judged_precision"]
         print(f"  {label:<26} {r['label_hit_rate']:.3f} {r['label_precision']:.3f} | "
               f"{r['hits_per_1k']:6.1f}  {p[0]:.3f}-{p[1]:.3f} [{p[2]:.3f}, {p[3]:.3f}]  "
               f"{r['semantic_recall']:.3f}  {r['unjudged_hits_per_1k']:5.1f} "
-              f"({r['unjudged_in_strata']['hit']}/{r['unjudged_in_strata']['gray']})")
+              f"({r['unjudged_in_strata']['hit']}/{r['unjudged_in_strata']['gray']})  "
+              f"{r['outside_pools']}")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.semcache_judged_sample import (  # noqa: E402
     ROOT,
+    SAMPLED_PRECISION,
     STRATA,
     _settings,
     draw,
@@ -146,7 +147,7 @@ def report(path: Path, verdicts_path: Path, seed: int) -> dict:
     """Return every number above for the pairs file and the verdicts."""
     from semcache.judged import load_verdicts, verdict_counts
 
-    pairs, records = run_lookups(path, ROOT / "bench" / ".cache")
+    pairs, records = run_lookups(path, ROOT / "bench" / ".cache", precision=SAMPLED_PRECISION)
     verdicts = load_verdicts(verdicts_path)
     by_line = {r["line"]: r for r in records}
     strata = defaultdict(set)

@@ -44,22 +44,30 @@ MAX_CANDIDATES = 3
 # stay the same whatever the shipped decision becomes.
 SAMPLED_THRESHOLD = 0.968
 SAMPLED_GUARDS = ("numbers", "negation", "entities", "order")
+# ... over the fp32 embedder's cosines (the strata's pools are its lookups', whichever embedder
+# the decisions scored against them run on).
+SAMPLED_PRECISION = "fp32"
 
 
-def run_lookups(path: Path, cache_dir: Path | None) -> tuple[list, list[dict]]:
-    """Run eval_cache's lookups (semcache.evaluation.cache_evaluate) on the file; return (pairs,
-    one record per query, its `hit` the sampled decision's). The records are cached in
-    `cache_dir` per pairs file (they hold its text: never committed)."""
+def run_lookups(path: Path, cache_dir: Path | None, *,
+                precision: str | None = None) -> tuple[list, list[dict]]:
+    """Run eval_cache's lookups (semcache.evaluation.cache_evaluate) on the file with the
+    embedder at `precision` (default: the configured one); return (pairs, one record per query,
+    its `hit` the sampled decision's). The records are cached in `cache_dir` per pairs file and
+    precision (they hold its text: never committed)."""
     _settings()
     from semcache.decision import decide
+    from semcache.embedder import configured_precision
     from semcache.evaluation import cache_evaluate, components_of, load_pairs
     from semcache.namespaces import normalize_text
 
+    precision = precision or configured_precision()
     pairs = load_pairs(path)
     cached = None
     if cache_dir is not None:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:24]
-        cached = Path(cache_dir) / f"judged-lookups-{digest}.pickle"
+        suffix = "" if precision == "fp32" else f"-{precision}"
+        cached = Path(cache_dir) / f"judged-lookups-{digest}{suffix}.pickle"
         if cached.exists():
             with open(cached, "rb") as handle:
                 return pairs, pickle.load(handle)
@@ -84,7 +92,8 @@ def run_lookups(path: Path, cache_dir: Path | None) -> tuple[list, list[dict]]:
         })
 
     # The same embeddings cache as eval_cache (bench/.cache by default).
-    cache_evaluate(pairs, threshold=SAMPLED_THRESHOLD, cache_dir=cache_dir, on_lookup=record)
+    cache_evaluate(pairs, threshold=SAMPLED_THRESHOLD, cache_dir=cache_dir, on_lookup=record,
+                   precision=precision)
     if cached is not None:
         with open(cached, "wb") as handle:
             pickle.dump(records, handle)
@@ -164,7 +173,7 @@ def main() -> None:
     parser.add_argument("--cache-dir", default=str(ROOT / "bench" / ".cache"))
     args = parser.parse_args()
     cache_dir = None if args.cache_dir.lower() == "none" else Path(args.cache_dir)
-    pairs, records = run_lookups(args.pairs, cache_dir)
+    pairs, records = run_lookups(args.pairs, cache_dir, precision=SAMPLED_PRECISION)
     if ROOT in args.out.resolve().parents:
         parser.error("--out must be outside the repository (QQP text is never copied in).")
     sample = draw(records, args.seed)

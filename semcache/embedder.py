@@ -164,10 +164,10 @@ def configured_precision() -> str:
     return checked_precision(getattr(settings, "SEMCACHE_EMBED_PRECISION", "") or "fp32")
 
 
-def precision_tag(tag: str) -> str:
-    """Return `tag` marked with the embedder's precision when it is not fp32 (so fp32 caches
-    written before the setting existed stay valid)."""
-    precision = configured_precision()
+def precision_tag(tag: str, precision: str | None = None) -> str:
+    """Return `tag` marked with `precision` (default: the configured one) when it is not fp32
+    (so fp32 caches written before the setting existed stay valid)."""
+    precision = checked_precision(precision) if precision else configured_precision()
     return tag if precision == "fp32" else f"{tag}:{precision}"
 
 
@@ -350,3 +350,10 @@ class Embedder:
 def get_embedder() -> Embedder:
     """Return this process's embedder (loaded on first use)."""
     return Embedder()
+
+
+def vector_space() -> str:
+    """Return the name of the vectors this process's cache stores and compares: the configured
+    precision (read, not loaded: an exact-only request never waits for the model). Part of every
+    namespace, so int8 and fp32 vectors never meet in one index."""
+    return configured_precision()

@@ -237,14 +237,16 @@ def evaluate(pairs: list[Pair], *, embed: Callable[[list[str]], np.ndarray], thr
 
 def cache_evaluate(pairs: list[Pair], *, threshold: float, cache_dir: Path | None,
                    progress_file=None, verdicts: list[JudgedPair] | None = None,
-                   on_lookup: Callable[[Lookup], None] | None = None) -> dict:
-    """Run `evaluate` on `pairs` with the gateway's embedder (embeddings cached in `cache_dir`,
-    per model and precision); with `progress_file`, show progress bars on it. With `verdicts`
-    (semcache.judged), the decision's judged numbers go under `judged`: ValueError before the
-    run when one does not match `pairs`. `on_lookup` as for `evaluate`."""
+                   on_lookup: Callable[[Lookup], None] | None = None,
+                   precision: str | None = None) -> dict:
+    """Run `evaluate` on `pairs` with the gateway's embedder, or one at `precision` (embeddings
+    cached in `cache_dir`, per model and precision); with `progress_file`, show progress bars
+    on it. With `verdicts` (semcache.judged), the decision's judged numbers go under `judged`:
+    ValueError before the run when one does not match `pairs`. `on_lookup` as for
+    `evaluate`."""
     from tqdm import tqdm
 
-    from semcache.embedder import get_embedder, model_path, precision_tag
+    from semcache.embedder import Embedder, get_embedder, model_path, precision_tag
 
     if verdicts is not None:
         verdicts = applicable(pairs, verdicts)  # a changed pairs file fails before the run
@@ -257,7 +259,7 @@ def cache_evaluate(pairs: list[Pair], *, threshold: float, cache_dir: Path | Non
             on_lookup(lookup)
 
     quiet = progress_file is None
-    embedder = get_embedder()
+    embedder = get_embedder() if precision is None else Embedder(precision=precision)
 
     def with_bar(texts: list[str]) -> np.ndarray:
         out = []
@@ -270,7 +272,8 @@ def cache_evaluate(pairs: list[Pair], *, threshold: float, cache_dir: Path | Non
 
     def embed(texts: list[str]) -> np.ndarray:
         # The cache is per model and precision: int8 vectors are not fp32 ones.
-        return cached_embed(with_bar, texts, cache_dir, tag=precision_tag(str(model_path())))
+        tag = precision_tag(str(model_path()), precision)
+        return cached_embed(with_bar, texts, cache_dir, tag=tag)
 
     bar = tqdm(total=len(pairs), unit="query", desc="querying", disable=quiet,
                file=progress_file)

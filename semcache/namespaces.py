@@ -1,8 +1,10 @@
 """Cache scope of a request: its namespace, its exact key and the text that gets embedded.
 
 A namespace is (tenant, model scope, answer-changing parameters, system prompt, earlier turns of
-the conversation): an entry is only visible inside its own namespace (docs/architecture.md,
-invariant 3). The tenant is the team, or "shared" for teams that opted in to cross-tenant sharing.
+the conversation, the embedder's precision): an entry is only visible inside its own namespace
+(docs/architecture.md, invariant 3), and a vector is only compared with vectors of its own
+embedder (int8 cosines run lower than fp32 ones: a mixed index would serve at the wrong
+threshold). The tenant is the team, or "shared" for teams that opted in to cross-tenant sharing.
 Only the last user message is compared semantically; everything before it must match exactly,
 so a multi-turn conversation is keyed on the whole conversation.
 """
@@ -85,9 +87,14 @@ class Scope:
 
 def build_scope(
     *, team_id: int | None, messages: list[dict], requested_model: str, answer_params: dict,
-    shared: bool = False,
+    shared: bool = False, vectors: str | None = None,
 ) -> Scope:
-    """Return the cache scope of a chat request."""
+    """Return the cache scope of a chat request; `vectors` names the embedder whose vectors the
+    namespace holds (default: this process's, `semcache.embedder.vector_space`)."""
+    if vectors is None:
+        from semcache.embedder import vector_space  # numpy and the tokenizer: not at import
+
+        vectors = vector_space()
     tenant = SHARED_TENANT if shared else f"team:{team_id}"
     model_scope = (requested_model or "").strip().lower() or "auto"
     params = dict(answer_params)
@@ -95,10 +102,11 @@ def build_scope(
         params["temperature"] = bucket_temperature(params["temperature"])
     canonical = [_canonical_message(m) for m in messages]
     history, last = canonical[:-1], (canonical[-1] if canonical else {})
-    namespace = _digest(
-        {"v": _VERSION, "tenant": tenant, "model": model_scope, "params": params,
-         "history": history}
-    )[:32]
+    identity = {"v": _VERSION, "tenant": tenant, "model": model_scope, "params": params,
+                "history": history}
+    if vectors != "fp32":  # fp32 namespaces keep the digests they had before int8 existed
+        identity["vectors"] = vectors
+    namespace = _digest(identity)[:32]
     exact_key = _digest({"ns": namespace, "last": last})[:40]
     query_text, text_only = content_text(messages[-1].get("content")) if messages else ("", False)
     semantic = bool(

@@ -20,9 +20,9 @@ CACHE_EMBEDDER_BACKEND = env("CACHE_EMBEDDER_BACKEND", default="auto")
 # Where the ONNX export is cached (one file per model hash); empty: ~/.cache/llmops/onnx.
 SEMCACHE_ONNX_DIR = env("SEMCACHE_ONNX_DIR", default="")
 # Weights of the ONNX embedder: "fp32" (the default: the vectors every threshold here was fitted
-# on) or "int8" (dynamically quantized, ~2.2x less CPU per text; cosines move by ~0.008, so
-# 0.961 matches fp32's 0.968; re-import routing examples after switching: docs/semantic-cache.md,
-# "int8 embedder").
+# on; int8 matches its quality at no threshold) or "int8" (dynamically quantized, ~2.2x less CPU
+# per text; cosines ~0.005 lower, so 0.954-0.957 stands for fp32's 0.962; re-import routing
+# examples after switching: docs/semantic-cache.md, "int8 embedder").
 SEMCACHE_EMBED_PRECISION = env("SEMCACHE_EMBED_PRECISION", default="fp32")
 # Threads one encode may use; 0: CPUs per worker process (WEB_CONCURRENCY), at most 2.
 SEMCACHE_EMBED_THREADS = env.int("SEMCACHE_EMBED_THREADS", default=0)

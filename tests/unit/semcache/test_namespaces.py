@@ -61,3 +61,33 @@ class TestNamespace:
         tool = scope(messages=[{"role": "user", "content": "x"},
                                {"role": "tool", "content": "42", "tool_call_id": "c1"}])
         assert not tool.semantic
+
+
+class TestEmbedderSeparates:
+    """fp32 and int8 cosines differ by ~0.005 (docs/semantic-cache.md, "int8 embedder"): an entry
+    embedded by one precision is never compared with a query embedded by the other, as after an
+    upgrade that changes SEMCACHE_EMBED_PRECISION while Redis keeps the old entries."""
+
+    def test_precision_separates_namespace_and_exact_key(self):
+        fp32, int8 = scope(vectors="fp32"), scope(vectors="int8")
+        assert fp32.namespace != int8.namespace
+        assert fp32.exact_key != int8.exact_key
+
+    def test_default_is_the_configured_precision(self, settings):
+        assert settings.SEMCACHE_EMBED_PRECISION == "fp32"
+        assert scope().namespace == scope(vectors="fp32").namespace
+        settings.SEMCACHE_EMBED_PRECISION = "int8"
+        assert scope().namespace == scope(vectors="int8").namespace
+        assert scope().namespace != scope(vectors="fp32").namespace
+
+    def test_an_other_precision_entry_is_not_found(self, memory_engine):
+        import numpy as np
+
+        vector = np.ones(384, dtype=np.float32) / np.sqrt(384)
+        stored = scope(vectors="fp32")
+        memory_engine.put(stored, vector=vector, message={"role": "assistant", "content": "Paris"},
+                          finish_reason="stop", model="m", usage={}, cost=0, ttl_seconds=60)
+        assert memory_engine.find_semantic(stored, vector, threshold=0.9) is not None
+        query = scope(vectors="int8")
+        assert memory_engine.find_exact(query) is None
+        assert memory_engine.find_semantic(query, vector, threshold=0.9) is None
