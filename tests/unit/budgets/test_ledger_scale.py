@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from budgets.models import BudgetCounter, BudgetScope, LedgerArchive, UsageRecord, UsageRollup
+from budgets.rollups import day_start
 from budgets.selectors import spend_report
 from budgets.services import budget_set, ledger_retention_apply
 from budgets.services.archive import ARCHIVE_COLUMNS
@@ -38,8 +39,11 @@ def history(api_key, principal):
     now = timezone.now()
     for day in range(12):
         for i in range(2 if day == 0 else 6):
-            spend(principal, f"d{day}-{i}", "1", "0.01", now=now - timedelta(days=day,
-                                                                              minutes=i))
+            # Earlier days' rows at noon of their UTC day, so a run just after midnight does not
+            # push them into the day before (the admin's window counts whole UTC days).
+            at = (now - timedelta(seconds=i) if day == 0
+                  else day_start(now) - timedelta(days=day) + timedelta(hours=12, minutes=i))
+            spend(principal, f"d{day}-{i}", "1", "0.01", now=at)
     return principal
 
 
