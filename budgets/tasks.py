@@ -41,3 +41,11 @@ def ledger_retention_apply() -> int:
     from budgets.services import ledger_retention_apply as apply
 
     return apply()
+
+
+@shared_task
+def ledger_partitions_ensure() -> list[str]:
+    """Create the ledger's monthly partitions ahead on PostgreSQL (run by Celery beat)."""
+    from budgets.partitions import ledger_partitions_ensure as ensure
+
+    return ensure(ahead=settings.LEDGER_PARTITIONS_AHEAD)
