@@ -179,6 +179,9 @@ def _load_ledger(rows: int, principals: list) -> dict:
             cursor.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
         for name, _ in indexes:
             cursor.execute(f'DROP INDEX "{name}"')
+        # The per-team request-id trigger (budgets.partitions) would probe a dropped index for
+        # every row: the generated ids are unique anyway.
+        cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
     started = time.perf_counter()
     raw = connection.connection
     with raw.cursor() as cursor:
@@ -192,9 +195,11 @@ def _load_ledger(rows: int, principals: list) -> dict:
     started = time.perf_counter()
     with connection.cursor() as cursor:
         for _, definition in indexes:
-            cursor.execute(definition)
+            # A partitioned table's index reads `ON ONLY`, which would build no partition's.
+            cursor.execute(definition.replace(" ON ONLY ", " ON "))
         for name, definition in constraints:
             cursor.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
+        cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
         cursor.execute(f"ANALYZE {table}")
     return {"copy": copied, "index": time.perf_counter() - started}
 

@@ -311,7 +311,8 @@ class UsageRecord(models.Model):
     """What one admitted request cost, saved and did. Created once, never updated.
 
     `created_at` is the admission time, so a request is charged to the periods it was admitted
-    in (the same counters it reserved on), even when it settles after midnight.
+    in (the same counters it reserved on), even when it settles after midnight. On PostgreSQL the
+    table is partitioned by UTC month of `created_at` (budgets.partitions, docs/ledger.md).
     """
 
     # The client's X-Request-ID (else one the gateway made): unique within the team, so one
@@ -407,7 +408,9 @@ class UsageRecord(models.Model):
         ]
         constraints = [
             # Unique per team (team, request_id); request_id first so that the admin's search
-            # by id alone still uses the index.
+            # by id alone still uses the index. On PostgreSQL, where the table is partitioned
+            # by month (budgets.partitions), a trigger enforces it with the same error and a
+            # plain (request_id, team_id) index serves the lookups.
             models.UniqueConstraint(fields=["request_id", "team"],
                                     name="usage_request_id_per_team"),
         ]

@@ -49,3 +49,11 @@ def rollups_fold() -> int:
     from budgets.rollups import rollups_fold as fold
 
     return fold()
+
+
+@shared_task
+def ledger_partitions_ensure() -> list[str]:
+    """Create the ledger's monthly partitions ahead on PostgreSQL (run by Celery beat)."""
+    from budgets.partitions import ledger_partitions_ensure as ensure
+
+    return ensure(ahead=settings.LEDGER_PARTITIONS_AHEAD)

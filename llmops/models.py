@@ -109,8 +109,12 @@ class ResponseFeedback(models.Model):
     and clears their link, as it keeps the roll-ups.
     """
 
+    # No database constraint: on PostgreSQL the ledger is partitioned by month and its primary
+    # key is (id, created_at), which a key on `id` alone cannot reference. Django still clears
+    # the link when a row is deleted (SET_NULL); dropping an archived month clears it in SQL
+    # (budgets.partitions).
     usage_record = models.ForeignKey("budgets.UsageRecord", null=True, on_delete=models.SET_NULL,
-                                     related_name="feedback",
+                                     db_constraint=False, related_name="feedback",
                                      help_text="Empty once the ledger row was archived.")
     source = models.CharField(max_length=8, choices=FeedbackSource.choices)
     score = models.FloatField(help_text="0 (useless or wrong) to 10 (perfect).")

@@ -1,4 +1,5 @@
-"""Archiving: export raw ledger rows older than a date to a file, then delete them in batches.
+"""Archiving: export raw ledger rows older than a date to a file, then drop their months
+(PostgreSQL's monthly partitions) or delete them in batches.
 
 Roll-ups, budget counters and quality verdicts (`ResponseFeedback`, unlinked from the rows) are
 left as they are, so reports, limits and quality keep their history; a
@@ -11,13 +12,15 @@ import gzip
 import os
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from itertools import islice
 from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max, Q
+from django.db.models import Max, Q, QuerySet
 from django.utils import timezone
 
+from budgets import partitions
 from budgets.models import LedgerArchive, UsageRecord
 from budgets.rollups import day_start
 
@@ -35,7 +38,12 @@ def _open(path: Path):
 def ledger_archive(*, before: datetime, to: str | Path, batch_size: int = 5000,
                    progress: Callable[[int], None] | None = None) -> int:
     """Write the ledger rows created before `before` to the CSV file `to` (gzipped when it ends
-    in .gz), deleting each batch of `batch_size` rows once it is on disk; return how many.
+    in .gz) and remove them from the ledger; return how many.
+
+    On PostgreSQL, each monthly partition wholly before `before` is written out and then
+    dropped (`budgets.partitions.ledger_partition_drop`): the cost of removing a month does not
+    grow with its rows. The rows left (all of them on SQLite, or a cut inside a month) are
+    deleted a batch of `batch_size` at a time once the batch is on disk.
 
     Rows are read in (created_at, id) order through the created_at index, a batch at a time,
     and each batch is deleted in its own short transaction (its rows' quality verdicts stay,
@@ -45,30 +53,64 @@ def ledger_archive(*, before: datetime, to: str | Path, batch_size: int = 5000,
     """
     path = Path(to)
     path.parent.mkdir(parents=True, exist_ok=True)
-    rows = UsageRecord.objects.filter(created_at__lt=before).order_by("created_at", "id")
     archived = 0
-    after: tuple[datetime, int] | None = None
     with _open(path) as out:
         writer = csv.writer(out)
         writer.writerow(ARCHIVE_COLUMNS)
-        while True:
-            page = rows if after is None else rows.filter(
-                Q(created_at__gt=after[0]) | Q(created_at=after[0], id__gt=after[1]))
-            batch = list(page.values_list(*ARCHIVE_COLUMNS)[:batch_size])
-            if not batch:
-                break
-            writer.writerows(batch)
-            out.flush()
-            os.fsync(out.fileno())  # on disk before the rows leave the database
-            ids = [row[0] for row in batch]
-            with transaction.atomic():
-                UsageRecord.objects.filter(pk__in=ids).delete()
-            archived += len(batch)
-            after = (batch[-1][_CREATED_AT], batch[-1][0])
-            if progress is not None:
-                progress(len(batch))
+        # PostgreSQL: whole months before the cut are written out, then their partition is
+        # dropped (seconds, whatever their size); only the rest is deleted batch by batch.
+        for partition in partitions.droppable(before):
+            rows = UsageRecord.objects.filter(created_at__lt=partition.upper)
+            if partition.lower is not None:
+                rows = rows.filter(created_at__gte=partition.lower)
+            archived += _export_whole(rows, out, writer, batch_size=batch_size,
+                                      progress=progress)
+            partitions.ledger_partition_drop(partition)
+        archived += _export(UsageRecord.objects.filter(created_at__lt=before), out, writer,
+                            batch_size=batch_size, progress=progress)
     LedgerArchive.objects.create(before=before, destination=str(path), rows=archived)
     return archived
+
+
+def _export_whole(rows: QuerySet, out, writer, *, batch_size: int,
+                  progress: Callable[[int], None] | None) -> int:
+    """Write `rows` (a partition about to be dropped) in (created_at, id) order, streamed
+    through one server-side cursor, and fsync the file; return how many."""
+    stream = rows.order_by("created_at", "id").values_list(*ARCHIVE_COLUMNS).iterator(
+        chunk_size=batch_size)
+    written = 0
+    while chunk := list(islice(stream, batch_size)):
+        writer.writerows(chunk)
+        written += len(chunk)
+        if progress is not None:
+            progress(len(chunk))
+    out.flush()
+    os.fsync(out.fileno())  # on disk before the partition is dropped
+    return written
+
+
+def _export(rows: QuerySet, out, writer, *, batch_size: int,
+            progress: Callable[[int], None] | None) -> int:
+    """Write `rows` in (created_at, id) order, a batch at a time, each on disk (fsync) before
+    it is deleted in its own short transaction; return how many."""
+    rows = rows.order_by("created_at", "id")
+    written = 0
+    after: tuple[datetime, int] | None = None
+    while True:
+        page = rows if after is None else rows.filter(
+            Q(created_at__gt=after[0]) | Q(created_at=after[0], id__gt=after[1]))
+        batch = list(page.values_list(*ARCHIVE_COLUMNS)[:batch_size])
+        if not batch:
+            return written
+        writer.writerows(batch)
+        out.flush()
+        os.fsync(out.fileno())  # on disk before the rows leave the database
+        with transaction.atomic():
+            UsageRecord.objects.filter(pk__in=[row[0] for row in batch]).delete()
+        written += len(batch)
+        after = (batch[-1][_CREATED_AT], batch[-1][0])
+        if progress is not None:
+            progress(len(batch))
 
 
 def ledger_archived_before() -> datetime | None:

@@ -44,3 +44,6 @@ LEDGER_ADMIN_DEFAULT_DAYS = env.int("LEDGER_ADMIN_DEFAULT_DAYS", default=7)
 # Roll-ups and budget counters are never touched, so reports keep their history.
 LEDGER_RETENTION_DAYS = env.int("LEDGER_RETENTION_DAYS", default=None)
 LEDGER_ARCHIVE_DIR = env.str("LEDGER_ARCHIVE_DIR", default=str(BASE_DIR / "ledger-archive"))
+# PostgreSQL: Celery beat keeps the ledger's monthly partitions created for the current UTC month
+# and this many after it (a row no month holds yet lands in the DEFAULT partition).
+LEDGER_PARTITIONS_AHEAD = env.int("LEDGER_PARTITIONS_AHEAD", default=2)

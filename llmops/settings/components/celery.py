@@ -40,6 +40,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "budgets.tasks.rollups_fold",
         "schedule": env.float("ROLLUP_FOLD_INTERVAL_SECONDS", default=900.0),
     },
+    # budgets: keep the ledger's monthly partitions created ahead (PostgreSQL; idempotent, a
+    # no-op on SQLite).
+    "budgets-ledger-partitions": {
+        "task": "budgets.tasks.ledger_partitions_ensure",
+        "schedule": env.float("LEDGER_PARTITIONS_INTERVAL_SECONDS", default=21600.0),
+    },
     # observability: recompute llm_budget_utilization_ratio (published by /metrics).
     "observability-budget-utilization-refresh": {
         "task": "llmops.observability.budget_utilization_refresh",
