@@ -65,6 +65,13 @@ async def close_opening(ctx: RequestContext, prepared: Prepared, outcome: Outcom
     await settle(ctx, prepared.admission, outcome)
 
 
+# When the client leaves mid-stream, the deltas already sent are read before upstream is closed:
+# each read waits at most DRAIN_WAIT_SECONDS (a delta already in the socket arrives within a
+# loop turn; providers pace tokens 10-50 ms apart) and the whole read DRAIN_MAX_SECONDS.
+DRAIN_WAIT_SECONDS = 0.005
+DRAIN_MAX_SECONDS = 0.1
+
+
 class Relay:
     """Relays one upstream stream to the client and settles it exactly once, however it ends;
     a whole answer then goes to `on_answer`."""
@@ -107,6 +114,23 @@ class Relay:
         self.outcome.fail(*DISCONNECTED)
         self.outcome.usage = self._usage()
         await settle(self.ctx, self.prepared.admission, self.outcome)
+
+    async def _read_what_was_sent(self) -> None:
+        """The client left: before closing upstream, read the deltas the provider already sent
+        (they are billed) without waiting for new ones. A loaded event loop can leave many
+        chunks unread in the socket; counting them keeps the charge at the bill."""
+        deadline = asyncio.get_running_loop().time() + DRAIN_MAX_SECONDS
+        try:
+            while asyncio.get_running_loop().time() < deadline:
+                delta = await asyncio.wait_for(anext(self.opened.rest), DRAIN_WAIT_SECONDS)
+                if delta.usage is not None:
+                    self.reported = delta.usage
+                if delta.content:
+                    self.text_parts.append(delta.content)
+        except BaseException:  # noqa: BLE001
+            # Timed out, ended, broken, or cancelled again: what was read counts, and closing
+            # upstream and settling must still follow.
+            return
 
     def events(self) -> AsyncIterator[dict]:
         """Return the stream's chunks as the upstream deltas arrive; it settles at the end."""
@@ -161,6 +185,8 @@ class Relay:
             yield {"error": {"message": "The model provider's stream broke mid-way.",
                              "type": "api_error", "code": exc.kind, "param": None}}
         finally:
+            if not self.settled:
+                await self._read_what_was_sent()
             await self.opened.aclose()
             if not self.settled:
                 # The client went away (task cancelled / generator closed): the upstream stream

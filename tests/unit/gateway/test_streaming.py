@@ -1,6 +1,7 @@
 """Streams (llmops/gateway/streaming.py): a cached answer replayed as OpenAI's chunk sequence, and
 an upstream stream relayed and settled exactly once however it ends."""
 
+import asyncio
 from decimal import Decimal
 from types import SimpleNamespace
 
@@ -120,11 +121,22 @@ class TestRelay:
         assert 1 <= row.completion_tokens < 40 and row.prompt_tokens == 20
         assert streaming.answers == []
 
+    async def test_what_the_provider_sent_while_the_relay_stalled_is_charged(self, relay):
+        streaming = await relay("fake-words-40-pace-10")
+        events = streaming.events()
+        for _ in range(3):
+            await anext(events)
+        # A loaded event loop: the provider goes on sending (and billing) while nobody reads.
+        await asyncio.sleep(0.25)
+        await events.aclose()
+        [row] = await self.ledger()
+        assert row.status == "client_disconnected"
+        # 3 relayed + the ~20 sent during the stall, read from the socket before closing it.
+        assert 15 <= row.completion_tokens < 40
+
     @staticmethod
     async def settled_row() -> UsageRecord:
         """Return the one ledger row once a background settlement wrote it."""
-        import asyncio
-
         for _ in range(100):
             if await UsageRecord.objects.aexists():
                 break
