@@ -280,9 +280,11 @@ def _measure(rows: int, samples: int, settle_requests: int) -> list[tuple[str, s
         print(f"  {out[-1][0]:<34} {out[-1][1]}", flush=True)
     with connection.cursor() as cursor:
         for table in ("budgets_usagerecord", "budgets_usagerollup"):
-            cursor.execute("SELECT pg_size_pretty(pg_total_relation_size(%s)), "
-                           "(SELECT reltuples::bigint FROM pg_class WHERE relname = %s)",
-                           [table, table])
+            # Summed over the partitions (a partitioned table's own size is 0 bytes).
+            cursor.execute("SELECT pg_size_pretty(sum(pg_total_relation_size(t.relid))), "
+                           "sum(greatest(c.reltuples, 0))::bigint "
+                           "FROM pg_partition_tree(%s::regclass) t "
+                           "JOIN pg_class c ON c.oid = t.relid WHERE t.isleaf", [table])
             size, tuples = cursor.fetchone()
             out.append((f"disk: {table}", f"{size} ({tuples:,} rows)"))
             print(f"  {out[-1][0]:<34} {out[-1][1]}", flush=True)
